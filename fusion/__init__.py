@@ -1,0 +1,1 @@
+"""Wiring: config, pipeline, command line, MQTT, logs, simulation."""

@@ -1,0 +1,202 @@
+"""The ``borderfusion`` command line (interface §6).
+
+Exit status: 0 on success, 2 on bad arguments or configuration, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from fusion.config import ConfigError, Site, load_site
+from fusion.logio import LogError
+
+__all__ = ["main", "DEMO_SITE"]
+
+log = logging.getLogger("borderfusion")
+
+DEMO_SITE = Path(__file__).resolve().parent.parent / "configs" / "demo" / "site.toml"
+
+
+def _site(path: str) -> Site:
+    return load_site(path)
+
+
+def _print_json(data: dict) -> None:
+    print(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+# -- commands ----------------------------------------------------------------------------
+def cmd_validate_config(args) -> int:
+    site = _site(args.config)
+    kinds: dict[str, int] = {}
+    for s in site.sensors:
+        kinds[s.kind] = kinds.get(s.kind, 0) + 1
+    print(f"{site.path}: OK — site {site.name!r}, node {site.node_id!r}, "
+          f"{len(site.sensors)} sensors ({', '.join(f'{n} {k}' for k, n in kinds.items())}), "
+          f"{len(site.jurisdictions)} jurisdictions ({', '.join(j.id for j in site.jurisdictions)})")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from fusion.simulate import simulate
+
+    site = _site(args.config)
+    result = simulate(site, args.duration, args.out, args.truth, seed=args.seed, n_targets=args.targets)
+    print(f"wrote {result['messages']} messages for {result['targets']} targets over {args.duration:g} s to {args.out}"
+          + (f"; truth ({result['truth_lines']} lines) to {args.truth}" if args.truth else ""))
+    return 0
+
+
+def _summary(pipeline, elapsed: float) -> dict:
+    status = pipeline.status(pipeline.latest_sensor_t if pipeline.latest_sensor_t > 0 else 0.0)
+    return {"counters": status["counters"], "alerts_by_type": status["alerts_by_type"],
+            "processing_s": round(elapsed, 2)}
+
+
+def cmd_replay(args) -> int:
+    site = _site(args.config)
+    if args.publish:
+        from fusion.mqtt import publish_log
+
+        count = publish_log(site, args.log, speed=args.speed)
+        print(f"published {count} messages from {args.log}")
+        return 0
+    from fusion.replay import replay_file
+    from tracking.warmup import warm_up
+
+    warm_up()
+    started = time.perf_counter()
+    pipeline = replay_file(site, args.log, args.alerts_out, args.tracks_out, args.rejected_out)
+    _print_json(_summary(pipeline, time.perf_counter() - started))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from fusion.evaluate import evaluate
+
+    result = evaluate(args.truth, args.tracks, args.alerts, c=args.cutoff)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    _print_json(result)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from fusion.demo import run_demo
+
+    return run_demo(Path(args.out), DEMO_SITE, duration_s=args.duration, seed=args.seed)
+
+
+def cmd_run(args) -> int:
+    from fusion.mqtt import run_live
+
+    return run_live(_site(args.config))
+
+
+def cmd_record(args) -> int:
+    from fusion.mqtt import record
+
+    count = record(_site(args.config), args.out, duration_s=args.duration)
+    print(f"recorded {count} messages to {args.out}")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'max', got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'max', got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="borderfusion",
+        description="Sensor fusion for border surveillance: radar, ground-sensor and drone detections "
+                    "→ tracks → geofenced alerts, over MQTT or from recorded logs.",
+        epilog="The external contract (topics, payloads, log format, config) is shared/interface.md.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run the bundled example site end to end, no broker needed")
+    p.add_argument("--out", default="demo-out", help="directory for alerts, tracks, log and map (default: demo-out)")
+    p.add_argument("--duration", type=float, default=600.0, help="simulated seconds (default 600)")
+    p.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="the live pipeline against the MQTT broker of the site config")
+    p.add_argument("--config", required=True, metavar="SITE.toml")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("replay", help="feed a recorded log through the pipeline (or re-publish it)")
+    p.add_argument("log", metavar="LOG", help="a .jsonl or .jsonl.gz log (or a mosquitto_sub -F %%J capture)")
+    p.add_argument("--config", required=True, metavar="SITE.toml")
+    p.add_argument("--speed", type=_speed, default=None, metavar="X|max",
+                   help="with --publish: X times real time, or 'max' (default: max)")
+    p.add_argument("--publish", action="store_true", help="re-publish the log to the broker instead of processing it")
+    p.add_argument("--alerts-out", metavar="F", help="write alerts (JSON Lines)")
+    p.add_argument("--tracks-out", metavar="F", help="write track snapshots (JSON Lines)")
+    p.add_argument("--rejected-out", metavar="F", help="write rejected inputs (JSON Lines)")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("record", help="record the raw topics from the broker into a log")
+    p.add_argument("--config", required=True, metavar="SITE.toml")
+    p.add_argument("--out", required=True, metavar="LOG", help="output log (.jsonl or .jsonl.gz)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: until Ctrl-C)")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("simulate", help="write a synthetic sensor log (and ground truth) for a site")
+    p.add_argument("--config", required=True, metavar="SITE.toml")
+    p.add_argument("--duration", type=float, required=True, metavar="S", help="simulated seconds")
+    p.add_argument("--out", required=True, metavar="LOG", help="output log (.jsonl or .jsonl.gz)")
+    p.add_argument("--truth", metavar="F", help="also write the ground truth (JSON Lines)")
+    p.add_argument("--seed", type=int, default=0, metavar="N")
+    p.add_argument("--targets", type=int, default=None, metavar="N", help="number of targets (default: one per 30 s)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("evaluate", help="score tracks and alerts against ground truth")
+    p.add_argument("--truth", required=True, metavar="F")
+    p.add_argument("--tracks", required=True, metavar="F")
+    p.add_argument("--alerts", metavar="F")
+    p.add_argument("--cutoff", type=float, default=100.0, metavar="M", help="GOSPA cut-off c and match distance (default 100 m)")
+    p.add_argument("--json", metavar="F", help="also write the scores as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("validate-config", help="check a site file and its jurisdictions without running")
+    p.add_argument("config", metavar="SITE.toml")
+    p.set_defaults(func=cmd_validate_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ConfigError as error:
+        print(f"borderfusion: configuration error: {error}", file=sys.stderr)
+        return 2
+    except LogError as error:
+        print(f"borderfusion: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"borderfusion: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The site file (interface §5), read once into frozen, typed objects.
+
+Every problem stops start-up with :class:`ConfigError`, whose message names the
+file, the field and what is wrong, e.g.::
+
+    site.toml: sensors[1].range_sigma_m: expected `float` > 0.0, got -3.0
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta, Struct
+
+from geo.config import GeofenceConfig
+from geo.frame import LocalFrame
+from geo.jurisdictions import Jurisdiction, JurisdictionError, load_jurisdictions
+from sensors.ingest import IngestLimits, format_validation_error
+from sensors.normalize import SensorModel
+from sensors.specs import SensorSpec
+from tracking.config import TrackerConfig
+
+__all__ = ["ConfigError", "Site", "SiteFile", "load_site"]
+
+Name = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class ConfigError(ValueError):
+    """A site that cannot start; the message names the file and the field."""
+
+
+class Origin(Struct, frozen=True, forbid_unknown_fields=True):
+    lat: Annotated[float, Meta(ge=-90.0, le=90.0)]
+    lon: Annotated[float, Meta(ge=-180.0, le=180.0)]
+    alt_m: Annotated[float, Meta(ge=-1000.0, le=20000.0)] = 0.0
+
+
+class SiteSection(Struct, frozen=True, forbid_unknown_fields=True):
+    name: Name
+    node_id: Name
+    origin: Origin
+    jurisdictions: str
+
+
+class MqttConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535)] = 1883
+    prefix: Annotated[str, Meta(pattern=r"^[^#+]+[^/#+]$")] = "borderfusion/v1"
+    username: str | None = None
+    password_file: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    keepalive_s: Annotated[int, Meta(ge=5, le=3600)] = 30
+    #: how long the broker keeps the pipeline's session (and its QoS 1 queue) while it is away
+    session_expiry_s: Annotated[int, Meta(ge=0, le=7 * 86400)] = 3600
+    #: on-disk outbox of alerts not yet acknowledged by the broker (relative to the site file)
+    outbox: str = "outbox"
+    #: bounded input queue between the network thread and the pipeline
+    queue_size: Annotated[int, Meta(ge=10, le=10_000_000)] = 20000
+
+
+class IngestConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    #: detections are held this long to be put in sensor-time order (radio links: ≤ 2 s)
+    reorder_window_s: Annotated[float, Meta(ge=0.0, le=600.0)] = 3.0
+    #: a message stamped further ahead of its receive time is rejected
+    max_future_s: Annotated[float, Meta(gt=0.0, le=86400.0)] = 30.0
+
+
+class OutputsConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    #: track snapshots per second of data time
+    tracks_rate_hz: Annotated[float, Meta(gt=0.0, le=100.0)] = 1.0
+    #: include tentative tracks in snapshots
+    include_tentative: bool = False
+
+
+class SiteFile(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    site: SiteSection
+    mqtt: MqttConfig = MqttConfig()
+    sensors: Annotated[list[SensorSpec], Meta(min_length=1)]
+    ingest: IngestConfig = IngestConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    geofence: GeofenceConfig = GeofenceConfig()
+    outputs: OutputsConfig = OutputsConfig()
+
+
+@dataclass(frozen=True, eq=False)
+class Site:
+    """Everything the pipeline needs, checked and placed in the local frame."""
+
+    path: Path
+    config: SiteFile
+    frame: LocalFrame
+    sensors: tuple[SensorModel, ...]
+    jurisdictions: tuple[Jurisdiction, ...]
+
+    @property
+    def name(self) -> str:
+        return self.config.site.name
+
+    @property
+    def node_id(self) -> str:
+        return self.config.site.node_id
+
+    @property
+    def ingest_limits(self) -> IngestLimits:
+        return IngestLimits(max_future_s=self.config.ingest.max_future_s)
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the site file, relative to that file."""
+        return (self.path.parent / relative).resolve()
+
+
+def _error_text(error: msgspec.ValidationError, document: dict) -> str:
+    import json
+
+    return format_validation_error(error, json.dumps(document, default=str).encode())
+
+
+def load_site(path: str | Path) -> Site:
+    """Read and check a site file and its jurisdictions; raise :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    try:
+        config = msgspec.convert(document, SiteFile)
+    except msgspec.ValidationError as error:
+        raise ConfigError(f"{path}: {_error_text(error, document)}") from None
+    seen: set[str] = set()
+    for i, spec in enumerate(config.sensors):
+        if spec.id in seen:
+            raise ConfigError(f"{path}: sensors[{i}].id: duplicate sensor id {spec.id!r}")
+        seen.add(spec.id)
+    if config.tracker.confirm_hits > config.tracker.confirm_window:
+        raise ConfigError(f"{path}: tracker.confirm_hits: must not exceed tracker.confirm_window")
+    if config.geofence.outside_probability >= config.geofence.inside_probability:
+        raise ConfigError(f"{path}: geofence.outside_probability: must be below geofence.inside_probability")
+    origin = config.site.origin
+    frame = LocalFrame(origin.lat, origin.lon, origin.alt_m)
+    sensors = tuple(SensorModel.place(i, spec, frame) for i, spec in enumerate(config.sensors))
+    for sensor in sensors:
+        distance = math.hypot(sensor.east_m, sensor.north_m)
+        if distance > 200_000:
+            raise ConfigError(f"{path}: sensors[{sensor.index}]: {distance / 1000:.0f} km from the site origin "
+                              "(limit 200 km); is lat/lon swapped?")
+    try:
+        jurisdictions = load_jurisdictions(path.parent / config.site.jurisdictions, frame)
+    except JurisdictionError as error:
+        raise ConfigError(f"{error} (site.jurisdictions in {path})") from None
+    return Site(path=path.resolve(), config=config, frame=frame, sensors=sensors, jurisdictions=jurisdictions)

@@ -1,0 +1,239 @@
+"""The geofence: track estimates in, alerts out, with uncertainty-aware hysteresis.
+
+Per track and jurisdiction the membership is a small state machine advanced by
+P(inside) (see :mod:`geo.geometry`)::
+
+    outside --P > inside_probability--> inside --P < outside_probability--> outside
+
+Between the two thresholds the last decision holds (the 'uncertain' band), so a
+target walking along a border inside its noise never flaps.  Countries are
+exclusive: the decided country changes only when another country's P passes the
+high threshold.  When it does, the path since the last decision is tested segment
+by segment against the boundaries, so the crossing time and point are the
+interpolated ones, and a path through a third country yields one alert per border
+in order.  Alerts of a tentative track are held and released when it is confirmed
+(dropped if it dies unconfirmed); ``raised_t`` says when that was.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from geo.alerts import SEVERITY_ORDER, Alert, alert_id, heading_deg, recipients_of
+from geo.config import GeofenceConfig
+from geo.frame import LocalFrame
+from geo.geometry import JurisdictionIndex, crossings_along
+from geo.jurisdictions import Jurisdiction
+
+__all__ = ["Geofence", "TrackUpdate"]
+
+_CLASSES = ("person", "vehicle", "animal", "uav", "unknown")
+_MAX_PATH = 512
+
+
+@dataclass(frozen=True, eq=False)
+class TrackUpdate:
+    """Estimates of the tracks updated at time ``t`` (arrays over tracks)."""
+
+    t: float
+    track_id: np.ndarray  # int
+    x: np.ndarray  # (n, 4) east, north, v_east, v_north
+    P: np.ndarray  # (n, 4, 4)
+    confirmed: np.ndarray  # bool
+    quality: np.ndarray  # in [0, 1]: how established the track is
+    class_prob: np.ndarray  # (n, 5)
+
+
+@dataclass
+class _State:
+    country: int = -1
+    member: set = field(default_factory=set)
+    entered: dict = field(default_factory=dict)
+    dwelled: set = field(default_factory=set)
+    path_t: list = field(default_factory=list)
+    path_xy: list = field(default_factory=list)
+    approach_warned: bool = False
+    pending: list = field(default_factory=list)
+
+
+class Geofence:
+    def __init__(self, jurisdictions: tuple[Jurisdiction, ...], frame: LocalFrame, config: GeofenceConfig,
+                 node_id: str) -> None:
+        self.jurisdictions = jurisdictions
+        self.frame = frame
+        self.config = config
+        self.node_id = node_id
+        self.index = JurisdictionIndex([j.polygon for j in jurisdictions])
+        self.countries = np.array([i for i, j in enumerate(jurisdictions) if j.kind == "country"])
+        self.sectors = np.array([i for i, j in enumerate(jurisdictions) if j.kind == "sector"], dtype=int)
+        self.zones = np.array([i for i, j in enumerate(jurisdictions) if j.kind == "zone"], dtype=int)
+        self._states: dict[int, _State] = {}
+
+    # -- driving --------------------------------------------------------------------
+    def update(self, batch: TrackUpdate) -> list[Alert]:
+        """Advance every updated track's state machines; return alerts ready to send."""
+        if batch.track_id.size == 0:
+            return []
+        probability = self.index.inside_probability(batch.x[:, :2], batch.P[:, :2, :2])
+        alerts: list[Alert] = []
+        for k in range(batch.track_id.size):
+            tid = int(batch.track_id[k])
+            state = self._states.setdefault(tid, _State())
+            new = self._advance(state, batch, k, probability[k])
+            if batch.confirmed[k]:
+                alerts.extend(self._release(state, batch.t))
+                alerts.extend(new)
+            else:
+                state.pending.extend(new)
+        return alerts
+
+    def forget(self, track_ids) -> None:
+        """Drop the state (and held alerts) of deleted tracks."""
+        for tid in track_ids:
+            self._states.pop(int(tid), None)
+
+    def countries_of(self, xy: np.ndarray) -> list[str | None]:
+        """Id of the country containing each point (None outside every country)."""
+        inside = self.index.inside(xy)[:, self.countries]
+        ids = [self.jurisdictions[c].id for c in self.countries]
+        return [ids[int(np.argmax(row))] if row.any() else None for row in inside]
+
+    @property
+    def tracked(self) -> int:
+        return len(self._states)
+
+    # -- state machines -------------------------------------------------------------
+    def _advance(self, state: _State, batch: TrackUpdate, k: int, p: np.ndarray) -> list[Alert]:
+        hi, lo = self.config.inside_probability, self.config.outside_probability
+        t, xy = batch.t, batch.x[k, :2]
+        state.path_t.append(t)
+        state.path_xy.append(xy.copy())
+        if len(state.path_t) > _MAX_PATH:
+            del state.path_t[0], state.path_xy[0]
+        out: list[Alert] = []
+        best = int(self.countries[np.argmax(p[self.countries])]) if self.countries.size else -1
+        if best >= 0 and p[best] > hi and best != state.country:
+            if state.country >= 0:
+                out.extend(self._crossings(state, batch, k, best, float(p[best])))
+            state.country = best
+            state.approach_warned = False
+            state.path_t, state.path_xy = [t], [xy.copy()]
+        for z in self.zones:
+            zone = self.jurisdictions[z]
+            if z not in state.member and p[z] > hi:
+                state.member.add(z)
+                state.entered[z] = t
+                out += self._zone_alert("zone_entry", zone, batch, k, p[z])
+            elif z in state.member and p[z] < lo:
+                state.member.discard(z)
+                state.entered.pop(z, None)
+                state.dwelled.discard(z)
+                out += self._zone_alert("zone_exit", zone, batch, k, 1.0 - p[z])
+            elif (z in state.member and zone.dwell_s is not None and z not in state.dwelled
+                  and t - state.entered[z] >= zone.dwell_s):
+                state.dwelled.add(z)
+                out += self._zone_alert("dwell", zone, batch, k, p[z], dwell=True)
+        if batch.confirmed[k] and not state.approach_warned and state.country >= 0:
+            warning = self._approach(state, batch, k)
+            if warning is not None:
+                state.approach_warned = True
+                out.append(warning)
+        return out
+
+    def _release(self, state: _State, t: float) -> list[Alert]:
+        held, state.pending = state.pending, []
+        return [_reraise(a, t) for a in held]
+
+    # -- alerts ---------------------------------------------------------------------
+    def _crossings(self, state: _State, batch: TrackUpdate, k: int, new_country: int, p_new: float) -> list[Alert]:
+        path_xy, path_t = np.array(state.path_xy), np.array(state.path_t)
+        events = []
+        for c in self.countries:
+            events += crossings_along(path_xy, path_t, self.index.boundaries[c])
+        events.sort(key=lambda e: e[0])
+        # the country after each crossing, then walk the sequence dropping back-and-forth detours
+        sequence: list[tuple[int, float, np.ndarray]] = [(state.country, path_t[0], path_xy[0])]
+        for n, (t_cross, point) in enumerate(events):
+            t_next = events[n + 1][0] if n + 1 < len(events) else path_t[-1]
+            probe = _interpolate(path_t, path_xy, (t_cross + t_next) / 2) if t_next > t_cross else path_xy[-1]
+            inside = self.index.containing(probe)
+            country = next((int(c) for c in inside if c in self.countries), -1)
+            if country < 0 or country == sequence[-1][0]:
+                continue
+            while any(country == s[0] for s in sequence):
+                sequence.pop()
+            sequence.append((country, t_cross, point))
+        if sequence[-1][0] != new_country or len(sequence) < 2:
+            last = events[-1] if events else (batch.t, batch.x[k, :2])
+            sequence = [sequence[0], (new_country, last[0], last[1])]
+        alerts = []
+        for (a, _, _), (b, t_cross, point) in zip(sequence, sequence[1:]):
+            alerts.append(self._crossing_alert(batch, k, a, b, t_cross, point, p_new))
+        return alerts
+
+    def _involved(self, countries: list[int], point: np.ndarray) -> list[Jurisdiction]:
+        sectors = [int(s) for s in self.index.containing(point) if s in self.sectors]
+        return [self.jurisdictions[i] for i in (*countries, *sectors)]
+
+    def _crossing_alert(self, batch: TrackUpdate, k: int, a: int, b: int, t_cross: float, point: np.ndarray,
+                        p_new: float) -> Alert:
+        involved = self._involved([a, b], point)
+        src, dst = self.jurisdictions[a], self.jurisdictions[b]
+        confidence = p_new * float(batch.quality[k])
+        return self._alert("border_crossing", batch, k, t_cross, point, dst.id, involved, confidence,
+                           from_jurisdiction=src.id, to_jurisdiction=dst.id)
+
+    def _zone_alert(self, kind: str, zone: Jurisdiction, batch: TrackUpdate, k: int, p: float, dwell=False) -> list[Alert]:
+        if kind not in zone.alerts:
+            return []
+        return [self._alert(kind, batch, k, batch.t, batch.x[k, :2], zone.id, [zone], float(p) * batch.quality[k])]
+
+    def _approach(self, state: _State, batch: TrackUpdate, k: int) -> Alert | None:
+        horizon = self.config.approach_horizon_s
+        velocity = batch.x[k, 2:]
+        if horizon <= 0 or math.hypot(*velocity) < 0.5:
+            return None
+        here = batch.x[k, :2]
+        there = here + velocity * horizon
+        hits = crossings_along(np.array([here, there]), np.array([batch.t, batch.t + horizon]),
+                               self.index.boundaries[state.country])
+        if not hits:
+            return None
+        t_hit, point = hits[0]
+        beyond = point + velocity / max(math.hypot(*velocity), 1e-9) * 5.0
+        other = next((int(c) for c in self.index.containing(beyond) if c in self.countries and c != state.country), -1)
+        if other < 0 or not (self.jurisdictions[state.country].alerts & {"approach"}):
+            return None
+        involved = self._involved([state.country, other], point)
+        return self._alert("approach", batch, k, batch.t, here, self.jurisdictions[other].id, involved,
+                           float(batch.quality[k]), from_jurisdiction=self.jurisdictions[state.country].id,
+                           to_jurisdiction=self.jurisdictions[other].id, eta_s=t_hit - batch.t)
+
+    def _alert(self, kind: str, batch: TrackUpdate, k: int, t: float, point: np.ndarray, jurisdiction: str,
+               involved: list[Jurisdiction], confidence: float, **fields) -> Alert:
+        track = f"{self.node_id}-{int(batch.track_id[k])}"
+        lat, lon, _ = self.frame.to_geodetic(point[0], point[1])
+        ve, vn = batch.x[k, 2], batch.x[k, 3]
+        severity = max((j.severity for j in involved), key=SEVERITY_ORDER.__getitem__)
+        classes = {c: round(float(p), 3) for c, p in zip(_CLASSES, batch.class_prob[k]) if p >= 0.005}
+        extra = f"{fields.get('from_jurisdiction')}>{fields.get('to_jurisdiction')}"
+        return Alert(
+            alert_id=alert_id(self.node_id, track, kind, jurisdiction, t, extra), type=kind, t=float(t),
+            raised_t=batch.t, node_id=self.node_id, track_id=track, lat=float(lat), lon=float(lon),
+            jurisdiction=jurisdiction, recipients=tuple(recipients_of(involved)), severity=severity,
+            confidence=confidence, classification=classes, speed_mps=float(math.hypot(ve, vn)),
+            heading_deg=heading_deg(ve, vn), **fields,
+        )
+
+
+def _interpolate(path_t: np.ndarray, path_xy: np.ndarray, t: float) -> np.ndarray:
+    return np.array([np.interp(t, path_t, path_xy[:, 0]), np.interp(t, path_t, path_xy[:, 1])])
+
+
+def _reraise(alert: Alert, raised_t: float) -> Alert:
+    from dataclasses import replace
+
+    return replace(alert, raised_t=raised_t)
