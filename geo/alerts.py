@@ -58,16 +58,16 @@ class Alert:
 
     def to_dict(self) -> dict:
         out = {
-            "alert_id": self.alert_id, "type": self.type, "t": round(self.t, 3), "time": iso_time(self.t),
-            "raised_t": round(self.raised_t, 3), "node_id": self.node_id, "track_id": self.track_id,
-            "lat": round(self.lat, 7), "lon": round(self.lon, 7),
+            "alert_id": self.alert_id, "type": self.type, "t": round(float(self.t), 3), "time": iso_time(self.t),
+            "raised_t": round(float(self.raised_t), 3), "node_id": self.node_id, "track_id": self.track_id,
+            "lat": round(float(self.lat), 7), "lon": round(float(self.lon), 7),
             "from_jurisdiction": self.from_jurisdiction, "to_jurisdiction": self.to_jurisdiction,
             "jurisdiction": self.jurisdiction, "recipients": list(self.recipients), "severity": self.severity,
-            "confidence": round(self.confidence, 4), "classification": self.classification,
-            "speed_mps": round(self.speed_mps, 3), "heading_deg": round(self.heading_deg, 2),
+            "confidence": round(float(self.confidence), 4), "classification": self.classification,
+            "speed_mps": round(float(self.speed_mps), 3), "heading_deg": round(float(self.heading_deg), 2),
         }
         if self.eta_s is not None:
-            out["eta_s"] = round(self.eta_s, 2)
+            out["eta_s"] = round(float(self.eta_s), 2)
         out.update(self.extra)
         return out
 

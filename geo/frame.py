@@ -55,7 +55,9 @@ class LocalFrame:
         """
         lat = np.asarray(lat, dtype=np.float64)
         lon = np.asarray(lon, dtype=np.float64)
-        alt = np.full(np.broadcast(lat, lon).shape, self.origin_alt_m) if alt_m is None else np.asarray(alt_m, dtype=np.float64)
+        shape = np.broadcast(lat, lon).shape
+        alt = np.broadcast_to(self.origin_alt_m if alt_m is None else np.asarray(alt_m, dtype=np.float64), shape)
+        lat, lon = np.broadcast_to(lat, shape), np.broadcast_to(lon, shape)
         e, n, u = self._transformer.transform(lon, lat, alt)
         return np.asarray(e), np.asarray(n), np.asarray(u)
 
@@ -63,7 +65,9 @@ class LocalFrame:
         """Local (east, north, up) metres → (lat, lon, alt_m) arrays."""
         east = np.asarray(east_m, dtype=np.float64)
         north = np.asarray(north_m, dtype=np.float64)
-        up = np.zeros(np.broadcast(east, north).shape) if up_m is None else np.asarray(up_m, dtype=np.float64)
+        shape = np.broadcast(east, north).shape
+        up = np.broadcast_to(0.0 if up_m is None else np.asarray(up_m, dtype=np.float64), shape)
+        east, north = np.broadcast_to(east, shape), np.broadcast_to(north, shape)
         lon, lat, alt = self._transformer.transform(east, north, up, direction="INVERSE")
         return np.asarray(lat), np.asarray(lon), np.asarray(alt)
 

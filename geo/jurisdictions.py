@@ -97,7 +97,7 @@ def _project(geometry: _Geometry, frame: LocalFrame, where: str) -> BaseGeometry
         raise JurisdictionError(f"{where}.coordinates: longitude/latitude out of range (RFC 7946 order is lon, lat)")
     projected = shapely.transform(lonlat, lambda xy: np.column_stack(frame.to_enu(xy[:, 1], xy[:, 0])[:2]))
     if not projected.is_valid:
-        raise JurisdictionError(f"{where}: invalid polygon: {shapely.validation.explain_validity(projected)}")
+        raise JurisdictionError(f"{where}: invalid polygon: {shapely.is_valid_reason(projected)}")
     return projected
 
 

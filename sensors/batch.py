@@ -67,6 +67,9 @@ class Scan:
         if not (np.isfinite(self.position).all() and np.isfinite(self.covariance).all()):
             raise ValueError("Scan positions and covariances must be finite")
 
+    def __repr__(self) -> str:
+        return f"Scan({self.sensor_id!r}, t={self.time!r}, {self.size} detections)"
+
     @property
     def size(self) -> int:
         return int(self.position.shape[0])

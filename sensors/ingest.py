@@ -19,7 +19,7 @@ import msgspec
 from geo.frame import LocalFrame
 from sensors.batch import Scan
 from sensors.normalize import SensorModel
-from sensors.schema import DECODERS
+from sensors.schema import DECODERS, DroneReport, RadarScan
 
 __all__ = ["Rejection", "Ingestor", "IngestLimits", "MAX_PAYLOAD_BYTES", "format_validation_error"]
 
@@ -90,6 +90,23 @@ def format_validation_error(error: msgspec.ValidationError, payload: bytes) -> s
     return f"{where}: {what}, got {_describe(got)}"
 
 
+def _classification_problem(message) -> str | None:
+    """Class probabilities must sum to at most 1 (decoding already bounds each to [0, 1])."""
+    if isinstance(message, RadarScan):
+        items = (("plots", i, p.classification) for i, p in enumerate(message.plots) if p.classification is not None)
+    elif isinstance(message, DroneReport):
+        items = (("detections", i, d.classification) for i, d in enumerate(message.detections)
+                 if d.classification is not None)
+    else:
+        items = iter([("", None, message.classification)] if message.classification is not None else [])
+    for field_name, index, c in items:
+        total = c.person + c.vehicle + c.animal + c.uav + c.unknown
+        if total > 1.0 + 1e-6:
+            where = f"{field_name}[{index}].classification" if field_name else "classification"
+            return f"{where}: probabilities sum to {total:.6g}, expected at most 1"
+    return None
+
+
 class Ingestor:
     """Topic + payload bytes → Scan or Rejection, with per-sensor duplicate memory."""
 
@@ -135,6 +152,9 @@ class Ingestor:
         if message.t < not_before:
             return reject(f"t: {message.t!r} is older than the reorder window "
                           f"(already processed up to {not_before!r}, {not_before - message.t:.2f} s later)")
+        problem = _classification_problem(message)
+        if problem:
+            return reject(problem)
         duplicate = self._duplicate(message)
         if duplicate:
             return reject(duplicate)
