@@ -28,7 +28,7 @@ from scipy.optimize import linear_sum_assignment
 
 from geo.frame import WGS84
 
-__all__ = ["evaluate", "gospa", "true_crossings"]
+__all__ = ["evaluate", "score_frames", "gospa", "true_crossings"]
 
 
 def _lines(path: str | Path) -> list[dict]:
@@ -103,51 +103,58 @@ def _crossing_scores(truth_lines: list[dict], alerts: list[dict], match_s: float
     }
 
 
-def evaluate(truth_path, tracks_path, alerts_path=None, c: float = 100.0, p: float = 2.0,
-             match_s: float = 30.0, match_m: float = 250.0) -> dict:
-    """All scores as a dict (see module docstring)."""
+def score_frames(frames, c: float = 100.0, p: float = 2.0) -> dict:
+    """Tracking scores over ``frames`` = iterable of (truth ids, truth xy (n,2), track ids, track xy (m,2))."""
     import motmetrics as mm
 
-    truth_lines = _lines(truth_path)
-    snapshots = _lines(tracks_path)
-    truth_at: dict[float, list[dict]] = defaultdict(list)
-    for line in truth_lines:
-        truth_at[round(float(line["t"]), 3)].append(line)
     acc = mm.MOTAccumulator(auto_id=True)
-    g_total, g_local, g_missed, g_false, frames = [], [], [], [], 0
-    numeric: dict[tuple[str, str], int] = {}
-    for snap in snapshots:
-        t = round(float(snap["t"]), 3)
-        if t not in truth_at:
-            continue
-        frames += 1
-        truths = truth_at[t]
-        tx = np.array([[r["east_m"], r["north_m"]] for r in truths]).reshape(-1, 2)
-        ex = np.array([[k["east_m"], k["north_m"]] for k in snap["tracks"]]).reshape(-1, 2)
+    numeric: dict[tuple[str, object], int] = {}  # motmetrics wants numeric ids
+    g_total, g_local, g_missed, g_false = [], [], [], []
+    for truth_ids, tx, track_ids, ex in frames:
+        tx, ex = np.asarray(tx, float).reshape(-1, 2), np.asarray(ex, float).reshape(-1, 2)
         g, loc, miss, false = gospa(tx, ex, c, p)
         g_total.append(g)
         g_local.append(loc)
         g_missed.append(miss * c**p / 2)
         g_false.append(false * c**p / 2)
-        dist = mm.distances.norm2squared_matrix(tx, ex, max_d2=c * c)
-        # motmetrics wants numeric ids
-        acc.update([numeric.setdefault(("truth", r["target_id"]), len(numeric)) for r in truths],
-                   [numeric.setdefault(("track", k["track_id"]), len(numeric)) for k in snap["tracks"]], dist)
-    result: dict = {"frames": frames, "gospa": {"c_m": c, "p": p}}
-    if frames:
-        result["gospa"].update({
-            "mean": round(float(np.mean(g_total)), 3), "localisation": round(float(np.mean(g_local)), 3),
-            "missed": round(float(np.mean(g_missed)), 3), "false": round(float(np.mean(g_false)), 3)})
-        summary = mm.metrics.create().compute(
-            acc, metrics=["mota", "motp", "idf1", "num_switches", "num_fragmentations", "precision", "recall"],
-            name="all")
-        row = summary.loc["all"]
-        result.update({
-            "mota": round(float(row["mota"]), 4), "idf1": round(float(row["idf1"]), 4),
-            "identity_switches": int(row["num_switches"]), "fragmentations": int(row["num_fragmentations"]),
-            "detection_precision": round(float(row["precision"]), 4), "detection_recall": round(float(row["recall"]), 4),
-            "motp_m": round(float(np.sqrt(row["motp"])), 3) if np.isfinite(row["motp"]) else None,
-        })
+        acc.update([numeric.setdefault(("truth", i), len(numeric)) for i in truth_ids],
+                   [numeric.setdefault(("track", i), len(numeric)) for i in track_ids],
+                   mm.distances.norm2squared_matrix(tx, ex, max_d2=c * c))
+    result: dict = {"frames": len(g_total), "gospa": {"c_m": c, "p": p}}
+    if not g_total:
+        return result
+    result["gospa"].update({
+        "mean": round(float(np.mean(g_total)), 3), "localisation": round(float(np.mean(g_local)), 3),
+        "missed": round(float(np.mean(g_missed)), 3), "false": round(float(np.mean(g_false)), 3)})
+    row = mm.metrics.create().compute(
+        acc, metrics=["mota", "motp", "idf1", "num_switches", "num_fragmentations", "precision", "recall"],
+        name="all").loc["all"]
+    result.update({
+        "mota": round(float(row["mota"]), 4), "idf1": round(float(row["idf1"]), 4),
+        "identity_switches": int(row["num_switches"]), "fragmentations": int(row["num_fragmentations"]),
+        "detection_precision": round(float(row["precision"]), 4), "detection_recall": round(float(row["recall"]), 4),
+        "motp_m": round(float(np.sqrt(row["motp"])), 3) if np.isfinite(row["motp"]) else None,
+    })
+    return result
+
+
+def evaluate(truth_path, tracks_path, alerts_path=None, c: float = 100.0, p: float = 2.0,
+             match_s: float = 30.0, match_m: float = 250.0) -> dict:
+    """All scores of a truth file, a track-snapshot file and optionally an alert file, as a dict."""
+    truth_lines = _lines(truth_path)
+    truth_at: dict[float, list[dict]] = defaultdict(list)
+    for line in truth_lines:
+        truth_at[round(float(line["t"]), 3)].append(line)
+
+    def frames():
+        for snap in _lines(tracks_path):
+            truths = truth_at.get(round(float(snap["t"]), 3))
+            if truths is None:
+                continue
+            yield ([r["target_id"] for r in truths], [[r["east_m"], r["north_m"]] for r in truths],
+                   [k["track_id"] for k in snap["tracks"]], [[k["east_m"], k["north_m"]] for k in snap["tracks"]])
+
+    result = score_frames(frames(), c, p)
     if alerts_path is not None:
         result["border_crossings"] = _crossing_scores(truth_lines, _lines(alerts_path), match_s, match_m)
     return result

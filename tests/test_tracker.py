@@ -1,0 +1,141 @@
+"""Tracking on seeded scenarios with ground truth, with thresholds on the metrics."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fusion.cli import main
+from fusion.evaluate import evaluate, score_frames
+from fusion.simulate import simulate
+from fusion.synthetic import make_scan, ncv_scenario, position_scans
+from tests.conftest import DEMO_SITE
+from tracking import Tracker, TrackerConfig
+
+
+def run(scans, config=TrackerConfig(), n_sensors=1, scenario=None):
+    tracker = Tracker(config, n_sensors)
+    frames = []
+    by_time = {}
+    for scan in sorted(scans, key=lambda s: s.time):
+        tracker.step(scan)
+        by_time[scan.time] = tracker.estimates(scan.time)
+    if scenario is not None:
+        for k, t in enumerate(scenario.times):
+            est = by_time.get(t)
+            if est is None:
+                continue
+            frames.append((list(range(scenario.position.shape[1])), scenario.position[k],
+                           est.track_id.tolist(), est.x[:, :2]))
+    return tracker, frames
+
+
+def test_tracks_many_targets_in_clutter():
+    scenario = ncv_scenario(40, 120.0, seed=5)
+    scans = position_scans(scenario, pd=0.9, sigma_m=10.0, clutter_per_scan=20.0, seed=6)
+    tracker, frames = run(scans, scenario=scenario)
+    scores = score_frames(frames[10:], c=100.0)  # after confirmation
+    # GOSPA sums over targets: 40 targets at a filtered RMSE below σ = 10 m stay under 10·√40 ≈ 63 m
+    assert scores["gospa"]["mean"] < 63.0, scores
+    assert scores["gospa"]["localisation"] / 40 < 10.0**2, scores
+    # on average less than half a target missed and half a false track per frame
+    assert scores["gospa"]["missed"] < 0.5 * 100.0**2 / 2 and scores["gospa"]["false"] < 0.5 * 100.0**2 / 2, scores
+    assert scores["idf1"] > 0.95, scores
+    assert scores["mota"] > 0.9, scores
+    assert scores["identity_switches"] <= 2, scores
+
+
+def test_fusing_radar_and_drone_beats_radar_alone():
+    """A precise second sensor lowers the position error of the fused tracks."""
+    scenario = ncv_scenario(15, 200.0, seed=8, half_width_m=3000.0)
+    radar_cov = np.array([[40.0**2, 0.0], [0.0, 15.0**2]])  # cross-range dominated, as a radar at ~6 km
+    radar = position_scans(scenario, pd=0.9, clutter_per_scan=5.0, seed=9, covariance=radar_cov)
+    drone = position_scans(scenario, pd=0.8, sigma_m=7.0, clutter_per_scan=0.5, seed=10, sensor_index=1, every=2)
+    for s in drone:
+        object.__setattr__(s, "time", s.time + 0.5)
+        s.t[:] = s.time
+
+    def rmse(scans, n_sensors):
+        _, frames = run(scans, n_sensors=n_sensors, scenario=scenario)
+        return score_frames(frames[10:], c=100.0)["motp_m"]
+
+    alone = rmse(radar, 1)
+    fused = rmse(radar + drone, 2)
+    assert fused < 0.75 * alone, (alone, fused)
+
+
+def test_ground_sensor_alone_spawns_no_tracks():
+    tracker = Tracker(TrackerConfig(), 1)
+    rng = np.random.default_rng(0)
+    for k in range(300):
+        z = rng.normal(0, 20, (1, 2))
+        tracker.step(make_scan(float(k), z, np.eye(2)[None] * 625.0, can_initiate=False))
+    assert tracker.table.count == 0
+
+
+def test_track_ids_are_never_reused_and_deterministic():
+    scenario = ncv_scenario(10, 60.0, seed=2)
+    scans = position_scans(scenario, clutter_per_scan=30.0, seed=3)
+    seen, ids_runs = set(), []
+    for _ in range(2):
+        tracker = Tracker(TrackerConfig(capacity=16), 1)  # small table: rows are recycled, ids are not
+        born = []
+        for scan in scans:
+            before = set(tracker.table.track_id[tracker.table.alive].tolist())
+            tracker.step(scan)
+            after = set(tracker.table.track_id[tracker.table.alive].tolist())
+            born += sorted(after - before)
+        ids_runs.append(born)
+    assert ids_runs[0] == ids_runs[1]
+    assert len(ids_runs[0]) == len(set(ids_runs[0]))
+    assert ids_runs[0] == sorted(ids_runs[0])
+
+
+def test_coasting_then_deletion_after_silence():
+    config = TrackerConfig()
+    tracker = Tracker(config, 1)
+    for k in range(8):
+        tracker.step(make_scan(float(k), np.array([[k * 1.5, 0.0]]), np.eye(2)[None] * 25.0, coverage_radius_m=1e5))
+    est = tracker.estimates(8.0)
+    assert len(est) == 1 and est.status[0] == 1
+    assert tracker.estimates(7.0 + config.coast_after_s + 1).status[0] == 2  # coasting
+    # sensor keeps looking, sees nothing: deleted after delete_after_s (or when too uncertain)
+    for k in range(8, 60):
+        tracker.step(make_scan(float(k), np.zeros((0, 2)), np.zeros((0, 2, 2)), coverage_radius_m=1e5))
+    assert tracker.table.count == 0
+
+
+def test_class_probabilities_resist_one_wrong_label():
+    tracker = Tracker(TrackerConfig(), 1)
+    person = np.array([[0.8, 0.05, 0.05, 0.05, 0.05]])
+    vehicle = np.array([[0.05, 0.8, 0.05, 0.05, 0.05]])
+    for k in range(10):
+        tracker.step(make_scan(float(k), np.array([[k * 1.2, 0.0]]), np.eye(2)[None] * 25.0, likelihood=person))
+    tracker.step(make_scan(10.0, np.array([[12.0, 0.0]]), np.eye(2)[None] * 25.0, likelihood=vehicle))
+    probs = tracker.estimates(10.0).class_prob[0]
+    assert np.argmax(probs) == 0 and probs[0] > 0.9
+
+
+def test_clutter_only_ten_minutes_gives_no_confirmed_track(tmp_path, demo_site, capsys):
+    log = tmp_path / "clutter.jsonl.gz"
+    simulate(demo_site, 600.0, log, seed=21, n_targets=0)
+    tracks = tmp_path / "tracks.jsonl"
+    assert main(["replay", str(log), "--config", str(DEMO_SITE), "--tracks-out", str(tracks)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["counters"]["detections"] > 5000  # the radars did report clutter
+    assert summary["counters"]["tracks_confirmed"] == 0
+    assert all(not json.loads(line)["tracks"] for line in tracks.read_text().splitlines())
+
+
+def test_demo_site_scenario_scores(tmp_path, demo_log, capsys):
+    log, truth = demo_log
+    alerts, tracks = tmp_path / "alerts.jsonl", tmp_path / "tracks.jsonl"
+    assert main(["replay", str(log), "--config", str(DEMO_SITE), "--alerts-out", str(alerts),
+                 "--tracks-out", str(tracks)]) == 0
+    capsys.readouterr()
+    scores = evaluate(truth, tracks, alerts)
+    assert scores["gospa"]["mean"] < 90.0, scores
+    assert scores["idf1"] > 0.85, scores
+    crossings = scores["border_crossings"]
+    assert crossings["true_crossings"] >= 5
+    assert crossings["recall"] >= 0.8 and crossings["precision"] >= 0.8, crossings
