@@ -154,6 +154,9 @@ class Geofence:
         for c in self.countries:
             events += crossings_along(path_xy, path_t, self.index.boundaries[c])
         events.sort(key=lambda e: e[0])
+        # a point on two boundaries at once (shared border) is one event
+        events = [e for n, e in enumerate(events)
+                  if n == 0 or e[0] - events[n - 1][0] > 1e-9 or not np.allclose(e[1], events[n - 1][1])]
         # the country after each crossing, then walk the sequence dropping back-and-forth detours
         sequence: list[tuple[int, float, np.ndarray]] = [(state.country, path_t[0], path_xy[0])]
         for n, (t_cross, point) in enumerate(events):

@@ -1,0 +1,275 @@
+"""Geofence kernels against shapely, state machines on scenarios, properties with hypothesis."""
+
+import numpy as np
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import ndtr
+from shapely.geometry import MultiPolygon, Polygon, box
+
+from fusion.synthetic import make_scan, position_scans, ncv_scenario
+from geo.config import GeofenceConfig
+from geo.frame import LocalFrame
+from geo.geofence import Geofence, TrackUpdate
+from geo.geometry import JurisdictionIndex, crossings_along
+from geo.jurisdictions import Jurisdiction
+from tracking import Tracker, TrackerConfig
+
+FRAME = LocalFrame(47.0, 8.0, 0.0)
+
+
+def jur(id_, kind, polygon, agency, share_with=(), alerts=None, dwell_s=None, severity="high"):
+    defaults = {"country": {"border_crossing", "approach"}, "sector": {"border_crossing", "approach"},
+                "zone": {"zone_entry", "zone_exit", "dwell"}}
+    return Jurisdiction(id_, id_, kind, agency, tuple(share_with), severity, dwell_s,
+                        frozenset(alerts or defaults[kind]), polygon)
+
+
+def meander(n_vertices=2000, width=20_000.0):
+    e = np.linspace(-width, width, n_vertices)
+    n = 150 * np.sin(2 * np.pi * e / 3000) + 60 * np.sin(2 * np.pi * e / 700)
+    return np.column_stack((e, n))
+
+
+def two_countries(n_vertices=2000, extra=()):
+    line = meander(n_vertices)
+    south = Polygon(np.vstack((line, [[20_000, -20_000], [-20_000, -20_000]])))
+    north = Polygon(np.vstack((line[::-1], [[-20_000, 20_000], [20_000, 20_000]])))
+    return (jur("country-a", "country", south, "agency-a"), jur("country-b", "country", north, "agency-b"), *extra)
+
+
+def border_north(e):
+    return 150 * np.sin(2 * np.pi * e / 3000) + 60 * np.sin(2 * np.pi * e / 700)
+
+
+def fence(jurisdictions, **config):
+    return Geofence(tuple(jurisdictions), FRAME, GeofenceConfig(**config), "edge-1")
+
+
+def feed_path(geofence, times, xy, sigma=5.0, track_id=1, confirmed=True):
+    alerts = []
+    xy = np.asarray(xy, float)
+    velocity = np.gradient(xy, axis=0) if len(xy) > 1 else np.zeros_like(xy)
+    for t, (e, n), v in zip(times, xy, velocity):
+        P = np.diag([sigma**2, sigma**2, 1.0, 1.0])
+        alerts += geofence.update(TrackUpdate(
+            t=float(t), track_id=np.array([track_id]), x=np.array([[e, n, v[0], v[1]]]), P=P[None],
+            confirmed=np.array([confirmed]), quality=np.array([0.99]), class_prob=np.full((1, 5), 0.2)))
+    return alerts
+
+
+# -- geometry against shapely ------------------------------------------------------
+def test_containment_matches_shapely_with_holes_multipolygons_and_a_long_border():
+    holed = Polygon([(-3000, -3000), (3000, -3000), (3000, 3000), (-3000, 3000)],
+                    [[(-1000, -1000), (1000, -1000), (1000, 1000), (-1000, 1000)]])
+    multi = MultiPolygon([box(5000, 5000, 6000, 6000), box(7000, 5000, 8000, 7000)])
+    polygons = [holed, multi, *(j.polygon for j in two_countries(5000))]
+    index = JurisdictionIndex(polygons)
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(-10_000, 10_000, (20_000, 2))
+    xy[:2000, 1] = rng.uniform(-300, 300, 2000)  # many points near the meander
+    got = index.inside(xy)
+    for j, polygon in enumerate(polygons):
+        np.testing.assert_array_equal(got[:, j], shapely.intersects_xy(polygon, xy[:, 0], xy[:, 1]))
+
+
+def test_inside_probability_is_phi_of_signed_distance_over_normal_sigma():
+    index = JurisdictionIndex([box(0, -1e5, 1e5, 1e5)])  # the half-plane east > 0, locally
+    east = np.linspace(-60, 60, 41)
+    xy = np.column_stack((east, np.zeros_like(east)))
+    cov = np.tile(np.array([[20.0**2, 0.0], [0.0, 300.0**2]]), (len(east), 1, 1))  # σ along the normal = 20 m
+    p = index.inside_probability(xy, cov)[:, 0]
+    np.testing.assert_allclose(p, ndtr(east / 20.0), atol=1e-9)
+    far = index.inside_probability(np.array([[5000.0, 0.0], [-5000.0, 0.0]]), cov[:2])[:, 0]
+    np.testing.assert_array_equal(far, [1.0, 0.0])
+
+
+def test_distance_to_boundary_matches_shapely():
+    border = two_countries(5000)[0].polygon
+    index = JurisdictionIndex([border])
+    rng = np.random.default_rng(3)
+    xy = np.column_stack((rng.uniform(-15_000, 15_000, 500), rng.uniform(-200, 200, 500)))
+    cov = np.tile(np.eye(2) * 100.0, (500, 1, 1))  # σ = 10 m isotropic: p = Φ(s/10)
+    p = index.inside_probability(xy, cov)[:, 0]
+    s = shapely.distance(border.boundary, shapely.points(xy))
+    s = np.where(shapely.intersects_xy(border, xy[:, 0], xy[:, 1]), s, -s)
+    near = np.abs(s) < 50
+    np.testing.assert_allclose(p[near], ndtr(s[near] / 10.0), atol=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_segment_crossings_match_shapely_intersections(seed):
+    boundary = two_countries(3000)[0].polygon.boundary
+    rng = np.random.default_rng(seed)
+    path = np.column_stack((np.cumsum(rng.uniform(-200, 400, 12)), rng.uniform(-400, 400, 12)))
+    times = np.arange(12.0)
+    hits = crossings_along(path, times, boundary)
+    expected = 0
+    for a, b in zip(path, path[1:]):
+        expected += len(shapely.get_coordinates(shapely.intersection(shapely.linestrings([a, b]), boundary)))
+    assert len(hits) == expected
+    assert [h[0] for h in hits] == sorted(h[0] for h in hits)
+    for t, point in hits:
+        assert shapely.distance(boundary, shapely.points(point)) < 1e-6
+
+
+# -- state machines ----------------------------------------------------------------
+def test_walker_along_the_border_raises_nothing_but_a_crosser_is_reported_fast():
+    """Tracked by a radar south of the border whose 15 m range noise is across the border."""
+    juris = two_countries()
+    for offset in (30.0, 60.0, 90.0):
+        steps = 900
+        e = np.linspace(-6000, 6000, steps)
+        truth = np.column_stack((e, border_north(e) - offset))
+        R = np.array([[60.0**2, 0.0], [0.0, 15.0**2]])  # cross-range 60 m along the border, range 15 m across
+        rng = np.random.default_rng(int(offset))
+        tracker, geofence = Tracker(TrackerConfig(), 1), fence(juris)
+        alerts = []
+        for k in range(steps):
+            z = truth[k] + rng.multivariate_normal([0, 0], R)
+            step = tracker.step(make_scan(float(k), z[None], R[None], coverage_radius_m=1e6))
+            alerts += _geofence_step(tracker, geofence, step, float(k))
+        assert [a for a in alerts if a.type == "border_crossing"] == [], offset
+    # a real crossing, same radar
+    steps = 200
+    truth = np.column_stack((np.full(steps, 1000.0), np.linspace(-150, 450, steps)))  # 3 m/s
+    tracker, geofence, alerts = Tracker(TrackerConfig(), 1), fence(juris), []
+    for k in range(steps):
+        z = truth[k] + rng.multivariate_normal([0, 0], R)
+        step = tracker.step(make_scan(float(k), z[None], R[None], coverage_radius_m=1e6))
+        alerts += _geofence_step(tracker, geofence, step, float(k))
+    crossings = [a for a in alerts if a.type == "border_crossing"]
+    assert len(crossings) == 1
+    true_t = float(np.interp(border_north(1000.0), truth[:, 1], np.arange(steps)))
+    assert abs(crossings[0].t - true_t) < 15.0
+    assert crossings[0].raised_t - true_t < 30.0  # 'within a few updates' of a 1.5 m/s walker and 15 m noise
+    assert crossings[0].from_jurisdiction == "country-a" and crossings[0].to_jurisdiction == "country-b"
+
+
+def _geofence_step(tracker, geofence, step, t):
+    tab = tracker.table
+    rows = np.union1d(step.updated, step.confirmed)
+    rows = rows[tab.alive[rows]]
+    out = geofence.update(TrackUpdate(t, tab.track_id[rows], tab.x[rows], tab.P[rows], tab.status[rows] == 1,
+                                      1.0 - 0.5 ** (tab.hits[rows] / 2), tab.class_prob[rows]))
+    geofence.forget(step.deleted_ids)
+    return out
+
+
+def zigzag(k, excursion):
+    """A path crossing the meander k times, going ``excursion`` m beyond it each time."""
+    points = [(0.0, -excursion)]
+    for i in range(k):
+        points.append((200.0 * (i + 1), excursion if i % 2 == 0 else -excursion))
+    if k == 0:
+        points.append((800.0, -excursion * 0.5))
+    xy = np.array(points)
+    # densify to 1 s steps at ~1.5 m/s
+    dense = [xy[0]]
+    for a, b in zip(xy, xy[1:]):
+        n = max(2, int(np.hypot(*(b - a)) / 1.5))
+        dense += list(a + (b - a) * np.linspace(0, 1, n)[1:, None])
+    dense = np.array(dense)
+    dense[:, 1] += border_north(dense[:, 0])
+    return dense
+
+
+@settings(max_examples=25, deadline=None)
+@given(k=st.integers(0, 6), excursion=st.floats(80.0, 600.0), sigma=st.floats(1.0, 20.0))
+def test_k_crossings_give_k_alerts_in_order_and_stable_ids(k, excursion, sigma):
+    path = zigzag(k, excursion)
+    times = np.arange(len(path), dtype=float)
+    alerts = feed_path(fence(two_countries()), times, path, sigma=sigma)
+    crossings = [a for a in alerts if a.type == "border_crossing"]
+    assert len(crossings) == k
+    assert [a.t for a in crossings] == sorted(a.t for a in crossings)
+    directions = [(a.from_jurisdiction, a.to_jurisdiction) for a in crossings]
+    assert directions == [("country-a", "country-b") if i % 2 == 0 else ("country-b", "country-a") for i in range(k)]
+    for a in crossings:
+        e, n, _ = FRAME.to_enu(a.lat, a.lon)
+        assert abs(n - border_north(e)) < 1.0  # the point is on the border
+    again = feed_path(fence(two_countries()), times, path, sigma=sigma)
+    assert [a.alert_id for a in again] == [a.alert_id for a in alerts]
+    assert len({a.alert_id for a in alerts}) == len(alerts)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), depth=st.floats(40.0, 3000.0))
+def test_a_track_that_never_leaves_country_a_raises_no_crossing(seed, depth):
+    rng = np.random.default_rng(seed)
+    e = np.cumsum(rng.uniform(-20, 20, 300)) + rng.uniform(-5000, 5000)
+    n = border_north(e) - depth - np.abs(np.cumsum(rng.normal(0, 3, 300)))
+    alerts = feed_path(fence(two_countries()), np.arange(300.0), np.column_stack((e, n)), sigma=8.0)
+    assert not [a for a in alerts if a.type == "border_crossing"]
+
+
+def test_one_sparse_step_through_a_thin_country_yields_two_alerts_in_order():
+    a = jur("a", "country", box(-5000, -5000, 0, 5000), "agency-a")
+    c = jur("c", "country", box(0, -5000, 200, 5000), "agency-c")
+    b = jur("b", "country", box(200, -5000, 5000, 5000), "agency-b")
+    path = np.array([[-500.0, 0.0], [-400.0, 0.0], [600.0, 0.0], [700.0, 0.0]])
+    alerts = feed_path(fence([a, c, b]), np.array([0.0, 10.0, 20.0, 30.0]), path)
+    crossings = [x for x in alerts if x.type == "border_crossing"]
+    assert [(x.from_jurisdiction, x.to_jurisdiction) for x in crossings] == [("a", "c"), ("c", "b")]
+    assert crossings[0].t == pytest.approx(14.0) and crossings[1].t == pytest.approx(16.0)
+
+
+def test_zone_entry_dwell_exit_and_recipients():
+    zone = jur("depot", "zone", box(-2000, -2000, -1000, -1000), "agency-a-mil", dwell_s=60.0)
+    sector = jur("sector-east", "sector", box(0, -1000, 5000, 1000), "joint-centre", share_with=["agency-x"])
+    juris = two_countries(extra=(zone, sector))
+    path = np.concatenate((np.column_stack((np.linspace(-2500, -1500, 100), np.full(100, -1500.0))),
+                           np.tile([[-1500.0, -1500.0]], (90, 1)),
+                           np.column_stack((np.linspace(-1500, -2500, 100), np.full(100, -1500.0)))))
+    alerts = feed_path(fence(juris), np.arange(len(path), dtype=float), path)
+    kinds = [a.type for a in alerts if a.type != "approach"]
+    assert kinds == ["zone_entry", "dwell", "zone_exit"]
+    for a in alerts:
+        assert a.recipients == ("agency-a-mil",)  # a zone that shares with no one reaches no one else
+        assert a.jurisdiction == "depot"
+    entry, dwell = alerts[0], alerts[1]
+    assert dwell.t - entry.t >= 60.0
+    # a crossing inside the sector goes to both countries and the sector's agency and its partner
+    cross = zigzag(1, 300.0)
+    cross[:, 0] += 2000
+    alerts = feed_path(fence(juris), np.arange(len(cross), dtype=float), cross)
+    crossing = next(a for a in alerts if a.type == "border_crossing")
+    assert set(crossing.recipients) == {"agency-a", "agency-b", "joint-centre", "agency-x"}
+    assert crossing.severity == "high"
+
+
+def test_alert_types_disabled_for_a_zone_do_not_fire():
+    zone = jur("quiet", "zone", box(-2000, -2000, -1000, -1000), "agency-z", alerts={"zone_exit"})
+    path = np.column_stack((np.linspace(-2500, -500, 200), np.full(200, -1500.0)))
+    alerts = feed_path(fence(two_countries(extra=(zone,))), np.arange(200.0), path)
+    assert [a.type for a in alerts if a.type != "approach"] == ["zone_exit"]
+
+
+def test_approach_warns_once_with_eta():
+    path = np.column_stack((np.full(120, 1000.0), np.linspace(-600, -300, 120)))  # 2.5 m/s toward the border
+    alerts = feed_path(fence(two_countries(), approach_horizon_s=200.0), np.arange(120.0), path)
+    approach = [a for a in alerts if a.type == "approach"]
+    assert len(approach) == 1
+    k = int(approach[0].t)
+    speed = 300.0 / 119
+    distance = border_north(1000.0) - path[k, 1]
+    assert approach[0].eta_s <= 200.0
+    assert approach[0].eta_s == pytest.approx(distance / speed, rel=0.02)
+    assert set(approach[0].recipients) == {"agency-a", "agency-b"}
+
+
+def test_tentative_track_alerts_are_held_until_confirmation():
+    path = zigzag(1, 300.0)
+    times = np.arange(len(path), dtype=float)
+    geofence = fence(two_countries())
+    held = feed_path(geofence, times, path, confirmed=False)
+    assert held == []
+    released = feed_path(geofence, [times[-1] + 1], [path[-1]], confirmed=True)
+    crossing = [a for a in released if a.type == "border_crossing"]
+    assert len(crossing) == 1 and crossing[0].raised_t == times[-1] + 1
+    geofence2 = fence(two_countries())
+    feed_path(geofence2, times, path, confirmed=False)
+    geofence2.forget([1])
+    assert feed_path(geofence2, [times[-1] + 1], [path[-1]], confirmed=True) == []
