@@ -55,6 +55,7 @@ class Pipeline:
         self.alerts_by_type: Counter = Counter()
         self.latest_sensor_t = -math.inf
         self.latest_rx_t = -math.inf
+        self.watermark = -math.inf
         self._period = 1.0 / cfg.outputs.tracks_rate_hz
         self._next_snapshot: float | None = None
 
@@ -68,18 +69,14 @@ class Pipeline:
         if isinstance(result, Rejection):
             self.counters["rejected"] += 1
             out.rejected.append(result)
-        else:
-            self.counters["accepted"] += 1
-            self.counters["detections"] += result.size
-            self.buffer.push(result)
-        for scan in self.buffer.pop_ready(t_rx):
-            self._process(scan, out)
-        return out
-
-    def tick(self, now_rx: float) -> Outputs:
-        """Release what the reorder window allows at receive time ``now_rx`` (live loop idle)."""
-        out = Outputs()
-        for scan in self.buffer.pop_ready(now_rx):
+            return out
+        self.counters["accepted"] += 1
+        self.counters["detections"] += result.size
+        self.buffer.push(result)
+        # the reorder clock is the newest sensor time accepted: replay and live see the same
+        # messages in the same order and so release the same scans, whatever the wall clock says
+        self.watermark = max(self.watermark, result.time)
+        for scan in self.buffer.pop_ready(self.watermark):
             self._process(scan, out)
         return out
 

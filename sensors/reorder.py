@@ -1,7 +1,9 @@
 """Release scans in sensor-time order despite network delay.
 
-A scan received at ``t_rx`` with sensor time ``t`` is held until the receive clock
-passes ``t + window_s``; scans are then released in ``(t, arrival)`` order.  The
+A scan with sensor time ``t`` is held until the buffer's clock (``now`` given to
+:meth:`~ReorderBuffer.pop_ready`; the pipeline uses the newest sensor time it has
+accepted, so that replay and live processing agree) passes ``t + window_s``;
+scans are then released in ``(t, arrival)`` order.  The
 window must exceed the link delay (radio links: up to about 2 s, so the default is
 3 s).  Anything stamped earlier than what was already released cannot be put in
 order any more: :class:`~sensors.ingest.Ingestor` rejects it, with this buffer's

@@ -1,0 +1,271 @@
+"""Everything that touches the broker: the live loop, record, and re-publish.
+
+The only module that imports paho-mqtt (2.x, ``CallbackAPIVersion.VERSION2``, MQTT v5).
+paho's network thread only appends to a bounded queue; decoding and processing
+happen in the main thread through the same :class:`~fusion.pipeline.Pipeline` as
+replay.  When the queue is full the newest message is dropped and counted as
+``shed`` in the status (memory stays bounded, the network thread never blocks).
+
+Alerts go through :class:`Outbox`, an SQLite file beside the site config: a row is
+written before the alert is published (QoS 1) and deleted when the broker
+acknowledges it, so alerts decided but not acknowledged survive link drops, broker
+restarts and a restart of this process; they are re-sent with the same
+``alert_id`` (consumers deduplicate on it).  The pipeline's session is persistent
+(``clean_start`` false, a session expiry interval), so the broker keeps its
+subscription and queued raw messages while it is away.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import msgspec
+import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+
+from fusion.config import Site
+from fusion.logio import LogWriter, read_log
+from fusion.pipeline import Outputs, Pipeline
+from tracking.warmup import warm_up
+
+__all__ = ["run_live", "record", "publish_log", "Outbox", "connect"]
+
+log = logging.getLogger(__name__)
+_encode = msgspec.json.Encoder().encode
+_STATUS_EVERY_S = 5.0
+_IDLE_FLUSH_S = 5.0
+
+
+class Outbox:
+    """Alerts not yet acknowledged by the broker, on disk (SQLite, WAL)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, topic TEXT, payload BLOB)")
+        self._lock = threading.Lock()
+
+    def add(self, topic: str, payload: bytes) -> int:
+        with self._lock:
+            return self._db.execute("INSERT INTO outbox (topic, payload) VALUES (?, ?)", (topic, payload)).lastrowid
+
+    def done(self, row: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM outbox WHERE id = ?", (row,))
+
+    def pending(self) -> list[tuple[int, str, bytes]]:
+        with self._lock:
+            return list(self._db.execute("SELECT id, topic, payload FROM outbox ORDER BY id"))
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def connect(site: Site, client_id: str, *, will: tuple[str, bytes] | None = None, persistent: bool = False,
+            on_connect=None) -> mqtt.Client:
+    """A connected paho client (network loop running) for the site's broker settings."""
+    cfg = site.config.mqtt
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.max_queued_messages_set(0)  # unlimited in paho: our outbox bounds what we keep
+    client.reconnect_delay_set(min_delay=1, max_delay=10)
+    if cfg.username:
+        password = site.resolve(cfg.password_file).read_text().strip() if cfg.password_file else None
+        client.username_pw_set(cfg.username, password)
+    if cfg.tls_ca:
+        client.tls_set(ca_certs=str(site.resolve(cfg.tls_ca)),
+                       certfile=str(site.resolve(cfg.tls_cert)) if cfg.tls_cert else None,
+                       keyfile=str(site.resolve(cfg.tls_key)) if cfg.tls_key else None)
+    if will:
+        client.will_set(will[0], will[1], qos=1, retain=True)
+    properties = Properties(PacketTypes.CONNECT)
+    if persistent:
+        properties.SessionExpiryInterval = cfg.session_expiry_s
+    connected = threading.Event()
+
+    def _on_connect(c, userdata, flags, reason_code, props):
+        if reason_code.is_failure:
+            log.error("broker %s:%s refused the connection: %s", cfg.host, cfg.port, reason_code)
+            return
+        log.info("connected to %s:%s (session present: %s)", cfg.host, cfg.port, flags.session_present)
+        if on_connect:
+            on_connect(c)
+        connected.set()
+
+    client.on_connect = _on_connect
+    client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=not persistent, properties=properties)
+    client.loop_start()
+    if not connected.wait(15):
+        client.loop_stop()
+        raise OSError(f"could not connect to the MQTT broker at {cfg.host}:{cfg.port} within 15 s")
+    return client
+
+
+class _Live:
+    """The live node: queue ← paho thread; main thread → pipeline → publish."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        cfg = site.config.mqtt
+        self.prefix = cfg.prefix
+        self.inbox: queue.Queue = queue.Queue(maxsize=cfg.queue_size)
+        self.shed = 0
+        self.outbox = Outbox(site.resolve(cfg.outbox) / f"{site.node_id}.sqlite")
+        self.in_flight: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self.pipeline = Pipeline(site)
+        self.stop = threading.Event()
+        self.status_topic = f"{self.prefix}/status/{site.node_id}"
+
+    # paho thread --------------------------------------------------------------------
+    def on_message(self, client, userdata, message) -> None:
+        try:
+            self.inbox.put_nowait((time.time(), message.topic, message.payload))
+        except queue.Full:
+            self.shed += 1
+
+    def on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            row = self.in_flight.pop(mid, None)
+        if row is not None:
+            self.outbox.done(row)
+
+    def on_connect(self, client: mqtt.Client) -> None:
+        client.subscribe(f"{self.prefix}/raw/+/+", qos=1)
+        client.publish(self.status_topic, _encode(self._status()), qos=1, retain=True)
+        with self._lock:
+            flying = set(self.in_flight.values())
+        for row, topic, payload in self.outbox.pending():
+            if row not in flying:
+                self._send_alert(client, row, topic, payload)
+
+    # main thread --------------------------------------------------------------------
+    def _send_alert(self, client: mqtt.Client, row: int, topic: str, payload: bytes) -> None:
+        with self._lock:
+            info = client.publish(topic, payload, qos=1)
+            self.in_flight[info.mid] = row
+
+    def publish(self, client: mqtt.Client, out: Outputs) -> None:
+        for alert in out.alerts:
+            payload = _encode(alert.to_dict())
+            for agency in alert.recipients:
+                topic = f"{self.prefix}/alerts/{agency}"
+                self._send_alert(client, self.outbox.add(topic, payload), topic, payload)
+        for rejection in out.rejected:
+            client.publish(f"{self.prefix}/rejected", _encode(rejection.to_dict()), qos=1)
+        for snapshot in out.snapshots:
+            client.publish(f"{self.prefix}/tracks", _encode(snapshot), qos=0)
+
+    def _status(self, state: str = "online") -> dict:
+        status = self.pipeline.status(time.time())
+        status["state"] = state
+        status["counters"]["shed"] = self.shed
+        status["counters"]["queued"] = self.inbox.qsize()
+        status["counters"]["outbox"] = len(self.in_flight)
+        return status
+
+    def run(self) -> int:
+        warm_seconds = warm_up()
+        log.info("kernels ready in %.2f s", warm_seconds)
+        will = (self.status_topic, _encode({"node_id": self.site.node_id, "state": "offline"}))
+        client = connect(self.site, f"borderfusion-{self.site.node_id}", will=will, persistent=True,
+                         on_connect=self.on_connect)
+        client.on_message = self.on_message
+        client.on_publish = self.on_publish
+        last_status = last_message = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                try:
+                    t_rx, topic, payload = self.inbox.get(timeout=0.2)
+                except queue.Empty:
+                    if time.monotonic() - last_message > _IDLE_FLUSH_S and len(self.pipeline.buffer):
+                        self.publish(client, self.pipeline.flush())  # the sensors went quiet: release what is held
+                else:
+                    last_message = time.monotonic()
+                    self.publish(client, self.pipeline.feed(t_rx, topic, payload))
+                if time.monotonic() - last_status > _STATUS_EVERY_S:
+                    client.publish(self.status_topic, _encode(self._status()), qos=1, retain=True)
+                    last_status = time.monotonic()
+            while not self.inbox.empty():  # drain what already arrived
+                t_rx, topic, payload = self.inbox.get_nowait()
+                self.publish(client, self.pipeline.feed(t_rx, topic, payload))
+            self.publish(client, self.pipeline.flush())
+            deadline = time.monotonic() + 10
+            while self.in_flight and time.monotonic() < deadline:
+                time.sleep(0.05)
+            client.publish(self.status_topic, _encode(self._status("offline")), qos=1, retain=True).wait_for_publish(5)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+            self.outbox.close()
+        return 0
+
+
+def run_live(site: Site) -> int:
+    """``borderfusion run``: until SIGINT/SIGTERM; then drain, publish, mark offline, exit 0."""
+    live = _Live(site)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: live.stop.set())
+    return live.run()
+
+
+def record(site: Site, out: str | Path, duration_s: float | None = None) -> int:
+    """``borderfusion record``: the raw topics into a log until Ctrl-C/SIGTERM or ``duration_s``."""
+    inbox: queue.Queue = queue.Queue(maxsize=site.config.mqtt.queue_size)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    prefix = site.config.mqtt.prefix
+    client = connect(site, f"borderfusion-record-{site.node_id}",
+                     on_connect=lambda c: c.subscribe(f"{prefix}/raw/+/+", qos=1))
+    client.on_message = lambda c, u, m: inbox.put((time.time(), m.topic, m.payload))
+    count = 0
+    deadline = time.monotonic() + duration_s if duration_s else None
+    try:
+        with LogWriter(out, site.name) as writer:
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                try:
+                    writer.write(*inbox.get(timeout=0.2))
+                    count += 1
+                except queue.Empty:
+                    continue
+            while not inbox.empty():
+                writer.write(*inbox.get_nowait())
+                count += 1
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return count
+
+
+def publish_log(site: Site, log_path: str | Path, speed: float | None = None) -> int:
+    """``replay --publish``: re-publish a log's messages at ``speed`` × real time (None: as fast as possible)."""
+    client = connect(site, f"borderfusion-replay-{time.monotonic_ns()}")
+    count = 0
+    start_wall = time.monotonic()
+    first_rx = None
+    last = None
+    try:
+        for record_ in read_log(log_path):
+            if speed is not None:
+                first_rx = record_.t_rx if first_rx is None else first_rx
+                wait = (record_.t_rx - first_rx) / speed - (time.monotonic() - start_wall)
+                if wait > 0:
+                    time.sleep(wait)
+            last = client.publish(record_.topic, record_.payload, qos=1)
+            count += 1
+            if count % 1000 == 0:
+                last.wait_for_publish(30)  # keep paho's queue short
+        if last is not None:
+            last.wait_for_publish(30)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return count

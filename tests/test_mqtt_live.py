@@ -1,0 +1,197 @@
+"""The live pipeline against a real Mosquitto broker started on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from fusion.config import load_site
+from fusion.mqtt import publish_log
+from fusion.pipeline import Outputs
+from fusion.replay import replay_file
+from fusion.simulate import simulate
+from tests.broker import Broker
+from tests.conftest import DEMO_SITE
+
+pytestmark = pytest.mark.broker
+PREFIX = "borderfusion/v1"
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path).start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def live_site(tmp_path, broker):
+    directory = tmp_path / "site"
+    directory.mkdir()
+    shutil.copy(DEMO_SITE.parent / "jurisdictions.geojson", directory)
+    text = DEMO_SITE.read_text().replace("port = 1883", f'port = {broker.port}\noutbox = "{tmp_path / "outbox"}"')
+    (directory / "site.toml").write_text(text)
+    return directory / "site.toml"
+
+
+class Collector:
+    """A subscriber that keeps every message of its topics."""
+
+    def __init__(self, port: int, topics: list[str], client_id: str) -> None:
+        self.messages: list[tuple[str, dict]] = []
+        self._lock = threading.Lock()
+        ready = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+
+        def on_connect(c, u, f, rc, p):
+            for topic in topics:
+                c.subscribe(topic, qos=1)
+
+        self.client.on_connect = on_connect
+        self.client.on_subscribe = lambda *a: ready.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert ready.wait(10)
+
+    def _on_message(self, client, userdata, message) -> None:
+        try:
+            body = json.loads(message.payload)
+        except ValueError:
+            body = {"raw": message.payload.decode(errors="replace")}
+        with self._lock:
+            self.messages.append((message.topic, body))
+
+    def of(self, topic: str) -> list[dict]:
+        with self._lock:
+            return [b for t, b in self.messages if t == topic]
+
+    def wait_for(self, predicate, timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.1)
+        return predicate()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def start_node(site_path):
+    process = subprocess.Popen([sys.executable, "-m", "fusion.cli", "run", "--config", str(site_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return process
+
+
+def wait_online(collector: Collector, process, timeout=60.0) -> None:
+    ok = collector.wait_for(lambda: any(s.get("state") == "online" for s in collector.of(f"{PREFIX}/status/edge-1"))
+                            or process.poll() is not None, timeout)
+    assert ok and process.poll() is None, process.stderr.read() if process.poll() is not None else "not online"
+
+
+def stop_node(process) -> tuple[int, str]:
+    process.send_signal(signal.SIGTERM)
+    try:
+        _, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+    return process.returncode, err
+
+
+@pytest.fixture(scope="module")
+def short_log(tmp_path_factory):
+    site = load_site(DEMO_SITE)
+    out = tmp_path_factory.mktemp("live-log")
+    log = out / "sensors.jsonl.gz"
+    simulate(site, 180.0, log, out / "truth.jsonl", seed=5, n_targets=10)
+    expected = Outputs()
+    replay_file(site, log, keep=expected, progress=False)
+    return log, expected
+
+
+def test_live_run_equals_replay_per_agency(broker, live_site, short_log):
+    log, expected = short_log
+    assert expected.alerts, "the scenario should raise alerts"
+    agencies = sorted({a for alert in expected.alerts for a in alert.recipients} | {"agency-a", "agency-b"})
+    watchers = {agency: Collector(broker.port, [f"{PREFIX}/alerts/{agency}"], f"watch-{agency}") for agency in agencies}
+    ops = Collector(broker.port, [f"{PREFIX}/status/+", f"{PREFIX}/tracks", f"{PREFIX}/rejected"], "ops")
+    node = start_node(live_site)
+    try:
+        wait_online(ops, node)
+        publish_log(load_site(live_site), log)
+        want = {agency: sorted(a.alert_id for a in expected.alerts if agency in a.recipients) for agency in agencies}
+        for agency, watcher in watchers.items():
+            watcher.wait_for(lambda: len(watcher.of(f"{PREFIX}/alerts/{agency}")) >= len(want[agency]), 60)
+        code, err = stop_node(node)
+    finally:
+        if node.poll() is None:
+            node.kill()
+    assert code == 0, err
+    for agency, watcher in watchers.items():
+        got = watcher.of(f"{PREFIX}/alerts/{agency}")
+        assert sorted({a["alert_id"] for a in got}) == want[agency], agency
+        assert all(agency in a["recipients"] for a in got)
+    expected_dicts = {a.alert_id: a.to_dict() for a in expected.alerts}
+    for agency, watcher in watchers.items():
+        for alert in watcher.of(f"{PREFIX}/alerts/{agency}"):
+            assert alert == expected_dicts[alert["alert_id"]]
+    statuses = ops.of(f"{PREFIX}/status/edge-1")
+    assert statuses[-1]["state"] == "offline"
+    assert statuses[-1]["counters"]["rejected"] == 0 and statuses[-1]["counters"]["received"] > 0
+    assert ops.of(f"{PREFIX}/tracks"), "track snapshots were published"
+    for w in (*watchers.values(), ops):
+        w.close()
+
+
+def test_hostile_inputs_are_rejected_with_reasons_and_the_node_keeps_running(broker, live_site, short_log):
+    ops = Collector(broker.port, [f"{PREFIX}/status/+", f"{PREFIX}/rejected", f"{PREFIX}/tracks"], "ops2")
+    node = start_node(live_site)
+    try:
+        wait_online(ops, node)
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hostile", protocol=mqtt.MQTTv5)
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        hostile = [
+            (f"{PREFIX}/raw/radar/radar-n1", b"not json"),
+            (f"{PREFIX}/raw/radar/radar-n1", b'{"sensor_id":"radar-n1","t":1795000000,"seq":1,"plots":[{"range_m":NaN,"azimuth_deg":1}]}'),
+            (f"{PREFIX}/raw/radar/radar-n1", b'{"sensor_id":"radar-n1","t":1795000000,"seq":"x","plots":[]}'),
+            (f"{PREFIX}/raw/radar/ghost", b'{"sensor_id":"ghost","t":1795000000,"seq":1,"plots":[]}'),
+            (f"{PREFIX}/raw/radar/radar-s1", b'{"sensor_id":"radar-n1","t":1795000000,"seq":1,"plots":[]}'),
+            (f"{PREFIX}/raw/drone/uav-3", b'{"sensor_id":"uav-3","t":1795000000,"seq":1,"detections":[{"lat":95,"lon":8,"cep_m":3}]}'),
+            (f"{PREFIX}/raw/radar/radar-n1", b"{" + b" " * (300 * 1024) + b"}"),
+            (f"{PREFIX}/raw/ground/ugs-011", b'{"sensor_id":"ugs-011","t":1795000000,"seq":1,"classification":{"person":0.9,"animal":0.9}}'),
+        ]
+        garbage = [(f"{PREFIX}/raw/radar/radar-n1", bytes([i % 256]) * (i % 500 + 1)) for i in range(2000)]
+        for topic, payload in hostile + garbage:
+            pub.publish(topic, payload, qos=1)
+        expected_n = len(hostile) + len(garbage)
+        assert ops.wait_for(lambda: len(ops.of(f"{PREFIX}/rejected")) >= expected_n, 60)
+        reasons = [r["reason"] for r in ops.of(f"{PREFIX}/rejected")[: len(hostile)]]
+        for needle in ("not JSON", "expected a finite number, got NaN", "seq: expected `int`", "unknown sensor 'ghost'",
+                       "does not match the topic", "lat: expected `float` <= 90.0", "larger than the 262144 byte limit",
+                       "probabilities sum to 1.8"):
+            assert any(needle in r for r in reasons), (needle, reasons)
+        # good traffic still flows afterwards
+        publish_log(load_site(live_site), short_log[0])
+        assert ops.wait_for(lambda: any(s["tracks"] for s in ops.of(f"{PREFIX}/tracks")), 60)
+        assert node.poll() is None
+        code, err = stop_node(node)
+        assert code == 0, err
+        final = ops.of(f"{PREFIX}/status/edge-1")[-1]
+        assert final["counters"]["rejected"] == expected_n
+        pub.loop_stop()
+    finally:
+        if node.poll() is None:
+            node.kill()
+        ops.close()
