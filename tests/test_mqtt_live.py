@@ -195,3 +195,93 @@ def test_hostile_inputs_are_rejected_with_reasons_and_the_node_keeps_running(bro
         if node.poll() is None:
             node.kill()
         ops.close()
+
+
+def persistent_collector(port, topics, client_id):
+    """A consumer with a persistent session: the broker queues its QoS 1 alerts while it is away."""
+    c = Collector.__new__(Collector)
+    c.messages, c._lock = [], threading.Lock()
+    ready = threading.Event()
+    c.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.client.on_connect = lambda cl, u, f, rc, p: [cl.subscribe(t, qos=1) for t in topics]
+    c.client.on_subscribe = lambda *a: ready.set()
+    c.client.on_message = c._on_message
+    c.client.reconnect_delay_set(0.2, 1)
+    props = mqtt.Properties(mqtt.PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    c.client.connect("127.0.0.1", port, clean_start=False, properties=props)
+    c.client.loop_start()
+    assert ready.wait(10)
+    return c
+
+
+def test_broker_restart_mid_run_loses_no_alert(broker, live_site, short_log, tmp_path):
+    from fusion.logio import LogWriter, read_log
+
+    log, expected = short_log
+    records = list(read_log(log))
+    half = len(records) // 2
+    parts = []
+    for name, chunk in (("first", records[:half]), ("second", records[half:])):
+        path = tmp_path / f"{name}.jsonl"
+        with LogWriter(path, "demo") as writer:
+            for r in chunk:
+                writer.write(r.t_rx, r.topic, r.payload)
+        parts.append(path)
+    agencies = sorted({a for alert in expected.alerts for a in alert.recipients})
+    watchers = {a: persistent_collector(broker.port, [f"{PREFIX}/alerts/{a}"], f"durable-{a}") for a in agencies}
+    ops = Collector(broker.port, [f"{PREFIX}/status/+"], "ops3")
+    node = start_node(live_site)
+    try:
+        wait_online(ops, node)
+        publish_log(load_site(live_site), parts[0])
+        time.sleep(1.0)
+        broker.stop()  # the broker dies mid-run, with the node still deciding alerts from what it holds
+        time.sleep(2.0)
+        broker.start()  # same port, persistent sessions restored from disk
+        time.sleep(3.0)  # the node and the consumers reconnect by themselves
+        publish_log(load_site(live_site), parts[1])
+        want = {a: {x.alert_id for x in expected.alerts if a in x.recipients} for a in agencies}
+        for a, w in watchers.items():
+            w.wait_for(lambda: want[a] <= {m["alert_id"] for m in w.of(f"{PREFIX}/alerts/{a}")}, 60)
+        code, err = stop_node(node)
+    finally:
+        if node.poll() is None:
+            node.kill()
+    assert code == 0, err
+    for a, w in watchers.items():
+        got = [m["alert_id"] for m in w.of(f"{PREFIX}/alerts/{a}")]
+        assert set(got) == want[a], a  # everything arrived; nothing else
+        w.close()
+    ops.close()
+
+
+def test_alerts_decided_before_a_sigkill_are_sent_after_restart(broker, live_site, tmp_path):
+    """The on-disk outbox: rows left by a killed process go out, with their ids, when it comes back."""
+    from fusion.mqtt import Outbox
+
+    watcher = persistent_collector(broker.port, [f"{PREFIX}/alerts/agency-a"], "durable-sigkill")
+    ops = Collector(broker.port, [f"{PREFIX}/status/+"], "ops4")
+    node = start_node(live_site)
+    wait_online(ops, node)
+    node.send_signal(signal.SIGKILL)
+    node.wait()
+    # what the killed process had decided but the broker had not acknowledged
+    outbox = Outbox(tmp_path / "outbox" / "edge-1.sqlite")
+    decided = [json.dumps({"alert_id": f"pending-{i}", "type": "border_crossing"}).encode() for i in range(5)]
+    for payload in decided:
+        outbox.add(f"{PREFIX}/alerts/agency-a", payload)
+    outbox.close()
+    assert ops.wait_for(lambda: ops.of(f"{PREFIX}/status/edge-1")[-1].get("state") == "offline", 30)  # last will
+    node = start_node(live_site)
+    try:
+        assert watcher.wait_for(lambda: len(watcher.of(f"{PREFIX}/alerts/agency-a")) >= 5, 60)
+        code, err = stop_node(node)
+    finally:
+        if node.poll() is None:
+            node.kill()
+    assert code == 0, err
+    assert sorted(m["alert_id"] for m in watcher.of(f"{PREFIX}/alerts/agency-a")) == [f"pending-{i}" for i in range(5)]
+    assert Outbox(tmp_path / "outbox" / "edge-1.sqlite").pending() == []  # acknowledged, so cleared
+    watcher.close()
+    ops.close()
