@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -38,6 +39,9 @@ class Broker:
             f"listener {self.port} 127.0.0.1\n"
             "max_queued_messages 100000\nmax_queued_bytes 0\nmax_inflight_messages 100\n"
             f"persistence true\npersistence_location {self.directory / 'data'}/\n"
+            # run as whoever runs the tests (as root, mosquitto would drop to user 'mosquitto',
+            # who cannot read pytest's private temporary folders)
+            f"user {getpass.getuser()}\n"
             f"{self.extra}\n")
         if "allow_anonymous" not in self.extra:
             conf.write_text(conf.read_text() + "allow_anonymous true\n")
