@@ -79,15 +79,15 @@ class Geofence:
             return []
         probability = self.index.inside_probability(batch.x[:, :2], batch.P[:, :2, :2])
         alerts: list[Alert] = []
-        for k in range(batch.track_id.size):
-            tid = int(batch.track_id[k])
-            state = self._states.setdefault(tid, _State())
+        states = [self._states.setdefault(int(tid), _State()) for tid in batch.track_id]
+        for k, state in enumerate(states):
             new = self._advance(state, batch, k, probability[k])
             if batch.confirmed[k]:
                 alerts.extend(self._release(state, batch.t))
                 alerts.extend(new)
             else:
                 state.pending.extend(new)
+        alerts.extend(self._approaches(states, batch))
         return alerts
 
     def forget(self, track_ids) -> None:
@@ -121,25 +121,41 @@ class Geofence:
             state.country = best
             state.approach_warned = False
             state.path_t, state.path_xy = [t], [xy.copy()]
-        for z in self.zones:
+        if not self.zones.size:
+            return out
+        inside = self.zones[p[self.zones] > hi]
+        for z in sorted(set(inside.tolist()) - state.member | state.member):
             zone = self.jurisdictions[z]
-            if z not in state.member and p[z] > hi:
+            if z not in state.member:
                 state.member.add(z)
                 state.entered[z] = t
                 out += self._zone_alert("zone_entry", zone, batch, k, p[z])
-            elif z in state.member and p[z] < lo:
+            elif p[z] < lo:
                 state.member.discard(z)
                 state.entered.pop(z, None)
                 state.dwelled.discard(z)
                 out += self._zone_alert("zone_exit", zone, batch, k, 1.0 - p[z])
-            elif (z in state.member and zone.dwell_s is not None and z not in state.dwelled
-                  and t - state.entered[z] >= zone.dwell_s):
+            elif zone.dwell_s is not None and z not in state.dwelled and t - state.entered[z] >= zone.dwell_s:
                 state.dwelled.add(z)
-                out += self._zone_alert("dwell", zone, batch, k, p[z], dwell=True)
-        if batch.confirmed[k] and not state.approach_warned and state.country >= 0:
-            warning = self._approach(state, batch, k)
+                out += self._zone_alert("dwell", zone, batch, k, p[z])
+        return out
+
+    def _approaches(self, states: list[_State], batch: TrackUpdate) -> list[Alert]:
+        """One warning per track whose straight path over the horizon meets its country's boundary."""
+        horizon = self.config.approach_horizon_s
+        if horizon <= 0:
+            return []
+        country = np.array([s.country for s in states])
+        warned = np.array([s.approach_warned for s in states])
+        speed = np.hypot(batch.x[:, 2], batch.x[:, 3])
+        candidates = np.flatnonzero(batch.confirmed & ~warned & (country >= 0) & (speed >= 0.5))
+        here = batch.x[candidates, :2]
+        reaching = self.index.segments_reaching(here, here + batch.x[candidates, 2:] * horizon, country[candidates])
+        out = []
+        for k in candidates[reaching]:
+            warning = self._approach(states[k], batch, int(k))
             if warning is not None:
-                state.approach_warned = True
+                states[k].approach_warned = True
                 out.append(warning)
         return out
 
@@ -189,7 +205,7 @@ class Geofence:
         return self._alert("border_crossing", batch, k, t_cross, point, dst.id, involved, confidence,
                            from_jurisdiction=src.id, to_jurisdiction=dst.id)
 
-    def _zone_alert(self, kind: str, zone: Jurisdiction, batch: TrackUpdate, k: int, p: float, dwell=False) -> list[Alert]:
+    def _zone_alert(self, kind: str, zone: Jurisdiction, batch: TrackUpdate, k: int, p: float) -> list[Alert]:
         if kind not in zone.alerts:
             return []
         return [self._alert(kind, batch, k, batch.t, batch.x[k, :2], zone.id, [zone], float(p) * batch.quality[k])]

@@ -21,6 +21,25 @@ from shapely import STRtree
 __all__ = ["JurisdictionIndex", "crossings_along"]
 
 
+_CHUNK_SEGMENTS = 16
+
+
+def _boundary_chunks(polygons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every ring cut into linestrings of at most ``_CHUNK_SEGMENTS`` segments, with their polygon index.
+
+    Indexing small chunks instead of whole boundaries keeps each distance or
+    intersection test local: a 5,000-vertex border costs a few chunks, not 5,000 vertices.
+    """
+    chunks, owner = [], []
+    for j, polygon in enumerate(polygons):
+        for ring in shapely.get_rings(polygon):
+            xy = shapely.get_coordinates(ring)
+            for start in range(0, len(xy) - 1, _CHUNK_SEGMENTS):
+                chunks.append(shapely.linestrings(xy[start:start + _CHUNK_SEGMENTS + 1]))
+                owner.append(j)
+    return np.array(chunks, dtype=object), np.array(owner, dtype=np.int64)
+
+
 class JurisdictionIndex:
     """Polygons prepared and indexed once; answers P(inside) for arrays of estimates."""
 
@@ -30,7 +49,8 @@ class JurisdictionIndex:
         for geometry in (*self.polygons, *self.boundaries):
             shapely.prepare(geometry)
         self._polygon_tree = STRtree(self.polygons)
-        self._boundary_tree = STRtree(self.boundaries)
+        self.chunks, self.chunk_owner = _boundary_chunks(self.polygons)
+        self._chunk_tree = STRtree(self.chunks)
         self.certain_sigmas = certain_sigmas
 
     def __len__(self) -> int:
@@ -39,9 +59,13 @@ class JurisdictionIndex:
     def inside(self, xy: np.ndarray) -> np.ndarray:
         """(n, J) bool: point i inside (or on) polygon j."""
         out = np.zeros((xy.shape[0], len(self.polygons)), bool)
-        if xy.shape[0]:
-            point_idx, poly_idx = self._polygon_tree.query(shapely.points(xy), predicate="intersects")
-            out[point_idx, poly_idx] = True
+        if xy.shape[0] == 0:
+            return out
+        # bounding boxes from the tree, then the prepared polygon's indexed point-in-polygon test
+        point_idx, poly_idx = self._polygon_tree.query(shapely.points(xy))
+        for j in np.unique(poly_idx):
+            rows = point_idx[poly_idx == j]
+            out[rows, j] = shapely.intersects_xy(self.polygons[j], xy[rows, 0], xy[rows, 1])
         return out
 
     def inside_probability(self, xy: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -52,15 +76,21 @@ class JurisdictionIndex:
             return probability
         sigma_max = np.sqrt(np.maximum(cov[:, 0, 0], cov[:, 1, 1]) + np.abs(cov[:, 0, 1]))
         points = shapely.points(xy)
-        point_idx, poly_idx = self._boundary_tree.query(
+        point_idx, chunk_idx = self._chunk_tree.query(
             points, predicate="dwithin", distance=self.certain_sigmas * float(sigma_max.max()))
         if point_idx.size == 0:
             return probability
-        lines = shapely.shortest_line(self.boundaries[poly_idx], points[point_idx])
-        ends = shapely.get_coordinates(lines).reshape(-1, 2, 2)
-        nearest = ends[:, 0]
+        lines = shapely.shortest_line(self.chunks[chunk_idx], points[point_idx])
+        nearest = shapely.get_coordinates(lines).reshape(-1, 2, 2)[:, 0]
         offset = xy[point_idx] - nearest
         distance = np.hypot(offset[:, 0], offset[:, 1])
+        # per (point, polygon) keep the nearest of its boundary chunks
+        poly_idx = self.chunk_owner[chunk_idx]
+        order = np.lexsort((distance, poly_idx, point_idx))
+        first = np.ones(order.size, bool)
+        first[1:] = (np.diff(point_idx[order]) != 0) | (np.diff(poly_idx[order]) != 0)
+        keep = order[first]
+        point_idx, poly_idx, offset, distance = point_idx[keep], poly_idx[keep], offset[keep], distance[keep]
         normal = np.divide(offset, distance[:, None], out=np.tile([1.0, 0.0], (distance.size, 1)),
                            where=distance[:, None] > 0)
         c = cov[point_idx]
@@ -68,6 +98,16 @@ class JurisdictionIndex:
         signed = np.where(inside[point_idx, poly_idx], distance, -distance)
         probability[point_idx, poly_idx] = ndtr(signed / np.maximum(sigma_n, 1e-9))
         return probability
+
+    def segments_reaching(self, starts: np.ndarray, ends: np.ndarray, owners: np.ndarray) -> np.ndarray:
+        """(n,) bool: segment i from ``starts[i]`` to ``ends[i]`` meets the boundary of polygon ``owners[i]``."""
+        if starts.shape[0] == 0:
+            return np.zeros(0, bool)
+        segments = shapely.linestrings(np.stack((starts, ends), axis=1))
+        seg_idx, chunk_idx = self._chunk_tree.query(segments, predicate="intersects")
+        hit = np.zeros(starts.shape[0], bool)
+        hit[seg_idx[self.chunk_owner[chunk_idx] == owners[seg_idx]]] = True
+        return hit
 
     def containing(self, point: np.ndarray) -> np.ndarray:
         """Indices of polygons containing one point."""
