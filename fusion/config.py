@@ -22,6 +22,7 @@ from geo.frame import LocalFrame
 from geo.jurisdictions import Jurisdiction, JurisdictionError, load_jurisdictions
 from sensors.ingest import IngestLimits, format_validation_error
 from sensors.normalize import SensorModel
+from sensors.schema import Lat, Lon
 from sensors.specs import SensorSpec
 from tracking.config import TrackerConfig
 
@@ -35,8 +36,8 @@ class ConfigError(ValueError):
 
 
 class Origin(Struct, frozen=True, forbid_unknown_fields=True):
-    lat: Annotated[float, Meta(ge=-90.0, le=90.0)]
-    lon: Annotated[float, Meta(ge=-180.0, le=180.0)]
+    lat: Lat
+    lon: Lon
     alt_m: Annotated[float, Meta(ge=-1000.0, le=20000.0)] = 0.0
 
 

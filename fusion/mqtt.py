@@ -119,6 +119,7 @@ class _Live:
         self.shed = 0
         self.outbox = Outbox(site.resolve(cfg.outbox) / f"{site.node_id}.sqlite")
         self.in_flight: dict[int, int] = {}
+        self._early_acks: set[int] = set()
         self._lock = threading.Lock()
         self.pipeline = Pipeline(site)
         self.stop = threading.Event()
@@ -134,6 +135,8 @@ class _Live:
     def on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
             row = self.in_flight.pop(mid, None)
+            if row is None:  # acknowledged before _send_alert recorded the mid
+                self._early_acks.add(mid)
         if row is not None:
             self.outbox.done(row)
 
@@ -148,9 +151,16 @@ class _Live:
 
     # main thread --------------------------------------------------------------------
     def _send_alert(self, client: mqtt.Client, row: int, topic: str, payload: bytes) -> None:
+        # never call into paho while holding our lock: paho calls on_publish holding its own
+        info = client.publish(topic, payload, qos=1)
         with self._lock:
-            info = client.publish(topic, payload, qos=1)
-            self.in_flight[info.mid] = row
+            acked = info.mid in self._early_acks
+            if acked:
+                self._early_acks.discard(info.mid)
+            else:
+                self.in_flight[info.mid] = row
+        if acked:
+            self.outbox.done(row)
 
     def publish(self, client: mqtt.Client, out: Outputs) -> None:
         for alert in out.alerts:
@@ -200,7 +210,9 @@ class _Live:
             deadline = time.monotonic() + 10
             while self.in_flight and time.monotonic() < deadline:
                 time.sleep(0.05)
-            client.publish(self.status_topic, _encode(self._status("offline")), qos=1, retain=True).wait_for_publish(5)
+            final = client.publish(self.status_topic, _encode(self._status("offline")), qos=1, retain=True)
+            if client.is_connected():
+                final.wait_for_publish(5)
         finally:
             client.disconnect()
             client.loop_stop()

@@ -11,7 +11,6 @@ pipeline after a random network delay (0.05 s plus an exponential tail, at most
 
 from __future__ import annotations
 
-import heapq
 import math
 from pathlib import Path
 from typing import Iterator

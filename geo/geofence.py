@@ -18,7 +18,7 @@ in order.  Alerts of a tentative track are held and released when it is confirme
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -253,6 +253,4 @@ def _interpolate(path_t: np.ndarray, path_xy: np.ndarray, t: float) -> np.ndarra
 
 
 def _reraise(alert: Alert, raised_t: float) -> Alert:
-    from dataclasses import replace
-
     return replace(alert, raised_t=raised_t)

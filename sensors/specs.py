@@ -11,10 +11,10 @@ from typing import Annotated
 
 from msgspec import Meta, Struct
 
+from sensors.schema import Lat, Lon
+
 __all__ = ["RadarSpec", "GroundSpec", "DroneSpec", "SensorSpec"]
 
-Lat = Annotated[float, Meta(ge=-90.0, le=90.0)]
-Lon = Annotated[float, Meta(ge=-180.0, le=180.0)]
 Alt = Annotated[float, Meta(ge=-1000.0, le=20000.0)]
 Positive = Annotated[float, Meta(gt=0.0, le=1e7)]
 Probability = Annotated[float, Meta(gt=0.0, le=1.0)]

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from scipy.special import ndtr
 from shapely.geometry import MultiPolygon, Polygon, box
 
-from fusion.synthetic import make_scan, position_scans, ncv_scenario
+from fusion.synthetic import make_scan
 from geo.config import GeofenceConfig
 from geo.frame import LocalFrame
 from geo.geofence import Geofence, TrackUpdate

@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from fusion.cli import main
 from fusion.evaluate import evaluate, score_frames
@@ -76,7 +75,7 @@ def test_ground_sensor_alone_spawns_no_tracks():
 def test_track_ids_are_never_reused_and_deterministic():
     scenario = ncv_scenario(10, 60.0, seed=2)
     scans = position_scans(scenario, clutter_per_scan=30.0, seed=3)
-    seen, ids_runs = set(), []
+    ids_runs = []
     for _ in range(2):
         tracker = Tracker(TrackerConfig(capacity=16), 1)  # small table: rows are recycled, ids are not
         born = []

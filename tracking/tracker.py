@@ -79,7 +79,7 @@ class Tracker:
 
     # -- the algorithm ---------------------------------------------------------------
     def step(self, scan: ScanLike) -> StepResult:
-        tab, cfg, t = self.table, self.config, float(scan.time)
+        tab, t = self.table, float(scan.time)
         predict(tab.x, tab.P, tab.t_state, tab.alive, tab.q, t)
         tracks, dets = self._associate(scan, t)
         self._update(scan, tracks, dets, t)
