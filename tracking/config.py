@@ -26,10 +26,6 @@ class TrackerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     #: probability mass of the chi-square (2 dof) validation gate
     gate_probability: Fraction = 0.999
     agility: ClassAgility = ClassAgility()
-    #: IMM with a quiet and a manoeuvring model instead of a single NCV model
-    imm: bool = False
-    #: manoeuvring model's σ_a as a multiple of the class σ_a (IMM only)
-    imm_manoeuvre_factor: Positive = 5.0
     #: confirmation: ``confirm_hits`` detections within the first ``confirm_window`` looks
     confirm_hits: Annotated[int, Meta(ge=1, le=100)] = 3
     confirm_window: Annotated[int, Meta(ge=1, le=100)] = 5
