@@ -70,10 +70,16 @@ class Outbox:
 
 
 def connect(site: Site, client_id: str, *, will: tuple[str, bytes] | None = None, persistent: bool = False,
-            on_connect=None) -> mqtt.Client:
-    """A connected paho client (network loop running) for the site's broker settings."""
+            on_connect=None, on_message=None, on_publish=None) -> mqtt.Client:
+    """A connected paho client (network loop running) for the site's broker settings.
+
+    The callbacks are installed before connecting: a persistent session delivers its
+    queued messages right after the CONNACK, before the caller could set them.
+    """
     cfg = site.config.mqtt
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.on_message = on_message
+    client.on_publish = on_publish
     client.max_queued_messages_set(0)  # unlimited in paho: our outbox bounds what we keep
     client.reconnect_delay_set(min_delay=1, max_delay=10)
     if cfg.username:
@@ -186,9 +192,7 @@ class _Live:
         log.info("kernels ready in %.2f s", warm_seconds)
         will = (self.status_topic, _encode({"node_id": self.site.node_id, "state": "offline"}))
         client = connect(self.site, f"borderfusion-{self.site.node_id}", will=will, persistent=True,
-                         on_connect=self.on_connect)
-        client.on_message = self.on_message
-        client.on_publish = self.on_publish
+                         on_connect=self.on_connect, on_message=self.on_message, on_publish=self.on_publish)
         last_status = last_message = time.monotonic()
         try:
             while not self.stop.is_set():
@@ -235,9 +239,17 @@ def record(site: Site, out: str | Path, duration_s: float | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     prefix = site.config.mqtt.prefix
-    client = connect(site, f"borderfusion-record-{site.node_id}",
+    dropped = 0
+
+    def on_message(client, userdata, message) -> None:
+        nonlocal dropped
+        try:  # never block paho's network thread
+            inbox.put_nowait((time.time(), message.topic, message.payload))
+        except queue.Full:
+            dropped += 1
+
+    client = connect(site, f"borderfusion-record-{site.node_id}", on_message=on_message,
                      on_connect=lambda c: c.subscribe(f"{prefix}/raw/+/+", qos=1))
-    client.on_message = lambda c, u, m: inbox.put((time.time(), m.topic, m.payload))
     count = 0
     deadline = time.monotonic() + duration_s if duration_s else None
     try:
@@ -254,6 +266,9 @@ def record(site: Site, out: str | Path, duration_s: float | None = None) -> int:
     finally:
         client.disconnect()
         client.loop_stop()
+    if dropped:
+        log.warning("record: %d messages dropped because writing could not keep up (queue of %d)",
+                    dropped, site.config.mqtt.queue_size)
     return count
 
 

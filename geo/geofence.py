@@ -124,7 +124,7 @@ class Geofence:
         if not self.zones.size:
             return out
         inside = self.zones[p[self.zones] > hi]
-        for z in sorted(set(inside.tolist()) - state.member | state.member):
+        for z in sorted(set(inside.tolist()) | state.member):
             zone = self.jurisdictions[z]
             if z not in state.member:
                 state.member.add(z)
@@ -211,10 +211,9 @@ class Geofence:
         return [self._alert(kind, batch, k, batch.t, batch.x[k, :2], zone.id, [zone], float(p) * batch.quality[k])]
 
     def _approach(self, state: _State, batch: TrackUpdate, k: int) -> Alert | None:
+        """The warning for one candidate that :meth:`_approaches` found moving toward its border."""
         horizon = self.config.approach_horizon_s
         velocity = batch.x[k, 2:]
-        if horizon <= 0 or math.hypot(*velocity) < 0.5:
-            return None
         here = batch.x[k, :2]
         there = here + velocity * horizon
         hits = crossings_along(np.array([here, there]), np.array([batch.t, batch.t + horizon]),
