@@ -101,7 +101,10 @@ def cmd_run(args) -> int:
 def cmd_record(args) -> int:
     from fusion.mqtt import record
 
-    count = record(_site(args.config), args.out, duration_s=args.duration)
+    def ready(topic: str) -> None:
+        print(f"recording {topic} into {args.out} (Ctrl-C to stop)", flush=True)
+
+    count = record(_site(args.config), args.out, duration_s=args.duration, on_ready=ready)
     print(f"recorded {count} messages to {args.out}")
     return 0
 

@@ -61,6 +61,10 @@ class Outbox:
         with self._lock:
             self._db.execute("DELETE FROM outbox WHERE id = ?", (row,))
 
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+
     def pending(self) -> list[tuple[int, str, bytes]]:
         with self._lock:
             return list(self._db.execute("SELECT id, topic, payload FROM outbox ORDER BY id"))
@@ -70,7 +74,7 @@ class Outbox:
 
 
 def connect(site: Site, client_id: str, *, will: tuple[str, bytes] | None = None, persistent: bool = False,
-            on_connect=None, on_message=None, on_publish=None) -> mqtt.Client:
+            on_connect=None, on_message=None, on_publish=None, on_subscribe=None) -> mqtt.Client:
     """A connected paho client (network loop running) for the site's broker settings.
 
     The callbacks are installed before connecting: a persistent session delivers its
@@ -80,6 +84,7 @@ def connect(site: Site, client_id: str, *, will: tuple[str, bytes] | None = None
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     client.on_message = on_message
     client.on_publish = on_publish
+    client.on_subscribe = on_subscribe
     client.max_queued_messages_set(0)  # unlimited in paho: our outbox bounds what we keep
     client.reconnect_delay_set(min_delay=1, max_delay=10)
     if cfg.username:
@@ -95,10 +100,14 @@ def connect(site: Site, client_id: str, *, will: tuple[str, bytes] | None = None
     if persistent:
         properties.SessionExpiryInterval = cfg.session_expiry_s
     connected = threading.Event()
+    refused: list[str] = []
 
     def _on_connect(c, userdata, flags, reason_code, props):
         if reason_code.is_failure:
             log.error("broker %s:%s refused the connection: %s", cfg.host, cfg.port, reason_code)
+            if not connected.is_set():  # at start-up: give up at once (bad credentials do not heal)
+                refused.append(str(reason_code))
+                connected.set()
             return
         log.info("connected to %s:%s (session present: %s)", cfg.host, cfg.port, flags.session_present)
         if on_connect:
@@ -108,9 +117,10 @@ def connect(site: Site, client_id: str, *, will: tuple[str, bytes] | None = None
     client.on_connect = _on_connect
     client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=not persistent, properties=properties)
     client.loop_start()
-    if not connected.wait(15):
+    if not connected.wait(15) or refused:
         client.loop_stop()
-        raise OSError(f"could not connect to the MQTT broker at {cfg.host}:{cfg.port} within 15 s")
+        why = f"refused: {refused[0]}" if refused else "no answer within 15 s"
+        raise OSError(f"could not connect to the MQTT broker at {cfg.host}:{cfg.port} ({why})")
     return client
 
 
@@ -125,7 +135,6 @@ class _Live:
         self.shed = 0
         self.outbox = Outbox(site.resolve(cfg.outbox) / f"{site.node_id}.sqlite")
         self.in_flight: dict[int, int] = {}
-        self._early_acks: set[int] = set()
         self._lock = threading.Lock()
         self.pipeline = Pipeline(site)
         self.stop = threading.Event()
@@ -141,9 +150,11 @@ class _Live:
     def on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
             row = self.in_flight.pop(mid, None)
-            if row is None:  # acknowledged before _send_alert recorded the mid
-                self._early_acks.add(mid)
-        if row is not None:
+        if row is None:  # not an alert, or acknowledged before _send_alert recorded it (it checks)
+            return
+        if reason_code.is_failure:  # e.g. the broker's ACL refused it: keep it, retry on the next connect
+            log.error("broker refused alert (outbox row %d): %s; kept for the next connection", row, reason_code)
+        else:
             self.outbox.done(row)
 
     def on_connect(self, client: mqtt.Client) -> None:
@@ -160,13 +171,12 @@ class _Live:
         # never call into paho while holding our lock: paho calls on_publish holding its own
         info = client.publish(topic, payload, qos=1)
         with self._lock:
-            acked = info.mid in self._early_acks
-            if acked:
-                self._early_acks.discard(info.mid)
-            else:
-                self.in_flight[info.mid] = row
-        if acked:
-            self.outbox.done(row)
+            self.in_flight[info.mid] = row
+        if info.is_published():  # the PUBACK beat us to it: on_publish found no row
+            with self._lock:
+                row_ = self.in_flight.pop(info.mid, None)
+            if row_ is not None:
+                self.outbox.done(row_)
 
     def publish(self, client: mqtt.Client, out: Outputs) -> None:
         for alert in out.alerts:
@@ -184,7 +194,7 @@ class _Live:
         status["state"] = state
         status["counters"]["shed"] = self.shed
         status["counters"]["queued"] = self.inbox.qsize()
-        status["counters"]["outbox"] = len(self.in_flight)
+        status["counters"]["outbox"] = len(self.outbox)  # decided, not yet acknowledged
         return status
 
     def run(self) -> int:
@@ -194,6 +204,7 @@ class _Live:
         client = connect(self.site, f"borderfusion-{self.site.node_id}", will=will, persistent=True,
                          on_connect=self.on_connect, on_message=self.on_message, on_publish=self.on_publish)
         last_status = last_message = time.monotonic()
+        reported_shed = 0
         try:
             while not self.stop.is_set():
                 try:
@@ -207,6 +218,11 @@ class _Live:
                 if time.monotonic() - last_status > _STATUS_EVERY_S:
                     client.publish(self.status_topic, _encode(self._status()), qos=1, retain=True)
                     last_status = time.monotonic()
+                    if self.shed > reported_shed:
+                        log.warning("shed %d input messages in the last %.0f s: input outran processing "
+                                    "(queue of %d full); %d shed in all", self.shed - reported_shed,
+                                    _STATUS_EVERY_S, self.inbox.maxsize, self.shed)
+                        reported_shed = self.shed
             while not self.inbox.empty():  # drain what already arrived
                 t_rx, topic, payload = self.inbox.get_nowait()
                 self.publish(client, self.pipeline.feed(t_rx, topic, payload))
@@ -232,8 +248,11 @@ def run_live(site: Site) -> int:
     return live.run()
 
 
-def record(site: Site, out: str | Path, duration_s: float | None = None) -> int:
-    """``borderfusion record``: the raw topics into a log until Ctrl-C/SIGTERM or ``duration_s``."""
+def record(site: Site, out: str | Path, duration_s: float | None = None, on_ready=None) -> int:
+    """``borderfusion record``: the raw topics into a log until Ctrl-C/SIGTERM or ``duration_s``.
+
+    ``on_ready(topic)`` is called once the subscription is acknowledged.
+    """
     inbox: queue.Queue = queue.Queue(maxsize=site.config.mqtt.queue_size)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -248,8 +267,12 @@ def record(site: Site, out: str | Path, duration_s: float | None = None) -> int:
         except queue.Full:
             dropped += 1
 
+    subscribed = threading.Event()
     client = connect(site, f"borderfusion-record-{site.node_id}", on_message=on_message,
-                     on_connect=lambda c: c.subscribe(f"{prefix}/raw/+/+", qos=1))
+                     on_connect=lambda c: c.subscribe(f"{prefix}/raw/+/+", qos=1),
+                     on_subscribe=lambda *_: subscribed.set())
+    if subscribed.wait(15) and on_ready:
+        on_ready(f"{prefix}/raw/+/+")
     count = 0
     deadline = time.monotonic() + duration_s if duration_s else None
     try:

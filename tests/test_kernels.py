@@ -6,7 +6,14 @@ from filterpy.kalman import KalmanFilter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracking.kernels import gate_pairs, predict, process_noise, transition, update_position, update_radial
+from tracking.kernels import (
+    gate_pairs,
+    predict,
+    process_noise,
+    transition,
+    update_position,
+    update_radial,
+)
 
 
 def random_spd(rng, n, scale):

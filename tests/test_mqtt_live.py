@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import signal
-import subprocess
-import sys
-import threading
 import time
 
 import paho.mqtt.client as mqtt
@@ -15,109 +9,16 @@ import pytest
 
 from fusion.config import load_site
 from fusion.mqtt import publish_log
-from fusion.pipeline import Outputs
-from fusion.replay import replay_file
-from fusion.simulate import simulate
-from tests.broker import Broker
-from tests.conftest import DEMO_SITE
+from tests.broker import (
+    Collector,
+    persistent_collector,
+    start_node,
+    stop_node,
+    wait_online,
+)
 
 pytestmark = pytest.mark.broker
 PREFIX = "borderfusion/v1"
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path).start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def live_site(tmp_path, broker):
-    directory = tmp_path / "site"
-    directory.mkdir()
-    shutil.copy(DEMO_SITE.parent / "jurisdictions.geojson", directory)
-    text = DEMO_SITE.read_text().replace("port = 1883", f'port = {broker.port}\noutbox = "{tmp_path / "outbox"}"')
-    (directory / "site.toml").write_text(text)
-    return directory / "site.toml"
-
-
-class Collector:
-    """A subscriber that keeps every message of its topics."""
-
-    def __init__(self, port: int, topics: list[str], client_id: str) -> None:
-        self.messages: list[tuple[str, dict]] = []
-        self._lock = threading.Lock()
-        ready = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-
-        def on_connect(c, u, f, rc, p):
-            for topic in topics:
-                c.subscribe(topic, qos=1)
-
-        self.client.on_connect = on_connect
-        self.client.on_subscribe = lambda *a: ready.set()
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert ready.wait(10)
-
-    def _on_message(self, client, userdata, message) -> None:
-        try:
-            body = json.loads(message.payload)
-        except ValueError:
-            body = {"raw": message.payload.decode(errors="replace")}
-        with self._lock:
-            self.messages.append((message.topic, body))
-
-    def of(self, topic: str) -> list[dict]:
-        with self._lock:
-            return [b for t, b in self.messages if t == topic]
-
-    def wait_for(self, predicate, timeout: float = 60.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.1)
-        return predicate()
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-def start_node(site_path):
-    process = subprocess.Popen([sys.executable, "-m", "fusion.cli", "run", "--config", str(site_path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return process
-
-
-def wait_online(collector: Collector, process, timeout=60.0) -> None:
-    ok = collector.wait_for(lambda: any(s.get("state") == "online" for s in collector.of(f"{PREFIX}/status/edge-1"))
-                            or process.poll() is not None, timeout)
-    assert ok and process.poll() is None, process.stderr.read() if process.poll() is not None else "not online"
-
-
-def stop_node(process) -> tuple[int, str]:
-    process.send_signal(signal.SIGTERM)
-    try:
-        _, err = process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        _, err = process.communicate()
-    return process.returncode, err
-
-
-@pytest.fixture(scope="module")
-def short_log(tmp_path_factory):
-    site = load_site(DEMO_SITE)
-    out = tmp_path_factory.mktemp("live-log")
-    log = out / "sensors.jsonl.gz"
-    simulate(site, 180.0, log, out / "truth.jsonl", seed=5, n_targets=10)
-    expected = Outputs()
-    replay_file(site, log, keep=expected, progress=False)
-    return log, expected
 
 
 def test_live_run_equals_replay_per_agency(broker, live_site, short_log):
@@ -197,24 +98,6 @@ def test_hostile_inputs_are_rejected_with_reasons_and_the_node_keeps_running(bro
         ops.close()
 
 
-def persistent_collector(port, topics, client_id):
-    """A consumer with a persistent session: the broker queues its QoS 1 alerts while it is away."""
-    c = Collector.__new__(Collector)
-    c.messages, c._lock = [], threading.Lock()
-    ready = threading.Event()
-    c.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    c.client.on_connect = lambda cl, u, f, rc, p: [cl.subscribe(t, qos=1) for t in topics]
-    c.client.on_subscribe = lambda *a: ready.set()
-    c.client.on_message = c._on_message
-    c.client.reconnect_delay_set(0.2, 1)
-    props = mqtt.Properties(mqtt.PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 3600
-    c.client.connect("127.0.0.1", port, clean_start=False, properties=props)
-    c.client.loop_start()
-    assert ready.wait(10)
-    return c
-
-
 def test_broker_restart_mid_run_loses_no_alert(broker, live_site, short_log, tmp_path):
     from fusion.logio import LogWriter, read_log
 
@@ -253,35 +136,4 @@ def test_broker_restart_mid_run_loses_no_alert(broker, live_site, short_log, tmp
         got = [m["alert_id"] for m in w.of(f"{PREFIX}/alerts/{a}")]
         assert set(got) == want[a], a  # everything arrived; nothing else
         w.close()
-    ops.close()
-
-
-def test_alerts_decided_before_a_sigkill_are_sent_after_restart(broker, live_site, tmp_path):
-    """The on-disk outbox: rows left by a killed process go out, with their ids, when it comes back."""
-    from fusion.mqtt import Outbox
-
-    watcher = persistent_collector(broker.port, [f"{PREFIX}/alerts/agency-a"], "durable-sigkill")
-    ops = Collector(broker.port, [f"{PREFIX}/status/+"], "ops4")
-    node = start_node(live_site)
-    wait_online(ops, node)
-    node.send_signal(signal.SIGKILL)
-    node.wait()
-    # what the killed process had decided but the broker had not acknowledged
-    outbox = Outbox(tmp_path / "outbox" / "edge-1.sqlite")
-    decided = [json.dumps({"alert_id": f"pending-{i}", "type": "border_crossing"}).encode() for i in range(5)]
-    for payload in decided:
-        outbox.add(f"{PREFIX}/alerts/agency-a", payload)
-    outbox.close()
-    assert ops.wait_for(lambda: ops.of(f"{PREFIX}/status/edge-1")[-1].get("state") == "offline", 30)  # last will
-    node = start_node(live_site)
-    try:
-        assert watcher.wait_for(lambda: len(watcher.of(f"{PREFIX}/alerts/agency-a")) >= 5, 60)
-        code, err = stop_node(node)
-    finally:
-        if node.poll() is None:
-            node.kill()
-    assert code == 0, err
-    assert sorted(m["alert_id"] for m in watcher.of(f"{PREFIX}/alerts/agency-a")) == [f"pending-{i}" for i in range(5)]
-    assert Outbox(tmp_path / "outbox" / "edge-1.sqlite").pending() == []  # acknowledged, so cleared
-    watcher.close()
     ops.close()
