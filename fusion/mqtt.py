@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import queue
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -73,6 +74,14 @@ class Outbox:
         self._db.close()
 
 
+def _no_delay(client, userdata, sock) -> None:
+    """Alerts are small and urgent: no Nagle delay (with delayed ACKs it costs ~40 ms a hop)."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):  # not a TCP socket (e.g. a websocket wrapper)
+        pass
+
+
 def connect(site: Site, client_id: str, *, will: tuple[str, bytes] | None = None, persistent: bool = False,
             on_connect=None, on_message=None, on_publish=None, on_subscribe=None) -> mqtt.Client:
     """A connected paho client (network loop running) for the site's broker settings.
@@ -85,6 +94,7 @@ def connect(site: Site, client_id: str, *, will: tuple[str, bytes] | None = None
     client.on_message = on_message
     client.on_publish = on_publish
     client.on_subscribe = on_subscribe
+    client.on_socket_open = _no_delay
     client.max_queued_messages_set(0)  # unlimited in paho: our outbox bounds what we keep
     client.reconnect_delay_set(min_delay=1, max_delay=10)
     if cfg.username:
@@ -214,7 +224,12 @@ class _Live:
                         self.publish(client, self.pipeline.flush())  # the sensors went quiet: release what is held
                 else:
                     last_message = time.monotonic()
-                    self.publish(client, self.pipeline.feed(t_rx, topic, payload))
+                    _t0 = time.time()
+                    _o = self.pipeline.feed(t_rx, topic, payload)
+                    _t1 = time.time()
+                    self.publish(client, _o)
+                    if _o.alerts:
+                        log.warning("DBG rx-wait %.1f feed %.1f pub %.1f raised-to-rx %.1f q %d", (_t0-t_rx)*1e3, (_t1-_t0)*1e3, (time.time()-_t1)*1e3, (t_rx-_o.alerts[0].raised_t)*1e3, self.inbox.qsize())
                 if time.monotonic() - last_status > _STATUS_EVERY_S:
                     client.publish(self.status_topic, _encode(self._status()), qos=1, retain=True)
                     last_status = time.monotonic()

@@ -13,12 +13,17 @@ by segment against the boundaries, so the crossing time and point are the
 interpolated ones, and a path through a third country yields one alert per border
 in order.  Alerts of a tentative track are held and released when it is confirmed
 (dropped if it dies unconfirmed); ``raised_t`` says when that was.
+
+Speed: per-track state lives in arrays indexed by a slot (:class:`_Slots`), so one
+update of n tracks is a handful of vectorised passes (P(inside), the path ring
+buffer, the threshold tests); only the rare tracks with an event (a decision,
+a zone change, a due dwell, held alerts to release) go through Python.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -31,7 +36,7 @@ from geo.jurisdictions import Jurisdiction
 __all__ = ["Geofence", "TrackUpdate"]
 
 _CLASSES = ("person", "vehicle", "animal", "uav", "unknown")
-_MAX_PATH = 512
+_MAX_PATH = 128
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,16 +52,75 @@ class TrackUpdate:
     class_prob: np.ndarray  # (n, 5)
 
 
-@dataclass
-class _State:
-    country: int = -1
-    member: set = field(default_factory=set)
-    entered: dict = field(default_factory=dict)
-    dwelled: set = field(default_factory=set)
-    path_t: list = field(default_factory=list)
-    path_xy: list = field(default_factory=list)
-    approach_warned: bool = False
-    pending: list = field(default_factory=list)
+class _Slots:
+    """Geofence state of every known track, in arrays indexed by slot (reused after ``free``).
+
+    ``path_xy``/``path_t`` is a ring buffer per slot of the estimates since the last
+    country decision (at most ``_MAX_PATH``; older points are dropped).
+    """
+
+    def __init__(self, n_zones: int, capacity: int = 256) -> None:
+        self.of: dict[int, int] = {}
+        self._free: list[int] = []
+        self.pending: dict[int, list[Alert]] = {}
+        self.n_zones = n_zones
+        self._alloc(capacity)
+
+    def _alloc(self, capacity: int) -> None:
+        old = getattr(self, "country", None)
+        fields = {"country": np.full(capacity, -1, np.int64), "warned": np.zeros(capacity, bool),
+                  "has_pending": np.zeros(capacity, bool),
+                  "member": np.zeros((capacity, self.n_zones), bool), "dwelled": np.zeros((capacity, self.n_zones), bool),
+                  "entered": np.zeros((capacity, self.n_zones)), "path_xy": np.zeros((capacity, _MAX_PATH, 2)),
+                  "path_t": np.zeros((capacity, _MAX_PATH)), "path_len": np.zeros(capacity, np.int64),
+                  "path_head": np.zeros(capacity, np.int64)}
+        for name, array in fields.items():
+            if old is not None:
+                array[: old.size] = getattr(self, name)
+            setattr(self, name, array)
+        if old is not None:
+            self._free += range(capacity - 1, old.size - 1, -1)
+        else:
+            self._free = list(range(capacity - 1, -1, -1))
+
+    def slots(self, track_ids: np.ndarray) -> np.ndarray:
+        """The slot of each track, new tracks getting fresh ones."""
+        out = np.empty(track_ids.size, np.int64)
+        for k, tid in enumerate(track_ids.tolist()):
+            slot = self.of.get(tid)
+            if slot is None:
+                if not self._free:
+                    self._alloc(2 * self.country.size)
+                slot = self.of[tid] = self._free.pop()
+            out[k] = slot
+        return out
+
+    def free(self, track_id: int) -> None:
+        slot = self.of.pop(track_id, None)
+        if slot is None:
+            return
+        self.country[slot] = -1
+        self.warned[slot] = self.has_pending[slot] = False
+        self.member[slot] = self.dwelled[slot] = False
+        self.path_len[slot] = self.path_head[slot] = 0
+        self.pending.pop(slot, None)
+        self._free.append(slot)
+
+    def append(self, slots: np.ndarray, t: float, xy: np.ndarray) -> None:
+        head = self.path_head[slots]
+        self.path_xy[slots, head] = xy
+        self.path_t[slots, head] = t
+        self.path_head[slots] = (head + 1) % _MAX_PATH
+        self.path_len[slots] = np.minimum(self.path_len[slots] + 1, _MAX_PATH)
+
+    def path(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
+        """(xy, t) of one slot's path, oldest first."""
+        order = (self.path_head[slot] - self.path_len[slot] + np.arange(self.path_len[slot])) % _MAX_PATH
+        return self.path_xy[slot, order], self.path_t[slot, order]
+
+    def restart_path(self, slot: int) -> None:
+        """Keep only the newest point (the one a decision was just taken on)."""
+        self.path_len[slot] = 1
 
 
 class Geofence:
@@ -70,7 +134,9 @@ class Geofence:
         self.countries = np.array([i for i, j in enumerate(jurisdictions) if j.kind == "country"])
         self.sectors = np.array([i for i, j in enumerate(jurisdictions) if j.kind == "sector"], dtype=int)
         self.zones = np.array([i for i, j in enumerate(jurisdictions) if j.kind == "zone"], dtype=int)
-        self._states: dict[int, _State] = {}
+        self._dwell_s = np.array([jurisdictions[z].dwell_s if jurisdictions[z].dwell_s is not None else np.inf
+                                  for z in self.zones], dtype=np.float64)
+        self._slots = _Slots(self.zones.size)
 
     # -- driving --------------------------------------------------------------------
     def update(self, batch: TrackUpdate) -> list[Alert]:
@@ -78,22 +144,36 @@ class Geofence:
         if batch.track_id.size == 0:
             return []
         probability = self.index.inside_probability(batch.x[:, :2], batch.P[:, :2, :2])
+        tracks = self._slots
+        slots = tracks.slots(batch.track_id)
+        tracks.append(slots, batch.t, batch.x[:, :2])
+        hi, lo = self.config.inside_probability, self.config.outside_probability
+        event = batch.confirmed & tracks.has_pending[slots]
+        if self.countries.size:
+            p = probability[:, self.countries]
+            best = np.argmax(p, axis=1)
+            event |= (p[np.arange(p.shape[0]), best] > hi) & (self.countries[best] != tracks.country[slots])
+        if self.zones.size:
+            p, member = probability[:, self.zones], tracks.member[slots]
+            due = member & ~tracks.dwelled[slots] & (batch.t - tracks.entered[slots] >= self._dwell_s)
+            event |= ((p > hi) & ~member | member & (p < lo) | due).any(axis=1)
         alerts: list[Alert] = []
-        states = [self._states.setdefault(int(tid), _State()) for tid in batch.track_id]
-        for k, state in enumerate(states):
-            new = self._advance(state, batch, k, probability[k])
+        for k in np.flatnonzero(event).tolist():
+            slot = int(slots[k])
+            new = self._advance(slot, batch, k, probability[k])
             if batch.confirmed[k]:
-                alerts.extend(self._release(state, batch.t))
+                alerts.extend(self._release(slot, batch.t))
                 alerts.extend(new)
-            else:
-                state.pending.extend(new)
-        alerts.extend(self._approaches(states, batch))
+            elif new:
+                tracks.pending.setdefault(slot, []).extend(new)
+                tracks.has_pending[slot] = True
+        alerts.extend(self._approaches(slots, batch))
         return alerts
 
     def forget(self, track_ids) -> None:
         """Drop the state (and held alerts) of deleted tracks."""
         for tid in track_ids:
-            self._states.pop(int(tid), None)
+            self._slots.free(int(tid))
 
     def countries_of(self, xy: np.ndarray) -> list[str | None]:
         """Id of the country containing each point (None outside every country)."""
@@ -103,69 +183,62 @@ class Geofence:
 
     @property
     def tracked(self) -> int:
-        return len(self._states)
+        return len(self._slots.of)
 
     # -- state machines -------------------------------------------------------------
-    def _advance(self, state: _State, batch: TrackUpdate, k: int, p: np.ndarray) -> list[Alert]:
+    def _advance(self, slot: int, batch: TrackUpdate, k: int, p: np.ndarray) -> list[Alert]:
+        """The Python side of one track with an event: decisions and their alerts."""
+        tracks = self._slots
         hi, lo = self.config.inside_probability, self.config.outside_probability
-        t, xy = batch.t, batch.x[k, :2]
-        state.path_t.append(t)
-        state.path_xy.append(xy.copy())
-        if len(state.path_t) > _MAX_PATH:
-            del state.path_t[0], state.path_xy[0]
+        t = batch.t
         out: list[Alert] = []
         best = int(self.countries[np.argmax(p[self.countries])]) if self.countries.size else -1
-        if best >= 0 and p[best] > hi and best != state.country:
-            if state.country >= 0:
-                out.extend(self._crossings(state, batch, k, best, float(p[best])))
-            state.country = best
-            state.approach_warned = False
-            state.path_t, state.path_xy = [t], [xy.copy()]
-        if not self.zones.size:
-            return out
-        inside = self.zones[p[self.zones] > hi]
-        for z in sorted(set(inside.tolist()) | state.member):
-            zone = self.jurisdictions[z]
-            if z not in state.member:
-                state.member.add(z)
-                state.entered[z] = t
+        if best >= 0 and p[best] > hi and best != tracks.country[slot]:
+            if tracks.country[slot] >= 0:
+                out.extend(self._crossings(slot, batch, k, best, float(p[best])))
+            tracks.country[slot] = best
+            tracks.warned[slot] = False
+            tracks.restart_path(slot)
+        for i, z in enumerate(self.zones.tolist()):
+            zone, member = self.jurisdictions[z], tracks.member[slot, i]
+            if not member and p[z] > hi:
+                tracks.member[slot, i] = True
+                tracks.entered[slot, i] = t
                 out += self._zone_alert("zone_entry", zone, batch, k, p[z])
-            elif p[z] < lo:
-                state.member.discard(z)
-                state.entered.pop(z, None)
-                state.dwelled.discard(z)
+            elif member and p[z] < lo:
+                tracks.member[slot, i] = tracks.dwelled[slot, i] = False
                 out += self._zone_alert("zone_exit", zone, batch, k, 1.0 - p[z])
-            elif zone.dwell_s is not None and z not in state.dwelled and t - state.entered[z] >= zone.dwell_s:
-                state.dwelled.add(z)
+            elif member and not tracks.dwelled[slot, i] and t - tracks.entered[slot, i] >= self._dwell_s[i]:
+                tracks.dwelled[slot, i] = True
                 out += self._zone_alert("dwell", zone, batch, k, p[z])
         return out
 
-    def _approaches(self, states: list[_State], batch: TrackUpdate) -> list[Alert]:
+    def _approaches(self, slots: np.ndarray, batch: TrackUpdate) -> list[Alert]:
         """One warning per track whose straight path over the horizon meets its country's boundary."""
         horizon = self.config.approach_horizon_s
         if horizon <= 0:
             return []
-        country = np.array([s.country for s in states])
-        warned = np.array([s.approach_warned for s in states])
+        tracks = self._slots
+        country = tracks.country[slots]
         speed = np.hypot(batch.x[:, 2], batch.x[:, 3])
-        candidates = np.flatnonzero(batch.confirmed & ~warned & (country >= 0) & (speed >= 0.5))
+        candidates = np.flatnonzero(batch.confirmed & ~tracks.warned[slots] & (country >= 0) & (speed >= 0.5))
         here = batch.x[candidates, :2]
         reaching = self.index.segments_reaching(here, here + batch.x[candidates, 2:] * horizon, country[candidates])
         out = []
-        for k in candidates[reaching]:
-            warning = self._approach(states[k], batch, int(k))
+        for k in candidates[reaching].tolist():
+            warning = self._approach(int(country[k]), batch, k)
             if warning is not None:
-                states[k].approach_warned = True
+                tracks.warned[slots[k]] = True
                 out.append(warning)
         return out
 
-    def _release(self, state: _State, t: float) -> list[Alert]:
-        held, state.pending = state.pending, []
-        return [_reraise(a, t) for a in held]
+    def _release(self, slot: int, t: float) -> list[Alert]:
+        self._slots.has_pending[slot] = False
+        return [_reraise(a, t) for a in self._slots.pending.pop(slot, [])]
 
     # -- alerts ---------------------------------------------------------------------
-    def _crossings(self, state: _State, batch: TrackUpdate, k: int, new_country: int, p_new: float) -> list[Alert]:
-        path_xy, path_t = np.array(state.path_xy), np.array(state.path_t)
+    def _crossings(self, slot: int, batch: TrackUpdate, k: int, new_country: int, p_new: float) -> list[Alert]:
+        path_xy, path_t = self._slots.path(slot)
         events = []
         for c in self.countries:
             events += crossings_along(path_xy, path_t, self.index.boundaries[c])
@@ -174,7 +247,7 @@ class Geofence:
         events = [e for n, e in enumerate(events)
                   if n == 0 or e[0] - events[n - 1][0] > 1e-9 or not np.allclose(e[1], events[n - 1][1])]
         # the country after each crossing, then walk the sequence dropping back-and-forth detours
-        sequence: list[tuple[int, float, np.ndarray]] = [(state.country, path_t[0], path_xy[0])]
+        sequence: list[tuple[int, float, np.ndarray]] = [(int(self._slots.country[slot]), path_t[0], path_xy[0])]
         for n, (t_cross, point) in enumerate(events):
             t_next = events[n + 1][0] if n + 1 < len(events) else path_t[-1]
             probe = _interpolate(path_t, path_xy, (t_cross + t_next) / 2) if t_next > t_cross else path_xy[-1]
@@ -210,24 +283,24 @@ class Geofence:
             return []
         return [self._alert(kind, batch, k, batch.t, batch.x[k, :2], zone.id, [zone], float(p) * batch.quality[k])]
 
-    def _approach(self, state: _State, batch: TrackUpdate, k: int) -> Alert | None:
+    def _approach(self, country: int, batch: TrackUpdate, k: int) -> Alert | None:
         """The warning for one candidate that :meth:`_approaches` found moving toward its border."""
         horizon = self.config.approach_horizon_s
         velocity = batch.x[k, 2:]
         here = batch.x[k, :2]
         there = here + velocity * horizon
         hits = crossings_along(np.array([here, there]), np.array([batch.t, batch.t + horizon]),
-                               self.index.boundaries[state.country])
+                               self.index.boundaries[country])
         if not hits:
             return None
         t_hit, point = hits[0]
         beyond = point + velocity / max(math.hypot(*velocity), 1e-9) * 5.0
-        other = next((int(c) for c in self.index.containing(beyond) if c in self.countries and c != state.country), -1)
-        if other < 0 or not (self.jurisdictions[state.country].alerts & {"approach"}):
+        other = next((int(c) for c in self.index.containing(beyond) if c in self.countries and c != country), -1)
+        if other < 0 or not (self.jurisdictions[country].alerts & {"approach"}):
             return None
-        involved = self._involved([state.country, other], point)
+        involved = self._involved([country, other], point)
         return self._alert("approach", batch, k, batch.t, here, self.jurisdictions[other].id, involved,
-                           float(batch.quality[k]), from_jurisdiction=self.jurisdictions[state.country].id,
+                           float(batch.quality[k]), from_jurisdiction=self.jurisdictions[country].id,
                            to_jurisdiction=self.jurisdictions[other].id, eta_s=t_hit - batch.t)
 
     def _alert(self, kind: str, batch: TrackUpdate, k: int, t: float, point: np.ndarray, jurisdiction: str,

@@ -117,20 +117,20 @@ class JurisdictionIndex:
 def crossings_along(path_xy: np.ndarray, path_t: np.ndarray, boundary) -> list[tuple[float, np.ndarray]]:
     """Where a piecewise-linear path crosses ``boundary``: [(t, point)] in path order.
 
-    Times are interpolated linearly on the segment that crosses.
+    Times are interpolated linearly on the segment that crosses.  All segments are
+    tested at once (one vectorised ``intersects`` against the prepared boundary); only
+    the few that meet it are intersected.
     """
+    a, b = path_xy[:-1], path_xy[1:]
+    moved = np.flatnonzero(np.any(~np.isclose(a, b), axis=1))
+    if moved.size == 0:
+        return []
+    segments = shapely.linestrings(np.stack((a[moved], b[moved]), axis=1))
     out: list[tuple[float, np.ndarray]] = []
-    for k in range(len(path_xy) - 1):
-        a, b = path_xy[k], path_xy[k + 1]
-        if np.allclose(a, b):
-            continue
-        segment = shapely.linestrings([a, b])
-        hit = shapely.intersection(segment, boundary)
-        if hit.is_empty:
-            continue
-        points = shapely.get_coordinates(hit)
-        length = float(np.hypot(*(b - a)))
-        fractions = np.clip(np.hypot(*(points - a).T) / length, 0.0, 1.0)
+    for k in moved[shapely.intersects(segments, boundary)]:
+        points = shapely.get_coordinates(shapely.intersection(shapely.linestrings([a[k], b[k]]), boundary))
+        length = float(np.hypot(*(b[k] - a[k])))
+        fractions = np.clip(np.hypot(*(points - a[k]).T) / length, 0.0, 1.0)
         for f in np.unique(np.round(fractions, 12)):
-            out.append((float(path_t[k] + f * (path_t[k + 1] - path_t[k])), a + f * (b - a)))
+            out.append((float(path_t[k] + f * (path_t[k + 1] - path_t[k])), a[k] + f * (b[k] - a[k])))
     return out

@@ -48,6 +48,7 @@ class Broker:
             ("per_listener_settings true\n" if self.per_listener else "")
             + f"listener {self.port} 127.0.0.1\n"
             f"max_queued_messages 100000\nmax_queued_bytes 0\nmax_inflight_messages {self.max_inflight}\n"
+            "set_tcp_nodelay true\n"
             f"persistence true\npersistence_location {self.directory / 'data'}/\n"
             # run as whoever runs the tests (as root, mosquitto would drop to user 'mosquitto',
             # who cannot read pytest's private temporary folders)

@@ -1,0 +1,207 @@
+"""Detection-to-alert latency of ``borderfusion run`` over a real Mosquitto broker.
+
+For each offered rate a fresh broker and node run while a separate publisher
+process plays radars in real time: ``rate / 10`` vehicles drive north across a
+straight border at 8 m/s, seen by radars at 10 Hz (each radar ≤ 280 targets, one
+message per scan, sensor time = the wall clock when the scan is made).  An agency
+subscriber takes the first copy of each alert; its latency is
+
+    receive wall time − raised_t      (raised_t = sensor time of the deciding scan)
+
+so it covers publishing the scan, the broker, ingest, the reorder window, tracking,
+geofencing, the outbox and the broker again.  The reorder window is part of the
+latency by design (``[ingest] reorder_window_s``, default 3 s, set for radio links);
+the rates are run at ``--window`` (default 0: wired sensors with in-order clocks) and
+the first rate again at the default window for comparison.  The node's status gives
+what it shed.  Needs ``mosquitto`` (tests/run.sh installs it).  One JSON object per line.
+
+    python benchmarks/live_latency.py [--rates 1000,10000,50000] [--seconds 20] [--window 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import paho.mqtt.client as mqtt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from geo.frame import WGS84, LocalFrame  # noqa: E402
+from tests.broker import Broker  # noqa: E402
+
+PREFIX = "borderfusion/v1"
+ORIGIN = (47.0, 8.0)
+PER_RADAR, LANES, SPACING_M, SPEED_MPS, PERIOD_S = 280, 70, 40.0, 8.0, 0.1
+
+
+def radar_east(k: int, n: int) -> float:
+    return (k - (n - 1) / 2) * 5000.0
+
+
+def write_site(directory: Path, port: int, n_radars: int, window_s: float) -> Path:
+    frame = LocalFrame(*ORIGIN, 0.0)
+    lat, lon, _ = frame.to_geodetic(np.array([radar_east(k, n_radars) for k in range(n_radars)]),
+                                    np.full(n_radars, -1100.0))
+    half = 5000.0 * n_radars / 2 + 5000
+    corners = {}
+    for name, (s, n) in {"country-a": (-20_000, 0.0), "country-b": (0.0, 20_000)}.items():
+        la, lo, _ = frame.to_geodetic(np.array([-half, half, half, -half, -half]), np.array([s, s, n, n, s]))
+        corners[name] = [[float(a), float(b)] for a, b in zip(lo, la)]
+    features = [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [corners[c]]},
+                 "properties": {"id": c, "name": c, "kind": "country", "agency": f"agency-{c[-1]}",
+                                "share_with": [], "severity": "high", "alerts": ["border_crossing", "approach"]}}
+                for c in corners]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "j.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    radars = "".join(
+        f'[[sensors]]\nid = "radar-{k}"\nkind = "radar"\nlat = {float(lat[k])!r}\nlon = {float(lon[k])!r}\nalt_m = 0.0\n'
+        "max_range_m = 2500.0\nrange_sigma_m = 3.0\nazimuth_sigma_deg = 0.1\ndetection_probability = 0.95\n"
+        "false_alarms_per_scan = 0.1\nscan_period_s = 0.1\n\n" for k in range(n_radars))
+    (directory / "site.toml").write_text(
+        f'[site]\nname = "bench"\nnode_id = "bench-1"\norigin = {{ lat = {ORIGIN[0]}, lon = {ORIGIN[1]}, alt_m = 0.0 }}\n'
+        f'jurisdictions = "j.geojson"\n\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\nprefix = "{PREFIX}"\n'
+        f'outbox = "outbox"\nqueue_size = 20000\n\n[ingest]\nreorder_window_s = {window_s}\n\n{radars}'
+        "[outputs]\ntracks_rate_hz = 1.0\n")
+    return directory / "site.toml"
+
+
+def publisher(port: int, n_targets: int, seconds: float, ready, stats) -> None:
+    """Radars at 10 Hz in real time; sends until ``seconds`` have passed."""
+    n_radars = math.ceil(n_targets / PER_RADAR)
+    frame = LocalFrame(*ORIGIN, 0.0)
+    i = np.arange(n_targets)
+    radar = i // PER_RADAR
+    lane, row = (i % PER_RADAR) % LANES, (i % PER_RADAR) // LANES
+    east = np.array([radar_east(k, n_radars) for k in range(n_radars)])[radar] - 1400 + SPACING_M * lane
+    north0 = -20.0 - 45.0 * row  # the four rows cross at 2.5, 8, 14 and 19.4 s
+    r_lat, r_lon, _ = frame.to_geodetic(np.array([radar_east(k, n_radars) for k in range(n_radars)]),
+                                        np.full(n_radars, -1100.0))
+    rng = np.random.default_rng(1)
+    encode = msgspec.json.Encoder().encode
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-radars", protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    client.on_socket_open = lambda c, u, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    ready.set()
+    start = time.time()
+    seq, sent, late = 0, 0, 0
+    while True:
+        tick = start + seq * PERIOD_S
+        wait = tick - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        else:
+            late += 1
+        now = time.time()
+        if now - start > seconds:
+            break
+        lat, lon, _ = frame.to_geodetic(east, north0 + SPEED_MPS * (now - start))
+        az, _, dist = WGS84.inv(r_lon[radar], r_lat[radar], lon, lat)
+        dist = dist + rng.normal(0, 3.0, n_targets)
+        az = (az + rng.normal(0, 0.1, n_targets)) % 360.0
+        for k in range(n_radars):
+            mine = radar == k
+            plots = [{"range_m": float(r), "azimuth_deg": float(a)} for r, a in zip(dist[mine], az[mine])]
+            client.publish(f"{PREFIX}/raw/radar/radar-{k}",
+                           encode({"sensor_id": f"radar-{k}", "t": now, "seq": seq, "plots": plots}), qos=1)
+            sent += len(plots)
+        seq += 1
+    client.disconnect()
+    client.loop_stop()
+    stats.put({"sent_detections": sent, "elapsed_s": time.time() - start, "late_ticks": late})
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime, in clock ticks of 10 ms
+
+
+def run_rate(rate: int, seconds: float, window_s: float) -> dict:
+    n_targets = max(1, rate // 10)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "broker").mkdir()
+        broker = Broker(tmp / "broker").start()
+        site = write_site(tmp / "site", broker.port, math.ceil(n_targets / PER_RADAR), window_s)
+        latencies: dict[str, float] = {}
+        statuses: list[dict] = []
+        lock = threading.Lock()
+
+        def on_message(c, u, m):
+            now = time.time()
+            body = json.loads(m.payload)
+            with lock:
+                if m.topic.startswith(f"{PREFIX}/status/"):
+                    statuses.append(body)
+                elif body["alert_id"] not in latencies:
+                    latencies[body["alert_id"]] = now - body["raised_t"]
+
+        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-agency", protocol=mqtt.MQTTv5)
+        sub.on_message = on_message
+        sub.on_connect = lambda c, *a: [c.subscribe(f"{PREFIX}/alerts/+", qos=1),
+                                        c.subscribe(f"{PREFIX}/status/+", qos=1)]
+        sub.connect("127.0.0.1", broker.port)
+        sub.loop_start()
+        node = subprocess.Popen([sys.executable, "-m", "fusion.cli", "run", "--config", str(site)],
+                                stdout=subprocess.DEVNULL, stderr=open("/tmp/node.err","w"), text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while not any(s.get("state") == "online" for s in statuses) and time.monotonic() < deadline:
+                if node.poll() is not None:
+                    raise RuntimeError(f"the node exited: {node.stderr.read()}")
+                time.sleep(0.1)
+            ready, stats = mp.Event(), mp.Queue()
+            pub = mp.Process(target=publisher, args=(broker.port, n_targets, seconds, ready, stats))
+            cpu0 = cpu_seconds(node.pid)
+            pub.start()
+            result = stats.get(timeout=seconds + 120)
+            pub.join()
+            time.sleep(window_s + 6.0)  # let the node catch up and report its status
+            cpu1 = cpu_seconds(node.pid)
+        finally:
+            node.terminate()
+            node.communicate(timeout=60)
+            sub.disconnect()
+            sub.loop_stop()
+            broker.stop()
+    counters = statuses[-1]["counters"] if statuses else {}
+    lat_ms = np.array(sorted(latencies.values())) * 1000.0
+    return {
+        "bench": "live_latency", "offered_det_per_s": rate, "targets": n_targets,
+        "reorder_window_s": window_s, "seconds": seconds,
+        "sent_det_per_s": round(result["sent_detections"] / result["elapsed_s"]),
+        "received_msgs": counters.get("received"), "shed": counters.get("shed"),
+        "alerts": int(lat_ms.size),
+        "latency_p50_ms": round(float(np.percentile(lat_ms, 50)), 1) if lat_ms.size else None,
+        "latency_p99_ms": round(float(np.percentile(lat_ms, 99)), 1) if lat_ms.size else None,
+        "latency_max_ms": round(float(lat_ms.max()), 1) if lat_ms.size else None,
+        "node_cpu_per_s": round((cpu1 - cpu0) / seconds, 3), "publisher_late_ticks": result["late_ticks"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="1000,10000,50000", help="offered detections/s, comma-separated")
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds of traffic per rate (default 20)")
+    parser.add_argument("--window", type=float, default=0.0, help="reorder window of the node (default 0 s)")
+    args = parser.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+    for rate in rates:
+        print(json.dumps(run_rate(rate, args.seconds, args.window)), flush=True)
+    print(json.dumps(run_rate(rates[0], args.seconds, 3.0)), flush=True)  # the default window, for comparison
+
+
+if __name__ == "__main__":
+    main()
