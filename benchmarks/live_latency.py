@@ -155,12 +155,12 @@ def run_rate(rate: int, seconds: float, window_s: float) -> dict:
         sub.connect("127.0.0.1", broker.port)
         sub.loop_start()
         node = subprocess.Popen([sys.executable, "-m", "fusion.cli", "run", "--config", str(site)],
-                                stdout=subprocess.DEVNULL, stderr=open("/tmp/node.err","w"), text=True)
+                                stdout=subprocess.DEVNULL, stderr=open(tmp / "node.log", "w"))
         try:
             deadline = time.monotonic() + 120
             while not any(s.get("state") == "online" for s in statuses) and time.monotonic() < deadline:
                 if node.poll() is not None:
-                    raise RuntimeError(f"the node exited: {node.stderr.read()}")
+                    raise RuntimeError(f"the node exited: {(tmp / 'node.log').read_text()}")
                 time.sleep(0.1)
             ready, stats = mp.Event(), mp.Queue()
             pub = mp.Process(target=publisher, args=(broker.port, n_targets, seconds, ready, stats))

@@ -224,12 +224,7 @@ class _Live:
                         self.publish(client, self.pipeline.flush())  # the sensors went quiet: release what is held
                 else:
                     last_message = time.monotonic()
-                    _t0 = time.time()
-                    _o = self.pipeline.feed(t_rx, topic, payload)
-                    _t1 = time.time()
-                    self.publish(client, _o)
-                    if _o.alerts:
-                        log.warning("DBG rx-wait %.1f feed %.1f pub %.1f raised-to-rx %.1f q %d", (_t0-t_rx)*1e3, (_t1-_t0)*1e3, (time.time()-_t1)*1e3, (t_rx-_o.alerts[0].raised_t)*1e3, self.inbox.qsize())
+                    self.publish(client, self.pipeline.feed(t_rx, topic, payload))
                 if time.monotonic() - last_status > _STATUS_EVERY_S:
                     client.publish(self.status_topic, _encode(self._status()), qos=1, retain=True)
                     last_status = time.monotonic()
