@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fusion.config import Site
-from geo.alerts import Alert, heading_deg
+from geo.alerts import Alert
 from geo.geofence import Geofence, TrackUpdate
 from sensors.batch import Scan
 from sensors.ingest import Ingestor, Rejection
 from sensors.reorder import ReorderBuffer
 from tracking.tracker import STATUS_NAMES, Tracker, TrackEstimates
 
-__all__ = ["Pipeline", "Outputs", "VERSION"]
+__all__ = ["VERSION", "Outputs", "Pipeline"]
 
 VERSION = "0.1.0"
 _CLASSES = ("person", "vehicle", "animal", "uav", "unknown")
@@ -37,7 +37,7 @@ class Outputs:
     alerts: list[Alert] = field(default_factory=list)
     snapshots: list[dict] = field(default_factory=list)
 
-    def extend(self, other: "Outputs") -> None:
+    def extend(self, other: Outputs) -> None:
         self.rejected += other.rejected
         self.alerts += other.alerts
         self.snapshots += other.snapshots
@@ -128,31 +128,29 @@ class Pipeline:
         return {"node_id": self.site.node_id, "t": round(t, 3), "tracks": self._track_dicts(est)}
 
     def _track_dicts(self, est: TrackEstimates) -> list[dict]:
-        if len(est) == 0:
+        """Interface §3.1 track objects; the numbers are computed and rounded as arrays."""
+        n = len(est)
+        if n == 0:
             return []
         lat, lon, _ = self.site.frame.to_geodetic(est.x[:, 0], est.x[:, 1])
         country = self.geofence.countries_of(est.x[:, :2])
         sensor_ids = [s.spec.id for s in self.site.sensors]
-        tracks = []
-        for k in range(len(est)):
-            ve, vn = float(est.x[k, 2]), float(est.x[k, 3])
-            cov = est.P[k]
-            tracks.append({
-                "track_id": f"{self.site.node_id}-{int(est.track_id[k])}",
-                "status": STATUS_NAMES[int(est.status[k])],
-                "lat": round(float(lat[k]), 7), "lon": round(float(lon[k]), 7),
-                "east_m": round(float(est.x[k, 0]), 2), "north_m": round(float(est.x[k, 1]), 2),
-                "vel_east_mps": round(ve, 3), "vel_north_mps": round(vn, 3),
-                "speed_mps": round(math.hypot(ve, vn), 3), "heading_deg": round(heading_deg(ve, vn), 2),
-                "position_sigma_m": round(math.sqrt(max(0.0, float(np.linalg.eigvalsh(cov[:2, :2])[-1]))), 2),
-                "covariance": np.round(cov, 4).tolist(),
-                "classification": {c: round(float(p), 4) for c, p in zip(_CLASSES, est.class_prob[k])},
-                "jurisdiction": country[k],
-                "sensors": [sensor_ids[i] for i in est.sensors[k]],
-                "first_seen": round(float(est.first_seen[k]), 3),
-                "last_update": round(float(est.last_update[k]), 3),
-            })
-        return tracks
+        ve, vn = est.x[:, 2], est.x[:, 3]
+        sigma = np.sqrt(np.maximum(0.0, np.linalg.eigvalsh(est.P[:, :2, :2])[:, -1]))
+        heading = np.degrees(np.arctan2(ve, vn)) % 360.0
+        columns = zip(
+            est.track_id.tolist(), est.status.tolist(), np.round(lat, 7).tolist(), np.round(lon, 7).tolist(),
+            np.round(est.x[:, :2], 2).tolist(), np.round(est.x[:, 2:4], 3).tolist(),
+            np.round(np.hypot(ve, vn), 3).tolist(), np.round(heading, 2).tolist(), np.round(sigma, 2).tolist(),
+            np.round(est.P, 4).tolist(), np.round(est.class_prob, 4).tolist(), country, est.sensors,
+            np.round(est.first_seen, 3).tolist(), np.round(est.last_update, 3).tolist())
+        return [{
+            "track_id": f"{self.site.node_id}-{tid}", "status": STATUS_NAMES[status], "lat": la, "lon": lo,
+            "east_m": en[0], "north_m": en[1], "vel_east_mps": v[0], "vel_north_mps": v[1],
+            "speed_mps": speed, "heading_deg": hdg, "position_sigma_m": sig, "covariance": cov,
+            "classification": dict(zip(_CLASSES, probs)), "jurisdiction": where,
+            "sensors": [sensor_ids[i] for i in used], "first_seen": first, "last_update": last,
+        } for (tid, status, la, lo, en, v, speed, hdg, sig, cov, probs, where, used, first, last) in columns]
 
     def status(self, t: float) -> dict:
         """Node status (interface §3.4)."""

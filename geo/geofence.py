@@ -30,7 +30,7 @@ import numpy as np
 from geo.alerts import SEVERITY_ORDER, Alert, alert_id, heading_deg, recipients_of
 from geo.config import GeofenceConfig
 from geo.frame import LocalFrame
-from geo.geometry import JurisdictionIndex, crossings_along
+from geo.geometry import JurisdictionIndex
 from geo.jurisdictions import Jurisdiction
 
 __all__ = ["Geofence", "TrackUpdate"]
@@ -239,10 +239,7 @@ class Geofence:
     # -- alerts ---------------------------------------------------------------------
     def _crossings(self, slot: int, batch: TrackUpdate, k: int, new_country: int, p_new: float) -> list[Alert]:
         path_xy, path_t = self._slots.path(slot)
-        events = []
-        for c in self.countries:
-            events += crossings_along(path_xy, path_t, self.index.boundaries[c])
-        events.sort(key=lambda e: e[0])
+        events = self.index.crossings(path_xy, path_t, self.countries)
         # a point on two boundaries at once (shared border) is one event
         events = [e for n, e in enumerate(events)
                   if n == 0 or e[0] - events[n - 1][0] > 1e-9 or not np.allclose(e[1], events[n - 1][1])]
@@ -289,8 +286,7 @@ class Geofence:
         velocity = batch.x[k, 2:]
         here = batch.x[k, :2]
         there = here + velocity * horizon
-        hits = crossings_along(np.array([here, there]), np.array([batch.t, batch.t + horizon]),
-                               self.index.boundaries[country])
+        hits = self.index.crossings(np.array([here, there]), np.array([batch.t, batch.t + horizon]), [country])
         if not hits:
             return None
         t_hit, point = hits[0]

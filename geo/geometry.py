@@ -18,7 +18,7 @@ import shapely
 from scipy.special import ndtr
 from shapely import STRtree
 
-__all__ = ["JurisdictionIndex", "crossings_along"]
+__all__ = ["JurisdictionIndex"]
 
 
 _CHUNK_SEGMENTS = 16
@@ -109,28 +109,35 @@ class JurisdictionIndex:
         hit[seg_idx[self.chunk_owner[chunk_idx] == owners[seg_idx]]] = True
         return hit
 
+    def crossings(self, path_xy: np.ndarray, path_t: np.ndarray, polygons) -> list[tuple[float, np.ndarray]]:
+        """Where a piecewise-linear path crosses the boundaries of ``polygons``: [(t, point)], in time order.
+
+        One indexed query of all the path's segments against the boundary chunks;
+        only the (segment, chunk) pairs that meet are intersected.  Times are
+        interpolated linearly on the crossing segment; a point found on two adjacent
+        chunks (or two polygons' shared border) is reported once.
+        """
+        a, b = path_xy[:-1], path_xy[1:]
+        moved = np.flatnonzero(np.any(~np.isclose(a, b), axis=1))
+        if moved.size == 0:
+            return []
+        segments = shapely.linestrings(np.stack((a[moved], b[moved]), axis=1))
+        seg, chunk = self._chunk_tree.query(segments, predicate="intersects")
+        keep = np.isin(self.chunk_owner[chunk], np.asarray(polygons))
+        if not keep.any():
+            return []
+        seg, chunk = seg[keep], chunk[keep]
+        points, which = shapely.get_coordinates(shapely.intersection(segments[seg], self.chunks[chunk]),
+                                                return_index=True)
+        k = moved[seg[which]]
+        length = np.hypot(*(b[k] - a[k]).T)
+        fraction = np.round(np.clip(np.hypot(*(points - a[k]).T) / length, 0.0, 1.0), 12)
+        order = np.unique(np.column_stack((k, fraction)), axis=0)  # sorted by segment, then along it
+        k, fraction = order[:, 0].astype(np.int64), order[:, 1]
+        t = path_t[k] + fraction * (path_t[k + 1] - path_t[k])
+        xy = a[k] + fraction[:, None] * (b[k] - a[k])
+        return list(zip(t.tolist(), xy))
+
     def containing(self, point: np.ndarray) -> np.ndarray:
         """Indices of polygons containing one point."""
         return np.flatnonzero(self.inside(np.asarray(point, float).reshape(1, 2))[0])
-
-
-def crossings_along(path_xy: np.ndarray, path_t: np.ndarray, boundary) -> list[tuple[float, np.ndarray]]:
-    """Where a piecewise-linear path crosses ``boundary``: [(t, point)] in path order.
-
-    Times are interpolated linearly on the segment that crosses.  All segments are
-    tested at once (one vectorised ``intersects`` against the prepared boundary); only
-    the few that meet it are intersected.
-    """
-    a, b = path_xy[:-1], path_xy[1:]
-    moved = np.flatnonzero(np.any(~np.isclose(a, b), axis=1))
-    if moved.size == 0:
-        return []
-    segments = shapely.linestrings(np.stack((a[moved], b[moved]), axis=1))
-    out: list[tuple[float, np.ndarray]] = []
-    for k in moved[shapely.intersects(segments, boundary)]:
-        points = shapely.get_coordinates(shapely.intersection(shapely.linestrings([a[k], b[k]]), boundary))
-        length = float(np.hypot(*(b[k] - a[k])))
-        fractions = np.clip(np.hypot(*(points - a[k]).T) / length, 0.0, 1.0)
-        for f in np.unique(np.round(fractions, 12)):
-            out.append((float(path_t[k] + f * (path_t[k + 1] - path_t[k])), a[k] + f * (b[k] - a[k])))
-    return out

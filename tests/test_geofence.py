@@ -12,7 +12,7 @@ from fusion.synthetic import make_scan
 from geo.config import GeofenceConfig
 from geo.frame import LocalFrame
 from geo.geofence import Geofence, TrackUpdate
-from geo.geometry import JurisdictionIndex, crossings_along
+from geo.geometry import JurisdictionIndex
 from geo.jurisdictions import Jurisdiction
 from tracking import Tracker, TrackerConfig
 
@@ -101,11 +101,13 @@ def test_distance_to_boundary_matches_shapely():
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 10_000))
 def test_segment_crossings_match_shapely_intersections(seed):
-    boundary = two_countries(3000)[0].polygon.boundary
+    country = two_countries(3000)[0].polygon
+    boundary = country.boundary
+    index = JurisdictionIndex([country])
     rng = np.random.default_rng(seed)
     path = np.column_stack((np.cumsum(rng.uniform(-200, 400, 12)), rng.uniform(-400, 400, 12)))
     times = np.arange(12.0)
-    hits = crossings_along(path, times, boundary)
+    hits = index.crossings(path, times, [0])
     expected = 0
     for a, b in zip(path, path[1:]):
         expected += len(shapely.get_coordinates(shapely.intersection(shapely.linestrings([a, b]), boundary)))
