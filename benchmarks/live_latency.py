@@ -2,7 +2,8 @@
 
 For each offered rate a fresh broker and node run while a separate publisher
 process plays radars in real time: ``rate / 10`` vehicles drive north across a
-straight border at 8 m/s, seen by radars at 10 Hz (each radar ≤ 280 targets, one
+straight border at 8 m/s (coming into view over the first
+5 s, crossings spread evenly over the run), seen by radars at 10 Hz (each radar ≤ 280 targets, one
 message per scan, sensor time = the wall clock when the scan is made).  An agency
 subscriber takes the first copy of each alert; its latency is
 
@@ -84,7 +85,8 @@ def publisher(port: int, n_targets: int, seconds: float, ready, stats) -> None:
     radar = i // PER_RADAR
     lane, row = (i % PER_RADAR) % LANES, (i % PER_RADAR) // LANES
     east = np.array([radar_east(k, n_radars) for k in range(n_radars)])[radar] - 1400 + SPACING_M * lane
-    north0 = -20.0 - 45.0 * row  # the four rows cross at 2.5, 8, 14 and 19.4 s
+    north0 = -20.0 - 45.0 * (row + lane / LANES)  # crossings spread evenly over 2.5 … 25 s
+    appear = 5.0 * ((i * 0.6180339887) % 1.0)  # targets come into view over the first 5 s, not all at once
     r_lat, r_lon, _ = frame.to_geodetic(np.array([radar_east(k, n_radars) for k in range(n_radars)]),
                                         np.full(n_radars, -1100.0))
     rng = np.random.default_rng(1)
@@ -112,7 +114,7 @@ def publisher(port: int, n_targets: int, seconds: float, ready, stats) -> None:
         dist = dist + rng.normal(0, 3.0, n_targets)
         az = (az + rng.normal(0, 0.1, n_targets)) % 360.0
         for k in range(n_radars):
-            mine = radar == k
+            mine = (radar == k) & (appear <= now - start)
             plots = [{"range_m": float(r), "azimuth_deg": float(a)} for r, a in zip(dist[mine], az[mine])]
             client.publish(f"{PREFIX}/raw/radar/radar-{k}",
                            encode({"sensor_id": f"radar-{k}", "t": now, "seq": seq, "plots": plots}), qos=1)
@@ -193,7 +195,8 @@ def run_rate(rate: int, seconds: float, window_s: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="1000,10000,50000", help="offered detections/s, comma-separated")
+    parser.add_argument("--rates", default="1000,10000,20000,30000,50000",
+                        help="offered detections/s, comma-separated (default 1000,10000,20000,30000,50000)")
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds of traffic per rate (default 20)")
     parser.add_argument("--window", type=float, default=0.0, help="reorder window of the node (default 0 s)")
     args = parser.parse_args()

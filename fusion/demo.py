@@ -35,7 +35,7 @@ def run_demo(out: Path, site_path: Path, duration_s: float = 600.0, seed: int = 
     (out / "scores.json").write_text(json.dumps(scores, indent=2) + "\n")
     t = sim["truth"]
     truth_paths = [t.position[i][np.isfinite(t.position[i, :, 0])] for i in range(len(t.target_ids))]
-    draw_map(site, kept.snapshots, [a.to_dict() for a in kept.alerts], out / "map.png", truth_paths)
+    draw_map(site, [s.to_dict() for s in kept.snapshots], [a.to_dict() for a in kept.alerts], out / "map.png", truth_paths)
     status = pipeline.status(pipeline.latest_sensor_t)
     c = status["counters"]
     crossings = scores.get("border_crossings", {})

@@ -17,6 +17,8 @@ subscription and queued raw messages while it is away.
 
 from __future__ import annotations
 
+import collections
+import gc
 import logging
 import queue
 import signal
@@ -54,13 +56,19 @@ class Outbox:
         self._db.execute("CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, topic TEXT, payload BLOB)")
         self._lock = threading.Lock()
 
-    def add(self, topic: str, payload: bytes) -> int:
+    def add(self, messages: list[tuple[str, bytes]]) -> list[int]:
+        """Store messages in one transaction (one disk sync); their row ids."""
         with self._lock:
-            return self._db.execute("INSERT INTO outbox (topic, payload) VALUES (?, ?)", (topic, payload)).lastrowid
+            self._db.execute("BEGIN")
+            rows = [self._db.execute("INSERT INTO outbox (topic, payload) VALUES (?, ?)", m).lastrowid
+                    for m in messages]
+            self._db.execute("COMMIT")
+            return rows
 
-    def done(self, row: int) -> None:
+    def done(self, rows: list[int]) -> None:
+        """Forget acknowledged rows, in one transaction."""
         with self._lock:
-            self._db.execute("DELETE FROM outbox WHERE id = ?", (row,))
+            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(r,) for r in rows])
 
     def __len__(self) -> int:
         with self._lock:
@@ -96,6 +104,9 @@ def connect(site: Site, client_id: str, *, will: tuple[str, bytes] | None = None
     client.on_subscribe = on_subscribe
     client.on_socket_open = _no_delay
     client.max_queued_messages_set(0)  # unlimited in paho: our outbox bounds what we keep
+    # paho's default of 20 unacknowledged QoS 1 messages would make a burst of alerts wait
+    # for round trips; the broker's receive maximum (max_inflight_messages) still applies
+    client.max_inflight_messages_set(1000)
     client.reconnect_delay_set(min_delay=1, max_delay=10)
     if cfg.username:
         password = site.resolve(cfg.password_file).read_text().strip() if cfg.password_file else None
@@ -145,6 +156,7 @@ class _Live:
         self.shed = 0
         self.outbox = Outbox(site.resolve(cfg.outbox) / f"{site.node_id}.sqlite")
         self.in_flight: dict[int, int] = {}
+        self.acked: collections.deque[int] = collections.deque()  # acknowledged rows, not yet deleted
         self._lock = threading.Lock()
         self.pipeline = Pipeline(site)
         self.stop = threading.Event()
@@ -165,7 +177,7 @@ class _Live:
         if reason_code.is_failure:  # e.g. the broker's ACL refused it: keep it, retry on the next connect
             log.error("broker refused alert (outbox row %d): %s; kept for the next connection", row, reason_code)
         else:
-            self.outbox.done(row)
+            self.acked.append(row)  # deleted by the main thread in batches: no disk I/O on paho's thread
 
     def on_connect(self, client: mqtt.Client) -> None:
         client.subscribe(f"{self.prefix}/raw/+/+", qos=1)
@@ -186,30 +198,41 @@ class _Live:
             with self._lock:
                 row_ = self.in_flight.pop(info.mid, None)
             if row_ is not None:
-                self.outbox.done(row_)
+                self.acked.append(row_)
+
+    def forget_acknowledged(self) -> None:
+        rows = []
+        while self.acked:
+            rows.append(self.acked.popleft())
+        if rows:
+            self.outbox.done(rows)
 
     def publish(self, client: mqtt.Client, out: Outputs) -> None:
-        for alert in out.alerts:
-            payload = _encode(alert.to_dict())
-            for agency in alert.recipients:
-                topic = f"{self.prefix}/alerts/{agency}"
-                self._send_alert(client, self.outbox.add(topic, payload), topic, payload)
+        copies = [(f"{self.prefix}/alerts/{agency}", payload) for alert in out.alerts
+                  for payload in (_encode(alert.to_dict()),) for agency in alert.recipients]
+        if copies:
+            for row, (topic, payload) in zip(self.outbox.add(copies), copies):
+                self._send_alert(client, row, topic, payload)
         for rejection in out.rejected:
             client.publish(f"{self.prefix}/rejected", _encode(rejection.to_dict()), qos=1)
         for snapshot in out.snapshots:
-            client.publish(f"{self.prefix}/tracks", _encode(snapshot), qos=0)
+            client.publish(f"{self.prefix}/tracks", _encode(snapshot.to_dict()), qos=0)
 
     def _status(self, state: str = "online") -> dict:
         status = self.pipeline.status(time.time())
         status["state"] = state
         status["counters"]["shed"] = self.shed
         status["counters"]["queued"] = self.inbox.qsize()
-        status["counters"]["outbox"] = len(self.outbox)  # decided, not yet acknowledged
+        status["counters"]["outbox"] = len(self.outbox) - len(self.acked)  # decided, not yet acknowledged
         return status
 
     def run(self) -> int:
         warm_seconds = warm_up()
         log.info("kernels ready in %.2f s", warm_seconds)
+        # everything loaded so far (numba, scipy, shapely, the site) lives for the whole run:
+        # keep it out of the cyclic collector, whose full passes over it stalled the loop ~100 ms
+        gc.collect()
+        gc.freeze()
         will = (self.status_topic, _encode({"node_id": self.site.node_id, "state": "offline"}))
         client = connect(self.site, f"borderfusion-{self.site.node_id}", will=will, persistent=True,
                          on_connect=self.on_connect, on_message=self.on_message, on_publish=self.on_publish)
@@ -225,6 +248,7 @@ class _Live:
                 else:
                     last_message = time.monotonic()
                     self.publish(client, self.pipeline.feed(t_rx, topic, payload))
+                self.forget_acknowledged()
                 if time.monotonic() - last_status > _STATUS_EVERY_S:
                     client.publish(self.status_topic, _encode(self._status()), qos=1, retain=True)
                     last_status = time.monotonic()
@@ -240,6 +264,7 @@ class _Live:
             deadline = time.monotonic() + 10
             while self.in_flight and time.monotonic() < deadline:
                 time.sleep(0.05)
+            self.forget_acknowledged()
             final = client.publish(self.status_topic, _encode(self._status("offline")), qos=1, retain=True)
             if client.is_connected():
                 final.wait_for_publish(5)

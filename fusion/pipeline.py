@@ -31,11 +31,27 @@ _CLASSES = ("person", "vehicle", "animal", "uav", "unknown")
 _MAX_SNAPSHOT_CATCH_UP = 10
 
 
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """Track estimates at data time ``t``, turned into interface §3.1 only when asked.
+
+    Rendering costs ~10 ms for 1,000 tracks; the live node sends its alerts first.
+    """
+
+    t: float
+    estimates: TrackEstimates
+    pipeline: Pipeline
+
+    def to_dict(self) -> dict:
+        return {"node_id": self.pipeline.site.node_id, "t": round(self.t, 3),
+                "tracks": self.pipeline._track_dicts(self.estimates)}
+
+
 @dataclass
 class Outputs:
     rejected: list[Rejection] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
-    snapshots: list[dict] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
 
     def extend(self, other: Outputs) -> None:
         self.rejected += other.rejected
@@ -122,10 +138,9 @@ class Pipeline:
             self._next_snapshot += self._period
 
     # -- output ---------------------------------------------------------------------
-    def snapshot(self, t: float) -> dict:
+    def snapshot(self, t: float) -> Snapshot:
         """Track snapshot (interface §3.1) at data time ``t``."""
-        est = self.tracker.estimates(t, include_tentative=self.site.config.outputs.include_tentative)
-        return {"node_id": self.site.node_id, "t": round(t, 3), "tracks": self._track_dicts(est)}
+        return Snapshot(t, self.tracker.estimates(t, include_tentative=self.site.config.outputs.include_tentative), self)
 
     def _track_dicts(self, est: TrackEstimates) -> list[dict]:
         """Interface §3.1 track objects; the numbers are computed and rounded as arrays."""

@@ -16,7 +16,7 @@ from scipy.stats import chi2
 
 from tracking.associate import assign
 from tracking.config import TrackerConfig
-from tracking.kernels import gate_pairs, predict, process_noise, transition, update_position, update_radial
+from tracking.kernels import gate_pairs, predict, update_position, update_radial
 from tracking.table import CONFIRMED, N_CLASSES, TENTATIVE, TrackTable
 
 __all__ = ["Tracker", "ScanLike", "StepResult", "TrackEstimates", "STATUS_NAMES"]
@@ -188,14 +188,8 @@ class Tracker:
             keep = tab.alive & (include_tentative | (tab.status != TENTATIVE))
             rows = np.flatnonzero(keep)
         rows = rows[np.argsort(tab.track_id[rows], kind="stable")]
-        x = tab.x[rows].copy()
-        P = tab.P[rows].copy()
-        for k, row in enumerate(rows):
-            dt = t - tab.t_state[row]
-            if dt > 0:
-                F = transition(dt)
-                x[k] = F @ x[k]
-                P[k] = F @ P[k] @ F.T + process_noise(dt, tab.q[row])
+        x, P, t_state = tab.x[rows], tab.P[rows], tab.t_state[rows]  # fancy indexing: copies
+        predict(x, P, t_state, np.ones(rows.size, np.bool_), tab.q[rows], t)
         status = tab.status[rows].astype(np.int8)
         status[(status == CONFIRMED) & (t - tab.t_update[rows] > self.config.coast_after_s)] = 2
         return TrackEstimates(
