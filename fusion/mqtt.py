@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
 _STATUS_EVERY_S = 5.0
 _IDLE_FLUSH_S = 5.0
+_MAX_DEFERRED_SNAPSHOTS = 5
 
 
 class Outbox:
@@ -157,6 +158,7 @@ class _Live:
         self.outbox = Outbox(site.resolve(cfg.outbox) / f"{site.node_id}.sqlite")
         self.in_flight: dict[int, int] = {}
         self.acked: collections.deque[int] = collections.deque()  # acknowledged rows, not yet deleted
+        self.snapshots: collections.deque = collections.deque()  # rendered when the input queue is empty
         self._lock = threading.Lock()
         self.pipeline = Pipeline(site)
         self.stop = threading.Event()
@@ -215,8 +217,10 @@ class _Live:
                 self._send_alert(client, row, topic, payload)
         for rejection in out.rejected:
             client.publish(f"{self.prefix}/rejected", _encode(rejection.to_dict()), qos=1)
-        for snapshot in out.snapshots:
-            client.publish(f"{self.prefix}/tracks", _encode(snapshot.to_dict()), qos=0)
+        self.snapshots.extend(out.snapshots)
+        # track snapshots wait while input is queued (they cost ~10 ms per 1,000 tracks), but not forever
+        while self.snapshots and (self.inbox.empty() or len(self.snapshots) > _MAX_DEFERRED_SNAPSHOTS):
+            client.publish(f"{self.prefix}/tracks", _encode(self.snapshots.popleft().to_dict()), qos=0)
 
     def _status(self, state: str = "online") -> dict:
         status = self.pipeline.status(time.time())
