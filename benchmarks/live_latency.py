@@ -4,7 +4,8 @@ For each offered rate a fresh broker and node run while a separate publisher
 process plays radars in real time: ``rate / 10`` vehicles drive north across a
 straight border at 8 m/s (coming into view over the first
 5 s, crossings spread evenly over the run), seen by radars at 10 Hz (each radar ≤ 280 targets, one
-message per scan, sensor time = the wall clock when the scan is made).  An agency
+message per scan; the radars' scans are spread over the period as independent radars'
+are, or all at the same instant with ``--sync``, sensor time = the wall clock when the scan is made).  An agency
 subscriber takes the first copy of each alert; its latency is
 
     receive wall time − raised_t      (raised_t = sensor time of the deciding scan)
@@ -22,6 +23,7 @@ what it shed.  Needs ``mosquitto`` (tests/run.sh installs it).  One JSON object 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import multiprocessing as mp
@@ -77,8 +79,8 @@ def write_site(directory: Path, port: int, n_radars: int, window_s: float) -> Pa
     return directory / "site.toml"
 
 
-def publisher(port: int, n_targets: int, seconds: float, ready, stats) -> None:
-    """Radars at 10 Hz in real time; sends until ``seconds`` have passed."""
+def publisher(port: int, n_targets: int, seconds: float, ready, stats, synchronised: bool) -> None:
+    """Radars at 10 Hz in real time, each at its own phase; sends until ``seconds`` have passed."""
     n_radars = math.ceil(n_targets / PER_RADAR)
     frame = LocalFrame(*ORIGIN, 0.0)
     i = np.arange(n_targets)
@@ -96,11 +98,13 @@ def publisher(port: int, n_targets: int, seconds: float, ready, stats) -> None:
     client.on_socket_open = lambda c, u, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client.connect("127.0.0.1", port)
     client.loop_start()
+    gc.freeze()  # the measuring tools must not stall on their own garbage collection
     ready.set()
     start = time.time()
-    seq, sent, late = 0, 0, 0
-    while True:
-        tick = start + seq * PERIOD_S
+    step, sent, late = 0, 0, 0
+    while True:  # radar k scans at phase k / n_radars of the period (--sync: all at once)
+        k = 0 if synchronised else step % n_radars
+        tick = start + (step // n_radars if synchronised else step) * PERIOD_S / (1 if synchronised else n_radars)
         wait = tick - time.time()
         if wait > 0:
             time.sleep(wait)
@@ -109,17 +113,17 @@ def publisher(port: int, n_targets: int, seconds: float, ready, stats) -> None:
         now = time.time()
         if now - start > seconds:
             break
-        lat, lon, _ = frame.to_geodetic(east, north0 + SPEED_MPS * (now - start))
-        az, _, dist = WGS84.inv(r_lon[radar], r_lat[radar], lon, lat)
-        dist = dist + rng.normal(0, 3.0, n_targets)
-        az = (az + rng.normal(0, 0.1, n_targets)) % 360.0
-        for k in range(n_radars):
-            mine = (radar == k) & (appear <= now - start)
-            plots = [{"range_m": float(r), "azimuth_deg": float(a)} for r, a in zip(dist[mine], az[mine])]
+        for k in range(n_radars) if synchronised else (k,):
+            mine = np.flatnonzero((radar == k) & (appear <= now - start))
+            lat, lon, _ = frame.to_geodetic(east[mine], north0[mine] + SPEED_MPS * (now - start))
+            az, _, dist = WGS84.inv(np.full(mine.size, r_lon[k]), np.full(mine.size, r_lat[k]), lon, lat)
+            dist = dist + rng.normal(0, 3.0, mine.size)
+            az = (az + rng.normal(0, 0.1, mine.size)) % 360.0
+            plots = [{"range_m": float(r), "azimuth_deg": float(a)} for r, a in zip(dist, az)]
             client.publish(f"{PREFIX}/raw/radar/radar-{k}",
-                           encode({"sensor_id": f"radar-{k}", "t": now, "seq": seq, "plots": plots}), qos=1)
+                           encode({"sensor_id": f"radar-{k}", "t": now, "seq": step, "plots": plots}), qos=1)
             sent += len(plots)
-        seq += 1
+        step += n_radars if synchronised else 1
     client.disconnect()
     client.loop_stop()
     stats.put({"sent_detections": sent, "elapsed_s": time.time() - start, "late_ticks": late})
@@ -130,7 +134,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime, in clock ticks of 10 ms
 
 
-def run_rate(rate: int, seconds: float, window_s: float) -> dict:
+def run_rate(rate: int, seconds: float, window_s: float, synchronised: bool = False) -> dict:
     n_targets = max(1, rate // 10)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -165,7 +169,7 @@ def run_rate(rate: int, seconds: float, window_s: float) -> dict:
                     raise RuntimeError(f"the node exited: {(tmp / 'node.log').read_text()}")
                 time.sleep(0.1)
             ready, stats = mp.Event(), mp.Queue()
-            pub = mp.Process(target=publisher, args=(broker.port, n_targets, seconds, ready, stats))
+            pub = mp.Process(target=publisher, args=(broker.port, n_targets, seconds, ready, stats, synchronised))
             cpu0 = cpu_seconds(node.pid)
             pub.start()
             result = stats.get(timeout=seconds + 120)
@@ -182,7 +186,7 @@ def run_rate(rate: int, seconds: float, window_s: float) -> dict:
     lat_ms = np.array(sorted(latencies.values())) * 1000.0
     return {
         "bench": "live_latency", "offered_det_per_s": rate, "targets": n_targets,
-        "reorder_window_s": window_s, "seconds": seconds,
+        "reorder_window_s": window_s, "seconds": seconds, "radars_synchronised": synchronised,
         "sent_det_per_s": round(result["sent_detections"] / result["elapsed_s"]),
         "received_msgs": counters.get("received"), "shed": counters.get("shed"),
         "alerts": int(lat_ms.size),
@@ -194,16 +198,19 @@ def run_rate(rate: int, seconds: float, window_s: float) -> dict:
 
 
 def main() -> None:
+    gc.freeze()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="1000,10000,20000,30000,50000",
                         help="offered detections/s, comma-separated (default 1000,10000,20000,30000,50000)")
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds of traffic per rate (default 20)")
     parser.add_argument("--window", type=float, default=0.0, help="reorder window of the node (default 0 s)")
+    parser.add_argument("--sync", action="store_true",
+                        help="all radars scan at the same instant (worst case) instead of at spread phases")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     for rate in rates:
-        print(json.dumps(run_rate(rate, args.seconds, args.window)), flush=True)
-    print(json.dumps(run_rate(rates[0], args.seconds, 3.0)), flush=True)  # the default window, for comparison
+        print(json.dumps(run_rate(rate, args.seconds, args.window, args.sync)), flush=True)
+    print(json.dumps(run_rate(rates[0], args.seconds, 3.0, args.sync)), flush=True)  # the default window, for comparison
 
 
 if __name__ == "__main__":

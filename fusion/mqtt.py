@@ -69,7 +69,9 @@ class Outbox:
     def done(self, rows: list[int]) -> None:
         """Forget acknowledged rows, in one transaction."""
         with self._lock:
+            self._db.execute("BEGIN")
             self._db.executemany("DELETE FROM outbox WHERE id = ?", [(r,) for r in rows])
+            self._db.execute("COMMIT")
 
     def __len__(self) -> int:
         with self._lock:
