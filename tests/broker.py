@@ -253,3 +253,14 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def agency_watchers(port: int, alerts, tag: str) -> dict[str, Collector]:
+    """A durable consumer per agency that the alerts reach, keyed by agency id."""
+    agencies = sorted({a for alert in alerts for a in alert.recipients})
+    return {a: persistent_collector(port, [f"{PREFIX}/alerts/{a}"], f"{tag}-{a}") for a in agencies}
+
+
+def alert_ids(watchers: dict[str, Collector]) -> dict[str, set[str]]:
+    """The alert ids each agency's watcher has received."""
+    return {a: {m["alert_id"] for m in w.of(f"{PREFIX}/alerts/{a}")} for a, w in watchers.items()}

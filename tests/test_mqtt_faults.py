@@ -26,9 +26,10 @@ from tests.broker import (
     Broker,
     Collector,
     Link,
+    agency_watchers,
+    alert_ids,
     forget_session,
     free_port,
-    persistent_collector,
     rss_mb,
     start_node,
     stop_node,
@@ -49,7 +50,7 @@ def outbox_rows(path) -> list[tuple[str, str]]:
     return [(topic, msgspec.json.decode(payload)["alert_id"]) for topic, payload in rows]
 
 
-def test_sigkill_with_unacknowledged_alerts_loses_none(tmp_path, short_log):
+def test_sigkill_with_unacknowledged_alerts_loses_none(tmp_path, short_log, request):
     """The link to the broker fails one way, the node decides every alert, then dies by SIGKILL.
 
     Its broker session (and with it the raw input) is then forgotten, so the only way the
@@ -58,12 +59,12 @@ def test_sigkill_with_unacknowledged_alerts_loses_none(tmp_path, short_log):
     log, expected = short_log
     (tmp_path / "broker").mkdir()
     broker = Broker(tmp_path / "broker", max_inflight=0).start()  # all 540 raw messages reach the node unacked
+    request.addfinalizer(broker.stop)
     link = Link(broker.port)
     node_site = write_site(tmp_path / "node", link.port, outbox=tmp_path / "outbox")
     feeder_site = load_site(write_site(tmp_path / "feeder", broker.port, outbox=tmp_path / "unused"))
     copies = Counter((f"{PREFIX}/alerts/{a}", x.alert_id) for x in expected.alerts for a in x.recipients)
-    agencies = sorted({a for x in expected.alerts for a in x.recipients})
-    watchers = {a: persistent_collector(broker.port, [f"{PREFIX}/alerts/{a}"], f"kill-{a}") for a in agencies}
+    watchers = agency_watchers(broker.port, expected.alerts, "kill")
     ops = Collector(broker.port, [f"{PREFIX}/status/+"], "ops-kill")
     node = start_node(node_site)
     try:
@@ -86,20 +87,18 @@ def test_sigkill_with_unacknowledged_alerts_loses_none(tmp_path, short_log):
     forget_session(broker.port, "borderfusion-edge-1")  # the broker's queued raw input is gone too
     node = start_node(write_site(tmp_path / "node2", broker.port, outbox=tmp_path / "outbox"))
     try:
-        want = {a: {x.alert_id for x in expected.alerts if a in x.recipients} for a in agencies}
+        want = {a: {x.alert_id for x in expected.alerts if a in x.recipients} for a in watchers}
         for a, w in watchers.items():
-            assert w.wait_for(lambda: {m["alert_id"] for m in w.of(f"{PREFIX}/alerts/{a}")} >= want[a], 60), a
+            assert w.wait_for(lambda: alert_ids({a: w})[a] >= want[a], 60), a
         code, err = stop_node(node)
     finally:
         if node.poll() is None:
             node.kill()
     assert code == 0, err
-    for a, w in watchers.items():
-        assert {m["alert_id"] for m in w.of(f"{PREFIX}/alerts/{a}")} == want[a], a
+    assert alert_ids(watchers) == want  # everything arrived; nothing else
+    for w in (*watchers.values(), ops):
         w.close()
     assert outbox_rows(tmp_path / "outbox" / "edge-1.sqlite") == []  # acknowledged, so cleared
-    ops.close()
-    broker.stop()
 
 
 def radar_flood(t0: float, n: int, plots: int, seed: int = 0) -> list[bytes]:

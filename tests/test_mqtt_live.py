@@ -11,7 +11,8 @@ from fusion.config import load_site
 from fusion.mqtt import publish_log
 from tests.broker import (
     Collector,
-    persistent_collector,
+    agency_watchers,
+    alert_ids,
     start_node,
     stop_node,
     wait_online,
@@ -111,8 +112,7 @@ def test_broker_restart_mid_run_loses_no_alert(broker, live_site, short_log, tmp
             for r in chunk:
                 writer.write(r.t_rx, r.topic, r.payload)
         parts.append(path)
-    agencies = sorted({a for alert in expected.alerts for a in alert.recipients})
-    watchers = {a: persistent_collector(broker.port, [f"{PREFIX}/alerts/{a}"], f"durable-{a}") for a in agencies}
+    watchers = agency_watchers(broker.port, expected.alerts, "durable")
     ops = Collector(broker.port, [f"{PREFIX}/status/+"], "ops3")
     node = start_node(live_site)
     try:
@@ -124,16 +124,15 @@ def test_broker_restart_mid_run_loses_no_alert(broker, live_site, short_log, tmp
         broker.start()  # same port, persistent sessions restored from disk
         time.sleep(3.0)  # the node and the consumers reconnect by themselves
         publish_log(load_site(live_site), parts[1])
-        want = {a: {x.alert_id for x in expected.alerts if a in x.recipients} for a in agencies}
+        want = {a: {x.alert_id for x in expected.alerts if a in x.recipients} for a in watchers}
         for a, w in watchers.items():
-            w.wait_for(lambda: want[a] <= {m["alert_id"] for m in w.of(f"{PREFIX}/alerts/{a}")}, 60)
+            w.wait_for(lambda: want[a] <= alert_ids({a: w})[a], 60)
         code, err = stop_node(node)
     finally:
         if node.poll() is None:
             node.kill()
     assert code == 0, err
-    for a, w in watchers.items():
-        got = [m["alert_id"] for m in w.of(f"{PREFIX}/alerts/{a}")]
-        assert set(got) == want[a], a  # everything arrived; nothing else
+    assert alert_ids(watchers) == want  # everything arrived; nothing else
+    for w in watchers.values():
         w.close()
     ops.close()
