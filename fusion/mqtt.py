@@ -85,6 +85,23 @@ class Outbox:
         self._db.close()
 
 
+class _Inbox(queue.Queue):
+    """The bounded hand-over from paho's network thread: (t_rx, topic, payload) items.
+
+    ``on_message`` never blocks: when the queue is full the message is dropped and counted.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self.dropped = 0
+
+    def on_message(self, client, userdata, message) -> None:
+        try:
+            self.put_nowait((time.time(), message.topic, message.payload))
+        except queue.Full:
+            self.dropped += 1
+
+
 def _no_delay(client, userdata, sock) -> None:
     """Alerts are small and urgent: no Nagle delay (with delayed ACKs it costs ~40 ms a hop)."""
     try:
@@ -155,8 +172,7 @@ class _Live:
         self.site = site
         cfg = site.config.mqtt
         self.prefix = cfg.prefix
-        self.inbox: queue.Queue = queue.Queue(maxsize=cfg.queue_size)
-        self.shed = 0
+        self.inbox = _Inbox(cfg.queue_size)  # what it drops is the status's "shed"
         self.outbox = Outbox(site.resolve(cfg.outbox) / f"{site.node_id}.sqlite")
         self.in_flight: dict[int, int] = {}
         self.acked: collections.deque[int] = collections.deque()  # acknowledged rows, not yet deleted
@@ -167,12 +183,6 @@ class _Live:
         self.status_topic = f"{self.prefix}/status/{site.node_id}"
 
     # paho thread --------------------------------------------------------------------
-    def on_message(self, client, userdata, message) -> None:
-        try:
-            self.inbox.put_nowait((time.time(), message.topic, message.payload))
-        except queue.Full:
-            self.shed += 1
-
     def on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
             row = self.in_flight.pop(mid, None)
@@ -227,7 +237,7 @@ class _Live:
     def _status(self, state: str = "online") -> dict:
         status = self.pipeline.status(time.time())
         status["state"] = state
-        status["counters"]["shed"] = self.shed
+        status["counters"]["shed"] = self.inbox.dropped
         status["counters"]["queued"] = self.inbox.qsize()
         status["counters"]["outbox"] = len(self.outbox) - len(self.acked)  # decided, not yet acknowledged
         return status
@@ -241,7 +251,7 @@ class _Live:
         gc.freeze()
         will = (self.status_topic, _encode({"node_id": self.site.node_id, "state": "offline"}))
         client = connect(self.site, f"borderfusion-{self.site.node_id}", will=will, persistent=True,
-                         on_connect=self.on_connect, on_message=self.on_message, on_publish=self.on_publish)
+                         on_connect=self.on_connect, on_message=self.inbox.on_message, on_publish=self.on_publish)
         last_status = last_message = time.monotonic()
         reported_shed = 0
         try:
@@ -258,11 +268,12 @@ class _Live:
                 if time.monotonic() - last_status > _STATUS_EVERY_S:
                     client.publish(self.status_topic, _encode(self._status()), qos=1, retain=True)
                     last_status = time.monotonic()
-                    if self.shed > reported_shed:
+                    shed = self.inbox.dropped
+                    if shed > reported_shed:
                         log.warning("shed %d input messages in the last %.0f s: input outran processing "
-                                    "(queue of %d full); %d shed in all", self.shed - reported_shed,
-                                    _STATUS_EVERY_S, self.inbox.maxsize, self.shed)
-                        reported_shed = self.shed
+                                    "(queue of %d full); %d shed in all", shed - reported_shed,
+                                    _STATUS_EVERY_S, self.inbox.maxsize, shed)
+                        reported_shed = shed
             while not self.inbox.empty():  # drain what already arrived
                 t_rx, topic, payload = self.inbox.get_nowait()
                 self.publish(client, self.pipeline.feed(t_rx, topic, payload))
@@ -294,22 +305,13 @@ def record(site: Site, out: str | Path, duration_s: float | None = None, on_read
 
     ``on_ready(topic)`` is called once the subscription is acknowledged.
     """
-    inbox: queue.Queue = queue.Queue(maxsize=site.config.mqtt.queue_size)
+    inbox = _Inbox(site.config.mqtt.queue_size)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     prefix = site.config.mqtt.prefix
-    dropped = 0
-
-    def on_message(client, userdata, message) -> None:
-        nonlocal dropped
-        try:  # never block paho's network thread
-            inbox.put_nowait((time.time(), message.topic, message.payload))
-        except queue.Full:
-            dropped += 1
-
     subscribed = threading.Event()
-    client = connect(site, f"borderfusion-record-{site.node_id}", on_message=on_message,
+    client = connect(site, f"borderfusion-record-{site.node_id}", on_message=inbox.on_message,
                      on_connect=lambda c: c.subscribe(f"{prefix}/raw/+/+", qos=1),
                      on_subscribe=lambda *_: subscribed.set())
     if subscribed.wait(15) and on_ready:
@@ -330,9 +332,9 @@ def record(site: Site, out: str | Path, duration_s: float | None = None, on_read
     finally:
         client.disconnect()
         client.loop_stop()
-    if dropped:
+    if inbox.dropped:
         log.warning("record: %d messages dropped because writing could not keep up (queue of %d)",
-                    dropped, site.config.mqtt.queue_size)
+                    inbox.dropped, inbox.maxsize)
     return count
 
 
