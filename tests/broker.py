@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import shutil
@@ -140,6 +141,18 @@ def start_node(site_path):
     process = subprocess.Popen([sys.executable, "-m", "fusion.cli", "run", "--config", str(site_path)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return process
+
+
+@contextlib.contextmanager
+def running_node(site_path):
+    """``borderfusion run`` in a subprocess, killed on the way out if the test left it running."""
+    process = start_node(site_path)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def wait_online(collector: Collector, process, timeout=60.0) -> None:

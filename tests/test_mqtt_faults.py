@@ -31,6 +31,7 @@ from tests.broker import (
     forget_session,
     free_port,
     rss_mb,
+    running_node,
     start_node,
     stop_node,
     wait_online,
@@ -66,34 +67,28 @@ def test_sigkill_with_unacknowledged_alerts_loses_none(tmp_path, short_log, requ
     copies = Counter((f"{PREFIX}/alerts/{a}", x.alert_id) for x in expected.alerts for a in x.recipients)
     watchers = agency_watchers(broker.port, expected.alerts, "kill")
     ops = Collector(broker.port, [f"{PREFIX}/status/+"], "ops-kill")
-    node = start_node(node_site)
     try:
-        wait_online(ops, node)
-        link.stall_upstream()  # from now on nothing the node sends reaches the broker
-        publish_log(feeder_site, log)
-        outbox = tmp_path / "outbox" / "edge-1.sqlite"
-        deadline = time.monotonic() + 60  # the node flushes its reorder buffer 5 s after input stops
-        while time.monotonic() < deadline and len(outbox_rows(outbox)) < sum(copies.values()):
-            time.sleep(0.2)
-        node.send_signal(signal.SIGKILL)
-        node.wait()
-        decided = Counter(outbox_rows(outbox))
-        assert decided == copies, "every alert replay decides was in the outbox when the node died"
-        assert all(not w.of(f"{PREFIX}/alerts/{a}") for a, w in watchers.items()), "none had reached the broker"
+        with running_node(node_site) as node:
+            wait_online(ops, node)
+            link.stall_upstream()  # from now on nothing the node sends reaches the broker
+            publish_log(feeder_site, log)
+            outbox = tmp_path / "outbox" / "edge-1.sqlite"
+            deadline = time.monotonic() + 60  # the node flushes its reorder buffer 5 s after input stops
+            while time.monotonic() < deadline and len(outbox_rows(outbox)) < sum(copies.values()):
+                time.sleep(0.2)
+            node.send_signal(signal.SIGKILL)
+            node.wait()
+            decided = Counter(outbox_rows(outbox))
+            assert decided == copies, "every alert replay decides was in the outbox when the node died"
+            assert all(not w.of(f"{PREFIX}/alerts/{a}") for a, w in watchers.items()), "none had reached the broker"
     finally:
-        if node.poll() is None:
-            node.kill()
         link.close()
     forget_session(broker.port, "borderfusion-edge-1")  # the broker's queued raw input is gone too
-    node = start_node(write_site(tmp_path / "node2", broker.port, outbox=tmp_path / "outbox"))
-    try:
+    with running_node(write_site(tmp_path / "node2", broker.port, outbox=tmp_path / "outbox")) as node:
         want = {a: {x.alert_id for x in expected.alerts if a in x.recipients} for a in watchers}
         for a, w in watchers.items():
             assert w.wait_for(lambda: alert_ids({a: w})[a] >= want[a], 60), a
         code, err = stop_node(node)
-    finally:
-        if node.poll() is None:
-            node.kill()
     assert code == 0, err
     assert alert_ids(watchers) == want  # everything arrived; nothing else
     for w in (*watchers.values(), ops):
@@ -121,43 +116,41 @@ def test_a_flood_is_shed_counted_and_memory_stays_bounded(tmp_path, broker, shor
     flood = radar_flood(t_first - 2000.0, 500, 600)  # 500 scans of 600 plots, older than the good log
     ops = Collector(broker.port, [f"{PREFIX}/status/+", f"{PREFIX}/tracks"], "ops-flood")
     watcher = Collector(broker.port, [f"{PREFIX}/alerts/agency-a"], "flood-a")
-    node = start_node(site_path)
     try:
-        wait_online(ops, node)
-        rss_before = rss_mb(node.pid)
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="flooder", protocol=mqtt.MQTTv5)
-        client.connect("127.0.0.1", broker.port)
-        client.loop_start()
-        peak = rss_before
-        for k, payload in enumerate(flood):
-            info = client.publish(f"{PREFIX}/raw/radar/radar-n1", payload, qos=1)
-            if k % 100 == 99:
-                info.wait_for_publish(30)
-                peak = max(peak, rss_mb(node.pid))
-        info.wait_for_publish(30)
-        client.disconnect()
-        client.loop_stop()
+        with running_node(site_path) as node:
+            wait_online(ops, node)
+            rss_before = rss_mb(node.pid)
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="flooder", protocol=mqtt.MQTTv5)
+            client.connect("127.0.0.1", broker.port)
+            client.loop_start()
+            peak = rss_before
+            for k, payload in enumerate(flood):
+                info = client.publish(f"{PREFIX}/raw/radar/radar-n1", payload, qos=1)
+                if k % 100 == 99:
+                    info.wait_for_publish(30)
+                    peak = max(peak, rss_mb(node.pid))
+            info.wait_for_publish(30)
+            client.disconnect()
+            client.loop_stop()
 
-        def settled():
-            statuses = ops.of(f"{PREFIX}/status/edge-1")
-            c = statuses[-1]["counters"] if statuses else {}
-            return c.get("received", 0) + c.get("shed", 0) >= len(flood) and c.get("queued", 1) == 0
+            def settled():
+                statuses = ops.of(f"{PREFIX}/status/edge-1")
+                c = statuses[-1]["counters"] if statuses else {}
+                return c.get("received", 0) + c.get("shed", 0) >= len(flood) and c.get("queued", 1) == 0
 
-        assert ops.wait_for(settled, 120), ops.of(f"{PREFIX}/status/edge-1")[-1:]
-        counters = ops.of(f"{PREFIX}/status/edge-1")[-1]["counters"]
-        assert counters["shed"] > 0, "the flood outran processing, so some input was shed"
-        assert counters["received"] + counters["shed"] == len(flood), counters  # every message accounted for
-        peak = max(peak, rss_mb(node.pid))
-        assert peak - rss_before < 150, (rss_before, peak)  # the queue holds at most 20 messages (~0.6 MB)
-        # good traffic flows afterwards (track numbering has moved on, so the ids differ from replay's)
-        publish_log(load_site(site_path), log)
-        want = sum("agency-a" in x.recipients for x in expected.alerts)
-        assert watcher.wait_for(lambda: len(watcher.of(f"{PREFIX}/alerts/agency-a")) >= 0.8 * want, 60), want
-        assert node.poll() is None
-        code, err = stop_node(node)
+            assert ops.wait_for(settled, 120), ops.of(f"{PREFIX}/status/edge-1")[-1:]
+            counters = ops.of(f"{PREFIX}/status/edge-1")[-1]["counters"]
+            assert counters["shed"] > 0, "the flood outran processing, so some input was shed"
+            assert counters["received"] + counters["shed"] == len(flood), counters  # every message accounted for
+            peak = max(peak, rss_mb(node.pid))
+            assert peak - rss_before < 150, (rss_before, peak)  # the queue holds at most 20 messages (~0.6 MB)
+            # good traffic flows afterwards (track numbering has moved on, so the ids differ from replay's)
+            publish_log(load_site(site_path), log)
+            want = sum("agency-a" in x.recipients for x in expected.alerts)
+            assert watcher.wait_for(lambda: len(watcher.of(f"{PREFIX}/alerts/agency-a")) >= 0.8 * want, 60), want
+            assert node.poll() is None
+            code, err = stop_node(node)
     finally:
-        if node.poll() is None:
-            node.kill()
         ops.close()
         watcher.close()
     assert code == 0, err
@@ -230,13 +223,9 @@ def test_tls_with_client_certificate_and_password_file(tmp_path):
            f'tls_ca = "{certs["ca.crt"]}"\ntls_cert = "{certs["client.crt"]}"\ntls_key = "{certs["client.key"]}"')
     ops = Collector(broker.port, [f"{PREFIX}/status/+"], "ops-tls")
     try:
-        node = start_node(write_site(tmp_path / "site", tls_port, outbox=tmp_path / "outbox", mqtt_extra=tls))
-        try:
+        with running_node(write_site(tmp_path / "site", tls_port, outbox=tmp_path / "outbox", mqtt_extra=tls)) as node:
             wait_online(ops, node)
             code, err = stop_node(node)
-        finally:
-            if node.poll() is None:
-                node.kill()
         assert code == 0, err
         assert secret not in err
         # a wrong password stops start-up at once, with the broker's reason and without the password

@@ -13,7 +13,7 @@ from tests.broker import (
     Collector,
     agency_watchers,
     alert_ids,
-    start_node,
+    running_node,
     stop_node,
     wait_online,
 )
@@ -28,17 +28,13 @@ def test_live_run_equals_replay_per_agency(broker, live_site, short_log):
     agencies = sorted({a for alert in expected.alerts for a in alert.recipients} | {"agency-a", "agency-b"})
     watchers = {agency: Collector(broker.port, [f"{PREFIX}/alerts/{agency}"], f"watch-{agency}") for agency in agencies}
     ops = Collector(broker.port, [f"{PREFIX}/status/+", f"{PREFIX}/tracks", f"{PREFIX}/rejected"], "ops")
-    node = start_node(live_site)
-    try:
+    with running_node(live_site) as node:
         wait_online(ops, node)
         publish_log(load_site(live_site), log)
         want = {agency: sorted(a.alert_id for a in expected.alerts if agency in a.recipients) for agency in agencies}
         for agency, watcher in watchers.items():
             watcher.wait_for(lambda: len(watcher.of(f"{PREFIX}/alerts/{agency}")) >= len(want[agency]), 60)
         code, err = stop_node(node)
-    finally:
-        if node.poll() is None:
-            node.kill()
     assert code == 0, err
     for agency, watcher in watchers.items():
         got = watcher.of(f"{PREFIX}/alerts/{agency}")
@@ -58,44 +54,42 @@ def test_live_run_equals_replay_per_agency(broker, live_site, short_log):
 
 def test_hostile_inputs_are_rejected_with_reasons_and_the_node_keeps_running(broker, live_site, short_log):
     ops = Collector(broker.port, [f"{PREFIX}/status/+", f"{PREFIX}/rejected", f"{PREFIX}/tracks"], "ops2")
-    node = start_node(live_site)
     try:
-        wait_online(ops, node)
-        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hostile", protocol=mqtt.MQTTv5)
-        pub.connect("127.0.0.1", broker.port)
-        pub.loop_start()
-        hostile = [
-            (f"{PREFIX}/raw/radar/radar-n1", b"not json"),
-            (f"{PREFIX}/raw/radar/radar-n1", b'{"sensor_id":"radar-n1","t":1795000000,"seq":1,"plots":[{"range_m":NaN,"azimuth_deg":1}]}'),
-            (f"{PREFIX}/raw/radar/radar-n1", b'{"sensor_id":"radar-n1","t":1795000000,"seq":"x","plots":[]}'),
-            (f"{PREFIX}/raw/radar/ghost", b'{"sensor_id":"ghost","t":1795000000,"seq":1,"plots":[]}'),
-            (f"{PREFIX}/raw/radar/radar-s1", b'{"sensor_id":"radar-n1","t":1795000000,"seq":1,"plots":[]}'),
-            (f"{PREFIX}/raw/drone/uav-3", b'{"sensor_id":"uav-3","t":1795000000,"seq":1,"detections":[{"lat":95,"lon":8,"cep_m":3}]}'),
-            (f"{PREFIX}/raw/radar/radar-n1", b"{" + b" " * (300 * 1024) + b"}"),
-            (f"{PREFIX}/raw/ground/ugs-011", b'{"sensor_id":"ugs-011","t":1795000000,"seq":1,"classification":{"person":0.9,"animal":0.9}}'),
-        ]
-        garbage = [(f"{PREFIX}/raw/radar/radar-n1", bytes([i % 256]) * (i % 500 + 1)) for i in range(2000)]
-        for topic, payload in hostile + garbage:
-            pub.publish(topic, payload, qos=1)
-        expected_n = len(hostile) + len(garbage)
-        assert ops.wait_for(lambda: len(ops.of(f"{PREFIX}/rejected")) >= expected_n, 60)
-        reasons = [r["reason"] for r in ops.of(f"{PREFIX}/rejected")[: len(hostile)]]
-        for needle in ("not JSON", "expected a finite number, got NaN", "seq: expected `int`", "unknown sensor 'ghost'",
-                       "does not match the topic", "lat: expected `float` <= 90.0", "larger than the 262144 byte limit",
-                       "probabilities sum to 1.8"):
-            assert any(needle in r for r in reasons), (needle, reasons)
-        # good traffic still flows afterwards
-        publish_log(load_site(live_site), short_log[0])
-        assert ops.wait_for(lambda: any(s["tracks"] for s in ops.of(f"{PREFIX}/tracks")), 60)
-        assert node.poll() is None
-        code, err = stop_node(node)
-        assert code == 0, err
-        final = ops.of(f"{PREFIX}/status/edge-1")[-1]
-        assert final["counters"]["rejected"] == expected_n
-        pub.loop_stop()
+        with running_node(live_site) as node:
+            wait_online(ops, node)
+            pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hostile", protocol=mqtt.MQTTv5)
+            pub.connect("127.0.0.1", broker.port)
+            pub.loop_start()
+            hostile = [
+                (f"{PREFIX}/raw/radar/radar-n1", b"not json"),
+                (f"{PREFIX}/raw/radar/radar-n1", b'{"sensor_id":"radar-n1","t":1795000000,"seq":1,"plots":[{"range_m":NaN,"azimuth_deg":1}]}'),
+                (f"{PREFIX}/raw/radar/radar-n1", b'{"sensor_id":"radar-n1","t":1795000000,"seq":"x","plots":[]}'),
+                (f"{PREFIX}/raw/radar/ghost", b'{"sensor_id":"ghost","t":1795000000,"seq":1,"plots":[]}'),
+                (f"{PREFIX}/raw/radar/radar-s1", b'{"sensor_id":"radar-n1","t":1795000000,"seq":1,"plots":[]}'),
+                (f"{PREFIX}/raw/drone/uav-3", b'{"sensor_id":"uav-3","t":1795000000,"seq":1,"detections":[{"lat":95,"lon":8,"cep_m":3}]}'),
+                (f"{PREFIX}/raw/radar/radar-n1", b"{" + b" " * (300 * 1024) + b"}"),
+                (f"{PREFIX}/raw/ground/ugs-011", b'{"sensor_id":"ugs-011","t":1795000000,"seq":1,"classification":{"person":0.9,"animal":0.9}}'),
+            ]
+            garbage = [(f"{PREFIX}/raw/radar/radar-n1", bytes([i % 256]) * (i % 500 + 1)) for i in range(2000)]
+            for topic, payload in hostile + garbage:
+                pub.publish(topic, payload, qos=1)
+            expected_n = len(hostile) + len(garbage)
+            assert ops.wait_for(lambda: len(ops.of(f"{PREFIX}/rejected")) >= expected_n, 60)
+            reasons = [r["reason"] for r in ops.of(f"{PREFIX}/rejected")[: len(hostile)]]
+            for needle in ("not JSON", "expected a finite number, got NaN", "seq: expected `int`", "unknown sensor 'ghost'",
+                           "does not match the topic", "lat: expected `float` <= 90.0", "larger than the 262144 byte limit",
+                           "probabilities sum to 1.8"):
+                assert any(needle in r for r in reasons), (needle, reasons)
+            # good traffic still flows afterwards
+            publish_log(load_site(live_site), short_log[0])
+            assert ops.wait_for(lambda: any(s["tracks"] for s in ops.of(f"{PREFIX}/tracks")), 60)
+            assert node.poll() is None
+            code, err = stop_node(node)
+            assert code == 0, err
+            final = ops.of(f"{PREFIX}/status/edge-1")[-1]
+            assert final["counters"]["rejected"] == expected_n
+            pub.loop_stop()
     finally:
-        if node.poll() is None:
-            node.kill()
         ops.close()
 
 
@@ -114,8 +108,7 @@ def test_broker_restart_mid_run_loses_no_alert(broker, live_site, short_log, tmp
         parts.append(path)
     watchers = agency_watchers(broker.port, expected.alerts, "durable")
     ops = Collector(broker.port, [f"{PREFIX}/status/+"], "ops3")
-    node = start_node(live_site)
-    try:
+    with running_node(live_site) as node:
         wait_online(ops, node)
         publish_log(load_site(live_site), parts[0])
         time.sleep(1.0)
@@ -128,9 +121,6 @@ def test_broker_restart_mid_run_loses_no_alert(broker, live_site, short_log, tmp
         for a, w in watchers.items():
             w.wait_for(lambda: want[a] <= alert_ids({a: w})[a], 60)
         code, err = stop_node(node)
-    finally:
-        if node.poll() is None:
-            node.kill()
     assert code == 0, err
     assert alert_ids(watchers) == want  # everything arrived; nothing else
     for w in watchers.values():
