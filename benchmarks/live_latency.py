@@ -11,7 +11,9 @@ subscriber takes the first copy of each alert; its latency is
     receive wall time − raised_t      (raised_t = sensor time of the deciding scan)
 
 so it covers publishing the scan, the broker, ingest, the reorder window, tracking,
-geofencing, the outbox and the broker again.  The reorder window is part of the
+geofencing, the outbox and the broker again.  The same subscriber also takes the raw
+scans (``raw_hop``: publisher → broker → a peer), which tells the transport's share of
+a slow alert from the node's; the five slowest alerts are named on stderr.  The reorder window is part of the
 latency by design (``[ingest] reorder_window_s``, default 3 s, set for radio links);
 the rates are run at ``--window`` (default 0: wired sensors with in-order clocks) and
 the first rate again at the default window for comparison.  The node's status gives
@@ -46,6 +48,10 @@ from tests.broker import Broker  # noqa: E402
 PREFIX = "borderfusion/v1"
 ORIGIN = (47.0, 8.0)
 PER_RADAR, LANES, SPACING_M, SPEED_MPS, PERIOD_S = 280, 70, 40.0, 8.0, 0.1
+
+
+class _ScanTime(msgspec.Struct):
+    t: float
 
 
 def radar_east(k: int, n: int) -> float:
@@ -103,7 +109,6 @@ def publisher(port: int, n_targets: int, seconds: float, ready, stats, synchroni
     start = time.time()
     step, sent, late = 0, 0, 0
     while True:  # radar k scans at phase k / n_radars of the period (--sync: all at once)
-        k = 0 if synchronised else step % n_radars
         tick = start + (step // n_radars if synchronised else step) * PERIOD_S / (1 if synchronised else n_radars)
         wait = tick - time.time()
         if wait > 0:
@@ -113,7 +118,7 @@ def publisher(port: int, n_targets: int, seconds: float, ready, stats, synchroni
         now = time.time()
         if now - start > seconds:
             break
-        for k in range(n_radars) if synchronised else (k,):
+        for k in range(n_radars) if synchronised else (step % n_radars,):
             mine = np.flatnonzero((radar == k) & (appear <= now - start))
             lat, lon, _ = frame.to_geodetic(east[mine], north0[mine] + SPEED_MPS * (now - start))
             az, _, dist = WGS84.inv(np.full(mine.size, r_lon[k]), np.full(mine.size, r_lat[k]), lon, lat)
@@ -129,6 +134,11 @@ def publisher(port: int, n_targets: int, seconds: float, ready, stats, synchroni
     stats.put({"sent_detections": sent, "elapsed_s": time.time() - start, "late_ticks": late})
 
 
+def percentiles(name: str, ms: np.ndarray) -> dict:
+    return {f"{name}_{key}_ms": round(float(np.percentile(ms, q)), 1) if ms.size else None
+            for key, q in (("p50", 50), ("p99", 99), ("max", 100))}
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime, in clock ticks of 10 ms
@@ -142,22 +152,29 @@ def run_rate(rate: int, seconds: float, window_s: float, synchronised: bool = Fa
         broker = Broker(tmp / "broker").start()
         site = write_site(tmp / "site", broker.port, math.ceil(n_targets / PER_RADAR), window_s)
         latencies: dict[str, float] = {}
+        raised: dict[str, float] = {}
+        raw_seen: list[tuple[float, bytes]] = []  # (receive wall time, payload) of every raw scan
         statuses: list[dict] = []
         lock = threading.Lock()
 
         def on_message(c, u, m):
             now = time.time()
+            if m.topic.startswith(f"{PREFIX}/raw/"):
+                raw_seen.append((now, m.payload))  # parsed after the run: keep this thread light
+                return
             body = json.loads(m.payload)
             with lock:
                 if m.topic.startswith(f"{PREFIX}/status/"):
                     statuses.append(body)
                 elif body["alert_id"] not in latencies:
                     latencies[body["alert_id"]] = now - body["raised_t"]
+                    raised[body["alert_id"]] = body["raised_t"]
 
         sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-agency", protocol=mqtt.MQTTv5)
         sub.on_message = on_message
         sub.on_connect = lambda c, *a: [c.subscribe(f"{PREFIX}/alerts/+", qos=1),
-                                        c.subscribe(f"{PREFIX}/status/+", qos=1)]
+                                        c.subscribe(f"{PREFIX}/status/+", qos=1),
+                                        c.subscribe(f"{PREFIX}/raw/+/+", qos=0)]
         sub.connect("127.0.0.1", broker.port)
         sub.loop_start()
         node = subprocess.Popen([sys.executable, "-m", "fusion.cli", "run", "--config", str(site)],
@@ -183,16 +200,22 @@ def run_rate(rate: int, seconds: float, window_s: float, synchronised: bool = Fa
             sub.loop_stop()
             broker.stop()
     counters = statuses[-1]["counters"] if statuses else {}
-    lat_ms = np.array(sorted(latencies.values())) * 1000.0
+    lat_ms = np.array(list(latencies.values())) * 1000.0
+    scan_t = msgspec.json.Decoder(_ScanTime)
+    hop = {round((scan := scan_t.decode(payload)).t, 3): rx - scan.t for rx, payload in raw_seen}
+    hop_ms = np.array(list(hop.values())) * 1000.0
+    slow = sorted(((latency, alert_id) for alert_id, latency in latencies.items() if latency > window_s + 0.05),
+                  reverse=True)
+    for latency, alert_id in slow[:5]:  # where did a slow alert lose its time: before the broker's fan-out, or after?
+        print(f"slow alert {alert_id} (raised_t {raised[alert_id]:.3f}): {latency * 1000:.0f} ms; its scan reached "
+              f"a peer subscriber after {hop.get(raised[alert_id], float('nan')) * 1000:.0f} ms", file=sys.stderr)
     return {
         "bench": "live_latency", "offered_det_per_s": rate, "targets": n_targets,
         "reorder_window_s": window_s, "seconds": seconds, "radars_synchronised": synchronised,
         "sent_det_per_s": round(result["sent_detections"] / result["elapsed_s"]),
         "received_msgs": counters.get("received"), "shed": counters.get("shed"),
         "alerts": int(lat_ms.size),
-        "latency_p50_ms": round(float(np.percentile(lat_ms, 50)), 1) if lat_ms.size else None,
-        "latency_p99_ms": round(float(np.percentile(lat_ms, 99)), 1) if lat_ms.size else None,
-        "latency_max_ms": round(float(lat_ms.max()), 1) if lat_ms.size else None,
+        **percentiles("latency", lat_ms), **percentiles("raw_hop", hop_ms),
         "node_cpu_per_s": round((cpu1 - cpu0) / seconds, 3), "publisher_late_ticks": result["late_ticks"],
     }
 

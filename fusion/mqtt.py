@@ -3,7 +3,9 @@
 The only module that imports paho-mqtt (2.x, ``CallbackAPIVersion.VERSION2``, MQTT v5).
 paho's network thread only appends to a bounded queue; decoding and processing
 happen in the main thread through the same :class:`~fusion.pipeline.Pipeline` as
-replay.  When the queue is full the newest message is dropped and counted as
+replay.  The node holds two connections: the urgent one (raw input, alerts, status)
+and a bulk one for track snapshots and rejections, so that an alert never waits
+behind a large snapshot in the same TCP stream.  When the queue is full the newest message is dropped and counted as
 ``shed`` in the status (memory stays bounded, the network thread never blocks).
 
 Alerts go through :class:`Outbox`, an SQLite file beside the site config: a row is
@@ -43,22 +45,47 @@ __all__ = ["run_live", "record", "publish_log", "Outbox", "connect"]
 log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
 _STATUS_EVERY_S = 5.0
-_IDLE_FLUSH_S = 5.0
+_TICK_MARGIN_S = 0.05  # a message stamped before a tick is in the queue by then: live releases as replay does
 _MAX_DEFERRED_SNAPSHOTS = 5
 
 
 class Outbox:
-    """Alerts not yet acknowledged by the broker, on disk (SQLite, WAL)."""
+    """Alerts not yet acknowledged by the broker, on disk (SQLite, WAL).
+
+    A commit is a write into the WAL file without a disk sync (``synchronous=NORMAL``):
+    it survives the process being killed (the data is in the kernel's page cache the
+    moment ``add`` returns), and a background thread checkpoints the WAL into the
+    database, with its disk syncs, once a second.  Syncing in the loop instead cost
+    0.3 ms per commit on an idle disk but up to 0.7 s on a busy one, which held every
+    alert behind it (measured with ``benchmarks/live_latency.py``).  A power cut can
+    lose the commits of the last second; a crash or restart of the process loses none.
+    """
+
+    CHECKPOINT_EVERY_S = 1.0
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA wal_autocheckpoint=0")  # no checkpoint (and its syncs) inside a commit
         self._db.execute("CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, topic TEXT, payload BLOB)")
         self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(path,), daemon=True,
+                                              name="outbox-checkpoint")
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self, path: Path) -> None:
+        db = sqlite3.connect(path, isolation_level=None)  # its own connection: sqlite releases the GIL
+        try:
+            while not self._closed.wait(self.CHECKPOINT_EVERY_S):
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never blocks the writer
+        finally:
+            db.close()
 
     def add(self, messages: list[tuple[str, bytes]]) -> list[int]:
-        """Store messages in one transaction (one disk sync); their row ids."""
+        """Store messages in one transaction; their row ids."""
         with self._lock:
             self._db.execute("BEGIN")
             rows = [self._db.execute("INSERT INTO outbox (topic, payload) VALUES (?, ?)", m).lastrowid
@@ -82,7 +109,11 @@ class Outbox:
             return list(self._db.execute("SELECT id, topic, payload FROM outbox ORDER BY id"))
 
     def close(self) -> None:
-        self._db.close()
+        self._closed.set()
+        self._checkpointer.join()
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
 
 
 class _Inbox(queue.Queue):
@@ -221,18 +252,26 @@ class _Live:
         if rows:
             self.outbox.done(rows)
 
-    def publish(self, client: mqtt.Client, out: Outputs) -> None:
+    def publish(self, client: mqtt.Client, bulk: mqtt.Client, out: Outputs) -> None:
+        """Alerts on ``client``; track snapshots and rejections on ``bulk``, a connection of their own.
+
+        One TCP connection delivers in order: an alert written after a 1 MB snapshot waits
+        for all of it (seconds on a radio link).  Even on loopback, Linux holds a write
+        larger than the receiver's window until its persist timer fires: alerts queued
+        behind a 125 KB snapshot of 1,000 tracks arrived 2.7 s late in about half of the
+        runs of ``benchmarks/live_latency.py`` before the two were split.
+        """
         copies = [(f"{self.prefix}/alerts/{agency}", payload) for alert in out.alerts
                   for payload in (_encode(alert.to_dict()),) for agency in alert.recipients]
         if copies:
             for row, (topic, payload) in zip(self.outbox.add(copies), copies):
                 self._send_alert(client, row, topic, payload)
         for rejection in out.rejected:
-            client.publish(f"{self.prefix}/rejected", _encode(rejection.to_dict()), qos=1)
+            bulk.publish(f"{self.prefix}/rejected", _encode(rejection.to_dict()), qos=1)
         self.snapshots.extend(out.snapshots)
         # track snapshots wait while input is queued (they cost ~10 ms per 1,000 tracks), but not forever
         while self.snapshots and (self.inbox.empty() or len(self.snapshots) > _MAX_DEFERRED_SNAPSHOTS):
-            client.publish(f"{self.prefix}/tracks", _encode(self.snapshots.popleft().to_dict()), qos=0)
+            bulk.publish(f"{self.prefix}/tracks", _encode(self.snapshots.popleft().to_dict()), qos=0)
 
     def _status(self, state: str = "online") -> dict:
         status = self.pipeline.status(time.time())
@@ -250,20 +289,21 @@ class _Live:
         gc.collect()
         gc.freeze()
         will = (self.status_topic, _encode({"node_id": self.site.node_id, "state": "offline"}))
+        bulk = connect(self.site, f"borderfusion-{self.site.node_id}-bulk")
         client = connect(self.site, f"borderfusion-{self.site.node_id}", will=will, persistent=True,
                          on_connect=self.on_connect, on_message=self.inbox.on_message, on_publish=self.on_publish)
-        last_status = last_message = time.monotonic()
+        last_status = time.monotonic()
         reported_shed = 0
         try:
             while not self.stop.is_set():
+                due = self.pipeline.next_release() + _TICK_MARGIN_S  # when held scans fall due without input
                 try:
-                    t_rx, topic, payload = self.inbox.get(timeout=0.2)
+                    t_rx, topic, payload = self.inbox.get(timeout=min(0.2, max(0.001, due - time.time())))
                 except queue.Empty:
-                    if time.monotonic() - last_message > _IDLE_FLUSH_S and len(self.pipeline.buffer):
-                        self.publish(client, self.pipeline.flush())  # the sensors went quiet: release what is held
+                    if time.time() >= due:
+                        self.publish(client, bulk, self.pipeline.tick(time.time() - _TICK_MARGIN_S))
                 else:
-                    last_message = time.monotonic()
-                    self.publish(client, self.pipeline.feed(t_rx, topic, payload))
+                    self.publish(client, bulk, self.pipeline.feed(t_rx, topic, payload))
                 self.forget_acknowledged()
                 if time.monotonic() - last_status > _STATUS_EVERY_S:
                     client.publish(self.status_topic, _encode(self._status()), qos=1, retain=True)
@@ -276,8 +316,8 @@ class _Live:
                         reported_shed = shed
             while not self.inbox.empty():  # drain what already arrived
                 t_rx, topic, payload = self.inbox.get_nowait()
-                self.publish(client, self.pipeline.feed(t_rx, topic, payload))
-            self.publish(client, self.pipeline.flush())
+                self.publish(client, bulk, self.pipeline.feed(t_rx, topic, payload))
+            self.publish(client, bulk, self.pipeline.flush())
             deadline = time.monotonic() + 10
             while self.in_flight and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -286,8 +326,9 @@ class _Live:
             if client.is_connected():
                 final.wait_for_publish(5)
         finally:
-            client.disconnect()
-            client.loop_stop()
+            for c in (client, bulk):
+                c.disconnect()
+                c.loop_stop()
             self.outbox.close()
         return 0
 

@@ -6,6 +6,12 @@
 Everything is driven by the receive time given with each message and by sensor
 time after the reorder buffer; nothing reads the wall clock, so a replay of the
 same log gives the same outputs byte for byte.
+
+The reorder buffer releases a scan a window after newer sensor data arrives, or
+after a window of receive time when the sensors go quiet (:mod:`sensors.reorder`).
+The live node calls :meth:`Pipeline.tick` with the wall clock while no input
+arrives; replay releases the same scans, in the same order, when the next message's
+``t_rx`` comes, because :meth:`Pipeline.feed` first lets that receive time pass.
 """
 
 from __future__ import annotations
@@ -71,7 +77,7 @@ class Pipeline:
         self.alerts_by_type: Counter = Counter()
         self.latest_sensor_t = -math.inf
         self.latest_rx_t = -math.inf
-        self.watermark = -math.inf
+        self.watermark = -math.inf  # the newest sensor time accepted: the buffer's data clock
         self._period = 1.0 / cfg.outputs.tracks_rate_hz
         self._next_snapshot: float | None = None
 
@@ -79,6 +85,7 @@ class Pipeline:
     def feed(self, t_rx: float, topic: str, payload: bytes) -> Outputs:
         """One received message; returns whatever it made ready."""
         out = Outputs()
+        self._release(t_rx, out)  # first what has waited a window by now, as tick() would have
         self.counters["received"] += 1
         self.latest_rx_t = max(self.latest_rx_t, t_rx)
         result = self.ingestor.ingest(t_rx, topic, payload, not_before=self.buffer.released_until)
@@ -88,13 +95,24 @@ class Pipeline:
             return out
         self.counters["accepted"] += 1
         self.counters["detections"] += result.size
-        self.buffer.push(result)
-        # the reorder clock is the newest sensor time accepted: replay and live see the same
-        # messages in the same order and so release the same scans, whatever the wall clock says
+        self.buffer.push(result, t_rx)
         self.watermark = max(self.watermark, result.time)
-        for scan in self.buffer.pop_ready(self.watermark):
-            self._process(scan, out)
+        self._release(t_rx, out)
         return out
+
+    def tick(self, now: float) -> Outputs:
+        """No input until receive time ``now``: release what has waited a full window."""
+        out = Outputs()
+        self._release(now, out)
+        return out
+
+    def next_release(self) -> float:
+        """The receive time at which :meth:`tick` releases something (inf: nothing held)."""
+        return self.buffer.next_due()
+
+    def _release(self, rx_t: float, out: Outputs) -> None:
+        for scan in self.buffer.pop_ready(self.watermark, rx_t):
+            self._process(scan, out)
 
     def flush(self) -> Outputs:
         """End of input: process everything still held."""

@@ -19,7 +19,7 @@ def test_releases_in_sensor_time_order_after_window():
     # each scan arrives with a delay of up to 2 s
     arrivals = sorted((t + rng.uniform(0, 2.0), t) for t in times)
     for t_rx, t in arrivals:
-        buf.push(scan(t))
+        buf.push(scan(t), t_rx)
         out = buf.pop_ready(t_rx)
         assert all(s.time <= t_rx - 3.0 for s in out)
         released += out
@@ -31,8 +31,8 @@ def test_releases_in_sensor_time_order_after_window():
 def test_ties_keep_arrival_order_and_window_zero_passes_through():
     buf = ReorderBuffer(window_s=0.0)
     a, b = scan(5.0, "a"), scan(5.0, "b")
-    buf.push(a)
-    buf.push(b)
+    buf.push(a, 5.0)
+    buf.push(b, 5.0)
     assert [s.sensor_id for s in buf.pop_ready(5.0)] == ["a", "b"]
 
 
@@ -40,7 +40,7 @@ def test_memory_is_bounded_by_forcing_oldest_out():
     buf = ReorderBuffer(window_s=1000.0, max_items=10)
     out = []
     for t in range(25):
-        buf.push(scan(float(t)))
+        buf.push(scan(float(t)), float(t))
         out += buf.pop_ready(float(t))
     assert len(buf) == 10 and buf.forced == 15
     assert [s.time for s in out] == [float(t) for t in range(15)]
@@ -49,3 +49,16 @@ def test_memory_is_bounded_by_forcing_oldest_out():
 def test_negative_window_is_an_error():
     with pytest.raises(ValueError):
         ReorderBuffer(window_s=-1)
+
+
+def test_quiet_sensors_are_released_after_a_window_of_receive_time():
+    buf = ReorderBuffer(window_s=3.0)
+    buf.push(scan(10.0), 10.5)
+    buf.push(scan(12.0), 12.1)
+    assert buf.pop_ready(12.0, 13.4) == [] and buf.next_due() == 13.5  # data clock: only t <= 9
+    assert [s.time for s in buf.pop_ready(12.0, 13.5)] == [10.0]  # held 3 s of receive time
+    buf.push(scan(11.0), 13.6)  # late, but still after what was released
+    assert buf.pop_ready(12.0, 15.0) == []
+    # the scan received at 12.1 times out: it goes with the earlier-stamped one received later
+    assert [s.time for s in buf.pop_ready(12.0, 15.1)] == [11.0, 12.0]
+    assert len(buf) == 0 and buf.next_due() == float("inf") and buf.released_until == 12.0
