@@ -85,14 +85,12 @@ class _Slots:
 
     def slots(self, track_ids: np.ndarray) -> np.ndarray:
         """The slot of each track, new tracks getting fresh ones."""
-        out = np.empty(track_ids.size, np.int64)
-        for k, tid in enumerate(track_ids.tolist()):
-            slot = self.of.get(tid)
-            if slot is None:
-                if not self._free:
-                    self._alloc(2 * self.country.size)
-                slot = self.of[tid] = self._free.pop()
-            out[k] = slot
+        ids = track_ids.tolist()
+        out = np.array([self.of.get(tid, -1) for tid in ids], np.int64)
+        for k in np.flatnonzero(out < 0).tolist():
+            if not self._free:
+                self._alloc(2 * self.country.size)
+            out[k] = self.of[ids[k]] = self._free.pop()
         return out
 
     def free(self, track_id: int) -> None:
@@ -118,9 +116,11 @@ class _Slots:
         order = (self.path_head[slot] - self.path_len[slot] + np.arange(self.path_len[slot])) % _MAX_PATH
         return self.path_xy[slot, order], self.path_t[slot, order]
 
-    def restart_path(self, slot: int) -> None:
-        """Keep only the newest point (the one a decision was just taken on)."""
-        self.path_len[slot] = 1
+    def decide(self, slots: np.ndarray, countries: np.ndarray) -> None:
+        """A new country for each slot: re-arm the approach warning, keep only the newest path point."""
+        self.country[slots] = countries
+        self.warned[slots] = False
+        self.path_len[slots] = 1
 
 
 class Geofence:
@@ -149,14 +149,18 @@ class Geofence:
         tracks.append(slots, batch.t, batch.x[:, :2])
         hi, lo = self.config.inside_probability, self.config.outside_probability
         event = batch.confirmed & tracks.has_pending[slots]
-        if self.countries.size:
-            p = probability[:, self.countries]
-            best = np.argmax(p, axis=1)
-            event |= (p[np.arange(p.shape[0]), best] > hi) & (self.countries[best] != tracks.country[slots])
         if self.zones.size:
             p, member = probability[:, self.zones], tracks.member[slots]
             due = member & ~tracks.dwelled[slots] & (batch.t - tracks.entered[slots] >= self._dwell_s)
             event |= ((p > hi) & ~member | member & (p < lo) | due).any(axis=1)
+        if self.countries.size:
+            p = probability[:, self.countries]
+            best = np.argmax(p, axis=1)
+            decided = (p[np.arange(p.shape[0]), best] > hi) & (self.countries[best] != tracks.country[slots])
+            # a track's first country is a decision without an alert: no need to go through Python
+            first = decided & (tracks.country[slots] < 0) & ~event
+            tracks.decide(slots[first], self.countries[best[first]])
+            event |= decided & ~first
         alerts: list[Alert] = []
         for k in np.flatnonzero(event).tolist():
             slot = int(slots[k])
@@ -196,21 +200,22 @@ class Geofence:
         if best >= 0 and p[best] > hi and best != tracks.country[slot]:
             if tracks.country[slot] >= 0:
                 out.extend(self._crossings(slot, batch, k, best, float(p[best])))
-            tracks.country[slot] = best
-            tracks.warned[slot] = False
-            tracks.restart_path(slot)
-        for i, z in enumerate(self.zones.tolist()):
-            zone, member = self.jurisdictions[z], tracks.member[slot, i]
-            if not member and p[z] > hi:
+            tracks.decide(np.array([slot]), np.array([best]))
+        pz, member = p[self.zones], tracks.member[slot]
+        enter, leave = ~member & (pz > hi), member & (pz < lo)
+        due = member & ~tracks.dwelled[slot] & (t - tracks.entered[slot] >= self._dwell_s)
+        for i in np.flatnonzero(enter | leave | due).tolist():
+            zone, pi = self.jurisdictions[self.zones[i]], float(pz[i])
+            if enter[i]:
                 tracks.member[slot, i] = True
                 tracks.entered[slot, i] = t
-                out += self._zone_alert("zone_entry", zone, batch, k, p[z])
-            elif member and p[z] < lo:
+                out += self._zone_alert("zone_entry", zone, batch, k, pi)
+            elif leave[i]:
                 tracks.member[slot, i] = tracks.dwelled[slot, i] = False
-                out += self._zone_alert("zone_exit", zone, batch, k, 1.0 - p[z])
-            elif member and not tracks.dwelled[slot, i] and t - tracks.entered[slot, i] >= self._dwell_s[i]:
+                out += self._zone_alert("zone_exit", zone, batch, k, 1.0 - pi)
+            else:
                 tracks.dwelled[slot, i] = True
-                out += self._zone_alert("dwell", zone, batch, k, p[z])
+                out += self._zone_alert("dwell", zone, batch, k, pi)
         return out
 
     def _approaches(self, slots: np.ndarray, batch: TrackUpdate) -> list[Alert]:
@@ -223,10 +228,10 @@ class Geofence:
         speed = np.hypot(batch.x[:, 2], batch.x[:, 3])
         candidates = np.flatnonzero(batch.confirmed & ~tracks.warned[slots] & (country >= 0) & (speed >= 0.5))
         here = batch.x[candidates, :2]
-        reaching = self.index.segments_reaching(here, here + batch.x[candidates, 2:] * horizon, country[candidates])
+        fraction = self.index.first_reach(here, here + batch.x[candidates, 2:] * horizon, country[candidates])
         out = []
-        for k in candidates[reaching].tolist():
-            warning = self._approach(int(country[k]), batch, k)
+        for k, f in zip(candidates[fraction <= 1.0].tolist(), fraction[fraction <= 1.0].tolist()):
+            warning = self._approach(int(country[k]), batch, k, f)
             if warning is not None:
                 tracks.warned[slots[k]] = True
                 out.append(warning)
@@ -280,16 +285,12 @@ class Geofence:
             return []
         return [self._alert(kind, batch, k, batch.t, batch.x[k, :2], zone.id, [zone], float(p) * batch.quality[k])]
 
-    def _approach(self, country: int, batch: TrackUpdate, k: int) -> Alert | None:
-        """The warning for one candidate that :meth:`_approaches` found moving toward its border."""
+    def _approach(self, country: int, batch: TrackUpdate, k: int, fraction: float) -> Alert | None:
+        """The warning for a candidate whose straight path meets its border at ``fraction`` of the horizon."""
         horizon = self.config.approach_horizon_s
         velocity = batch.x[k, 2:]
         here = batch.x[k, :2]
-        there = here + velocity * horizon
-        hits = self.index.crossings(np.array([here, there]), np.array([batch.t, batch.t + horizon]), [country])
-        if not hits:
-            return None
-        t_hit, point = hits[0]
+        t_hit, point = batch.t + fraction * horizon, here + velocity * (fraction * horizon)
         beyond = point + velocity / max(math.hypot(*velocity), 1e-9) * 5.0
         other = next((int(c) for c in self.index.containing(beyond) if c in self.countries and c != country), -1)
         if other < 0 or not (self.jurisdictions[country].alerts & {"approach"}):

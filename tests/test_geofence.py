@@ -98,6 +98,60 @@ def test_distance_to_boundary_matches_shapely():
     np.testing.assert_allclose(p[near], ndtr(s[near] / 10.0), atol=1e-9)
 
 
+def test_distance_to_holes_and_multipolygon_parts_matches_shapely():
+    holed = Polygon([(-3000, -3000), (3000, -3000), (3000, 3000), (-3000, 3000)],
+                    [[(-1000, -1000), (1000, -1000), (1000, 1000), (-1000, 1000)]])
+    multi = MultiPolygon([box(5000, 5000, 6000, 6000), box(7000, 5000, 8000, 7000)])
+    index = JurisdictionIndex([holed, multi])
+    rng = np.random.default_rng(4)
+    xy = np.vstack((rng.uniform(-3500, 3500, (3000, 2)), rng.uniform(4500, 8500, (3000, 2))))
+    cov = np.tile(np.array([[400.0, 150.0], [150.0, 100.0]]), (len(xy), 1, 1))  # correlated, σ up to 20 m
+    p = index.inside_probability(xy, cov)
+    for j, polygon in enumerate([holed, multi]):
+        nearest = shapely.get_coordinates(shapely.shortest_line(polygon.boundary, shapely.points(xy))).reshape(-1, 2, 2)[:, 0]
+        offset = xy - nearest
+        s = np.hypot(*offset.T)
+        normal = offset / np.maximum(s, 1e-12)[:, None]
+        sigma_n = np.sqrt(np.einsum("ki,kij,kj->k", normal, cov, normal))
+        s = np.where(shapely.intersects_xy(polygon, xy[:, 0], xy[:, 1]), s, -s)
+        np.testing.assert_allclose(p[:, j], ndtr(s / sigma_n), atol=1e-9)
+        near = np.abs(s) < 6 * np.sqrt(400.0 + 150.0)  # within certain_sigmas × the largest σ
+        assert 100 < near.sum() < len(xy) - 100
+        np.testing.assert_array_equal(p[~near, j], (s[~near] > 0).astype(float))
+
+
+def test_containment_is_exact_where_boundaries_run_through_cell_centres():
+    """Edges along the grid's cell centres: the parity reference points must move off them."""
+    from geo.grid import BoundaryGrid
+
+    polygons = [box(0, 0, 1000, 1000), box(50, 50, 450, 450), Polygon([(50, 550), (950, 950), (50, 950)])]
+    grid = BoundaryGrid(polygons, cell_m=100.0)
+    rng = np.random.default_rng(5)
+    xy = rng.uniform(-100, 1100, (20_000, 2))
+    got = grid.inside_probability(xy, np.zeros((len(xy), 2, 2)), 0.0) > 0.5
+    for j, polygon in enumerate(polygons):
+        np.testing.assert_array_equal(got[:, j], shapely.intersects_xy(polygon, xy[:, 0], xy[:, 1]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_first_reach_matches_shapely(seed):
+    countries = two_countries(3000)
+    index = JurisdictionIndex([c.polygon for c in countries])
+    rng = np.random.default_rng(seed)
+    starts = np.column_stack((rng.uniform(-15_000, 15_000, 200), rng.uniform(-800, 800, 200)))
+    ends = starts + rng.normal(0, 400, (200, 2))
+    owners = rng.integers(0, 2, 200)
+    fraction = index.first_reach(starts, ends, owners)
+    for i in range(200):
+        line = shapely.linestrings([starts[i], ends[i]])
+        meet = shapely.get_coordinates(shapely.intersection(line, countries[owners[i]].polygon.boundary))
+        assert (fraction[i] <= 1.0) == (len(meet) > 0)
+        if len(meet):
+            first = np.hypot(*(meet - starts[i]).T).min() / np.hypot(*(ends[i] - starts[i]))
+            assert fraction[i] == pytest.approx(first, abs=1e-9)
+
+
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 10_000))
 def test_segment_crossings_match_shapely_intersections(seed):
