@@ -3,10 +3,11 @@
 The only module that imports paho-mqtt (2.x, ``CallbackAPIVersion.VERSION2``, MQTT v5).
 paho's network thread only appends to a bounded queue; decoding and processing
 happen in the main thread through the same :class:`~fusion.pipeline.Pipeline` as
-replay.  The node holds two connections: the urgent one (raw input, alerts, status)
-and a bulk one for track snapshots and rejections, so that an alert never waits
-behind a large snapshot in the same TCP stream.  When the queue is full the newest message is dropped and counted as
+replay.  When the queue is full the newest message is dropped and counted as
 ``shed`` in the status (memory stays bounded, the network thread never blocks).
+The node holds two connections: the urgent one (raw input, alerts, status) and a
+bulk one for track snapshots and rejections, so that an alert never waits behind a
+large snapshot in the same TCP stream.
 
 Alerts go through :class:`Outbox`, an SQLite file beside the site config: a row is
 written before the alert is published (QoS 1) and deleted when the broker

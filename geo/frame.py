@@ -71,6 +71,11 @@ class LocalFrame:
         lon, lat, alt = self._transformer.transform(east, north, up, direction="INVERSE")
         return np.asarray(lat), np.asarray(lon), np.asarray(alt)
 
+    def point_to_geodetic(self, east_m: float, north_m: float, up_m: float = 0.0) -> tuple[float, float, float]:
+        """One local point → (lat, lon, alt_m) floats: pyproj's scalar path, ~10× faster than arrays of one."""
+        lon, lat, alt = self._transformer.transform(float(east_m), float(north_m), float(up_m), direction="INVERSE")
+        return lat, lon, alt
+
     def north_rotation_rad(self, lat: float, lon: float, alt_m: float | None = None) -> float:
         """Angle γ from the frame's north axis to true north at ``(lat, lon)``.
 

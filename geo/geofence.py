@@ -303,7 +303,7 @@ class Geofence:
     def _alert(self, kind: str, batch: TrackUpdate, k: int, t: float, point: np.ndarray, jurisdiction: str,
                involved: list[Jurisdiction], confidence: float, **fields) -> Alert:
         track = f"{self.node_id}-{int(batch.track_id[k])}"
-        lat, lon, _ = self.frame.to_geodetic(point[0], point[1])
+        lat, lon, _ = self.frame.point_to_geodetic(point[0], point[1])
         ve, vn = batch.x[k, 2], batch.x[k, 3]
         severity = max((j.severity for j in involved), key=SEVERITY_ORDER.__getitem__)
         classes = {c: round(float(p), 3) for c, p in zip(_CLASSES, batch.class_prob[k]) if p >= 0.005}

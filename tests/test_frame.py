@@ -60,3 +60,10 @@ def test_north_rotation_is_meridian_convergence(frame):
     expected = -np.radians(lon2 - 8.0) * np.sin(np.radians(47.0))
     assert gamma == pytest.approx(expected, rel=0.02)
     assert frame.north_rotation_rad(47.0, 8.0, 500.0) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_point_path_equals_array_path(frame):
+    rng = np.random.default_rng(1)
+    for e, n, u in rng.uniform(-30_000, 30_000, (20, 3)):
+        lat, lon, alt = frame.to_geodetic(np.array([e]), np.array([n]), np.array([u]))
+        assert frame.point_to_geodetic(e, n, u) == (float(lat[0]), float(lon[0]), float(alt[0]))

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from tracking.kernels import (
     gate_pairs,
+    pair_clusters,
     predict,
     process_noise,
     transition,
@@ -125,3 +126,20 @@ def test_gating_matches_brute_force(seed, n_tracks, n_dets, cell):
     assert len(got) == len(ti)  # no pair twice
     for i, j, ld in zip(ti, dj, logdet):
         assert ld == pytest.approx(np.log(np.linalg.det(P[i, :2, :2] + R[j])), rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 10_000), n_tracks=st.integers(1, 60), n_dets=st.integers(1, 60),
+       n_pairs=st.integers(0, 120))
+def test_pair_clusters_match_scipy_connected_components(seed, n_tracks, n_dets, n_pairs):
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rng = np.random.default_rng(seed)
+    ti = rng.integers(0, n_tracks, n_pairs)
+    dj = rng.integers(0, n_dets, n_pairs)
+    labels = pair_clusters(ti, dj, n_tracks, n_dets)
+    graph = coo_matrix((np.ones(n_pairs), (ti, n_tracks + dj)), shape=(n_tracks + n_dets,) * 2)
+    reference = connected_components(graph, directed=False)[1][ti]
+    # the same partition of the pairs, whatever the label values
+    np.testing.assert_array_equal(labels[:, None] == labels[None, :], reference[:, None] == reference[None, :])

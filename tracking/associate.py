@@ -1,6 +1,7 @@
 """Global nearest neighbour association per scan.
 
-The gated pairs form a bipartite graph; each connected cluster is solved on its
+The gated pairs form a bipartite graph (clusters by union-find,
+:func:`~tracking.kernels.pair_clusters`); each connected cluster is solved on its
 own with ``scipy.optimize.linear_sum_assignment``, minimising Σ (d² + ln|S|), the
 negative log-likelihood of the assignment up to constants.  Pairs outside the gate
 cost ``_FORBIDDEN``, so the solver first maximises the number of gated
@@ -12,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+
+from tracking.kernels import pair_clusters
 
 __all__ = ["assign"]
 
@@ -33,9 +34,7 @@ def assign(track_rows: np.ndarray, det_rows: np.ndarray, cost: np.ndarray, n_det
     if rest.any():
         ti, dj, c = t_index[rest], det_rows[rest], cost[rest]
         nt = tracks.size
-        graph = coo_matrix((np.ones(ti.size), (ti, nt + dj)), shape=(nt + n_det, nt + n_det))
-        _, label = connected_components(graph, directed=False)
-        cluster = label[ti]
+        cluster = pair_clusters(ti, dj, nt, n_det)
         order = np.argsort(cluster, kind="stable")
         bounds = np.flatnonzero(np.diff(cluster[order])) + 1
         for members in np.split(order, bounds):

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from tracking.kernels import gate_pairs, predict, update_position, update_radial
+from tracking.kernels import gate_pairs, pair_clusters, predict, update_position, update_radial
 
 __all__ = ["warm_up"]
 
@@ -25,4 +25,5 @@ def warm_up() -> float:
     rows = np.arange(n, dtype=np.int64)
     update_position(x, P, rows, z, R)
     update_radial(x, P, rows, np.zeros(n), np.ones(n), np.ones((n, 2)) / np.sqrt(2))
+    pair_clusters(rows, rows, n, n)
     return time.perf_counter() - started
