@@ -120,12 +120,14 @@ class Tracker:
     def _count_looks(self, scan: ScanLike, assigned: np.ndarray) -> None:
         """A look is a scan whose coverage contained the track; only looks can be misses."""
         tab = self.table
-        looked = np.zeros(tab.capacity, bool)
-        looked[assigned] = True
+        rows = np.flatnonzero(tab.alive & (tab.status == TENTATIVE))  # only tentative tracks count looks
+        was_assigned = np.zeros(tab.capacity, bool)
+        was_assigned[assigned] = True
+        looked = was_assigned[rows]
         if scan.coverage_radius_m > 0:
             ce, cn = scan.coverage_center
-            looked |= tab.alive & ((tab.x[:, 0] - ce) ** 2 + (tab.x[:, 1] - cn) ** 2 <= scan.coverage_radius_m**2)
-        tab.looks[looked & (tab.status == TENTATIVE)] += 1
+            looked |= (tab.x[rows, 0] - ce) ** 2 + (tab.x[rows, 1] - cn) ** 2 <= scan.coverage_radius_m**2
+        tab.looks[rows[looked]] += 1
 
     def _confirm(self) -> np.ndarray:
         tab = self.table
@@ -166,15 +168,15 @@ class Tracker:
 
     def _delete(self, t: float) -> np.ndarray:
         tab, cfg = self.table, self.config
-        silent = t - tab.t_update
-        tentative = tab.status == TENTATIVE
-        sigma2 = np.maximum(tab.P[:, 0, 0], tab.P[:, 1, 1])
-        dead = tab.alive & (
-            (tentative & ((silent > cfg.delete_tentative_after_s) | ((tab.looks >= cfg.confirm_window) & (tab.hits < cfg.confirm_hits))))
-            | (~tentative & (silent > cfg.delete_after_s))
-            | (sigma2 > cfg.max_position_sigma_m**2)
-        )
-        rows = np.flatnonzero(dead)
+        rows = np.flatnonzero(tab.alive)  # the passes below touch live rows only, not the whole capacity
+        silent = t - tab.t_update[rows]
+        tentative = tab.status[rows] == TENTATIVE
+        sigma2 = np.maximum(tab.P[rows, 0, 0], tab.P[rows, 1, 1])
+        unconfirmable = (tab.looks[rows] >= cfg.confirm_window) & (tab.hits[rows] < cfg.confirm_hits)
+        dead = ((tentative & ((silent > cfg.delete_tentative_after_s) | unconfirmable))
+                | (~tentative & (silent > cfg.delete_after_s))
+                | (sigma2 > cfg.max_position_sigma_m**2))
+        rows = rows[dead]
         ids = tab.track_id[rows].copy()
         if rows.size:
             tab.release(rows)
