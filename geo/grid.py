@@ -116,7 +116,6 @@ class BoundaryGrid:
                      np.ascontiguousarray(owners, np.int64), out, *self._args)
         return out
 
-
     def path_crossings(self, path_xy: np.ndarray, polygons) -> tuple[np.ndarray, np.ndarray]:
         """Where the path's segments meet the boundaries of ``polygons``: (segment index, fraction along it).
 
