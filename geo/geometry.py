@@ -25,12 +25,8 @@ class JurisdictionIndex:
     """Polygons indexed once (a :class:`~geo.grid.BoundaryGrid`); answers for arrays of estimates."""
 
     def __init__(self, polygons: list, certain_sigmas: float = 6.0) -> None:
-        self.polygons = np.array(polygons, dtype=object)
         self.grid = BoundaryGrid(polygons)
         self.certain_sigmas = certain_sigmas
-
-    def __len__(self) -> int:
-        return len(self.polygons)
 
     def inside(self, xy: np.ndarray) -> np.ndarray:
         """(n, J) bool: point i inside (or on) polygon j."""
