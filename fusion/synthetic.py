@@ -2,7 +2,8 @@
 
 For tracker tests and benchmarks where JSON and the frame are beside the point:
 targets move with nearly-constant velocity (white acceleration noise σ_a) in a
-square; a position sensor sees each with probability ``pd`` and Gaussian noise
+square, or (:func:`manoeuvre_scenario`) alternate straight legs with sharp turns
+and stops; a position sensor sees each with probability ``pd`` and Gaussian noise
 ``sigma_m`` and adds Poisson clutter uniform over the square.
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from sensors.batch import N_CLASSES, Scan
 
-__all__ = ["Scenario", "ncv_scenario", "position_scans", "make_scan"]
+__all__ = ["Scenario", "ncv_scenario", "manoeuvre_scenario", "position_scans", "make_scan"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,6 +42,46 @@ def ncv_scenario(n_targets: int, duration_s: float, dt: float = 1.0, half_width_
         vel[k] = vel[k - 1] + accel * dt
         pos[k] = pos[k - 1] + vel[k - 1] * dt + 0.5 * accel * dt * dt
     return Scenario(t0 + np.arange(steps) * dt, pos, vel, half_width_m)
+
+
+def manoeuvre_scenario(n_targets: int, duration_s: float, half_width_m: float = 5_000.0, speed_mps: float = 12.0,
+                       seed: int = 0, substeps: int = 10) -> Scenario:
+    """Targets that drive straight legs (10–25 s) between manoeuvres: a 90° turn
+    at 10–20 °/s, or a stop (brake at 3 m/s², wait 4–10 s, pull away at 2 m/s²).
+
+    Integrated at ``1/substeps`` s, sampled every second.
+    """
+    rng = np.random.default_rng(seed)
+    steps = int(round(duration_s)) + 1
+    h = 1.0 / substeps
+    pos = np.empty((steps, n_targets, 2))
+    vel = np.empty((steps, n_targets, 2))
+    for n in range(n_targets):
+        p = rng.uniform(-0.6 * half_width_m, 0.6 * half_width_m, 2)
+        heading, speed = rng.uniform(0, 2 * np.pi), speed_mps
+        plan: list[tuple[str, float, float]] = []  # (what, seconds, rate)
+        for k in range(steps * substeps):
+            if not plan:
+                plan = [("straight", rng.uniform(10, 25), 0.0)]
+                if rng.random() < 0.5:
+                    rate = np.radians(rng.uniform(10, 20)) * rng.choice((-1.0, 1.0))
+                    plan.append(("turn", abs(np.pi / 2 / rate), rate))
+                else:
+                    plan += [("brake", speed_mps / 3.0, -3.0), ("wait", rng.uniform(4, 10), 0.0),
+                             ("pull", speed_mps / 2.0, 2.0)]
+            if k % substeps == 0:
+                pos[k // substeps, n] = p
+                vel[k // substeps, n] = speed * np.sin(heading), speed * np.cos(heading)
+            what, left, rate = plan[0]
+            if what == "turn":
+                heading += rate * h
+            elif what in ("brake", "pull"):
+                speed = float(np.clip(speed + rate * h, 0.0, speed_mps))
+            p = p + h * speed * np.array([np.sin(heading), np.cos(heading)])
+            plan[0] = (what, left - h, rate)
+            if plan[0][1] <= 1e-9:
+                plan.pop(0)
+    return Scenario(np.arange(steps, dtype=float), pos, vel, half_width_m)
 
 
 def make_scan(time: float, position: np.ndarray, covariance: np.ndarray, sensor_index: int = 0,

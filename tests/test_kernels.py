@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 from filterpy.kalman import KalmanFilter
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
+from scipy.optimize import linear_sum_assignment
 from hypothesis import strategies as st
 
 from tracking.kernels import (
@@ -108,19 +109,20 @@ def brute_force_pairs(x, P, alive, young, dt_young, max_speed, z, R, gate):
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), n_tracks=st.integers(0, 60), n_dets=st.integers(1, 80),
-       cell=st.sampled_from([20.0, 75.0, 400.0]))
+       cell=st.sampled_from([20.0, 75.0, 400.0, 0.0]))
 def test_gating_matches_brute_force(seed, n_tracks, n_dets, cell):
     rng = np.random.default_rng(seed)
     x = np.zeros((n_tracks, 4))
     x[:, :2] = rng.uniform(-800, 800, (n_tracks, 2))
     P = np.array([random_spd(rng, 4, rng.uniform(1, 400)) for _ in range(n_tracks)]).reshape(n_tracks, 4, 4)
     alive = rng.random(n_tracks) < 0.9
-    young = rng.random(n_tracks) < 0.3
-    dt_young = rng.uniform(0.5, 3, n_tracks)
+    hits = np.where(rng.random(n_tracks) < 0.3, 1, 3).astype(np.int32)
+    t_update = rng.uniform(0.0, 2.5, n_tracks)
+    young, dt_young = hits == 1, 3.0 - t_update
     z = rng.uniform(-900, 900, (n_dets, 2))
     R = np.array([random_spd(rng, 2, rng.uniform(10, 2000)) for _ in range(n_dets)])
     gate = 13.8
-    ti, dj, d2, logdet = gate_pairs(x, P, alive, young, dt_young, 30.0, z, R, gate, cell)
+    ti, dj, d2, logdet = gate_pairs(x, P, alive, hits, t_update, 3.0, 30.0, z, R, gate, cell)
     got = {(int(i), int(j), round(float(d), 6)) for i, j, d in zip(ti, dj, d2)}
     assert got == brute_force_pairs(x, P, alive, young, dt_young, 30.0, z, R, gate)
     assert len(got) == len(ti)  # no pair twice
@@ -143,3 +145,30 @@ def test_pair_clusters_match_scipy_connected_components(seed, n_tracks, n_dets, 
     reference = connected_components(graph, directed=False)[1][ti]
     # the same partition of the pairs, whatever the label values
     np.testing.assert_array_equal(labels[:, None] == labels[None, :], reference[:, None] == reference[None, :])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), n_tracks=st.integers(1, 30), n_dets=st.integers(1, 30),
+       n_pairs=st.integers(0, 90), batch=st.sampled_from([0, 12, 10**9]))
+def test_assignment_is_the_optimum_of_the_whole_problem(seed, n_tracks, n_dets, n_pairs, batch, monkeypatch):
+    """Lone pairs and clusters solved alone, in small batches or all in one: the optimum of one dense problem."""
+    import tracking.associate as associate
+
+    monkeypatch.setattr(associate, "_BATCH_ENTRIES", batch)
+    rng = np.random.default_rng(seed)
+    pairs = {(int(rng.integers(n_tracks)) * 3, int(rng.integers(n_dets))) for _ in range(n_pairs)}  # rows spread out
+    ti = np.array([p[0] for p in pairs], np.int64)
+    dj = np.array([p[1] for p in pairs], np.int64)
+    cost = rng.uniform(0, 20, ti.size)
+    tracks, dets, gated = associate.assign(ti, dj, cost, 3 * n_tracks, n_dets)
+    assert len(set(tracks.tolist())) == tracks.size and len(set(dets.tolist())) == dets.size
+    np.testing.assert_array_equal(gated, np.isin(np.arange(n_dets), dj))
+    chosen = {(int(t), int(d)) for t, d in zip(tracks, dets)}
+    assert chosen <= pairs
+    lookup = dict(zip(pairs, cost)) if pairs else {}
+    matrix = np.full((3 * n_tracks, n_dets), 1e9)
+    matrix[ti, dj] = cost
+    r, k = linear_sum_assignment(matrix)
+    ok = matrix[r, k] < 1e9
+    assert len(chosen) == ok.sum()
+    assert sum(lookup[p] for p in chosen) == pytest.approx(matrix[r[ok], k[ok]].sum(), rel=1e-9, abs=1e-9)

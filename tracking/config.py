@@ -6,7 +6,7 @@ from typing import Annotated
 
 from msgspec import Meta, Struct
 
-__all__ = ["TrackerConfig", "ClassAgility"]
+__all__ = ["TrackerConfig", "ClassAgility", "ImmConfig"]
 
 Positive = Annotated[float, Meta(gt=0.0, le=1e7)]
 Fraction = Annotated[float, Meta(gt=0.0, lt=1.0)]
@@ -22,10 +22,26 @@ class ClassAgility(Struct, frozen=True, forbid_unknown_fields=True):
     unknown: Positive = 1.0
 
 
+class ImmConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The interacting-multiple-model option (``[tracker.imm]``): a quiet and a manoeuvring model.
+
+    Both are nearly-constant-velocity; their acceleration σ is the track class's
+    agility times ``quiet_scale`` and ``manoeuvre_scale``.  The model chain leaves
+    each model after a mean ``*_sojourn_s`` of data time (see :mod:`tracking.imm`).
+    """
+
+    enabled: bool = False
+    quiet_scale: Positive = 0.2
+    manoeuvre_scale: Positive = 8.0
+    quiet_sojourn_s: Positive = 20.0
+    manoeuvre_sojourn_s: Positive = 5.0
+
+
 class TrackerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     #: probability mass of the chi-square (2 dof) validation gate
     gate_probability: Fraction = 0.999
     agility: ClassAgility = ClassAgility()
+    imm: ImmConfig = ImmConfig()
     #: confirmation: ``confirm_hits`` detections within the first ``confirm_window`` looks
     confirm_hits: Annotated[int, Meta(ge=1, le=100)] = 3
     confirm_window: Annotated[int, Meta(ge=1, le=100)] = 5

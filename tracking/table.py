@@ -9,22 +9,32 @@ __all__ = ["TrackTable", "TENTATIVE", "CONFIRMED", "N_CLASSES"]
 TENTATIVE, CONFIRMED = 0, 1
 N_CLASSES = 5
 
+_COLUMNS = ("alive", "track_id", "x", "P", "xm", "Pm", "mu", "t_state", "t_update", "first_seen", "status",
+            "hits", "looks", "class_prob", "q", "sensor_mask")
+
 
 class TrackTable:
     """Columns of all tracks; row ``i`` is a track while ``alive[i]``.
 
-    ``x`` (e, n, vₑ, vₙ) and ``P`` at ``t_state``; bookkeeping for confirmation
-    (``hits``, ``looks``), deletion (``t_update``), reporting (``first_seen``,
-    ``sensor_mask`` bit per contributing sensor) and the class posterior.
+    ``x`` (e, n, vₑ, vₙ) and ``P`` at ``t_state`` are the reported estimate, the
+    mixture of the ``n_models`` per-model states ``xm``, ``Pm`` with probabilities
+    ``mu`` (see :mod:`tracking.imm`; one model is a plain Kalman filter).
+    Bookkeeping for confirmation (``hits``, ``looks``), deletion (``t_update``),
+    reporting (``first_seen``, ``sensor_mask`` bit per contributing sensor) and the
+    class posterior.  Free rows are a stack, ``free[:n_free[0]]``, popped from the
+    top, so the kernels can allocate and release rows themselves.
     """
 
-    def __init__(self, capacity: int, n_sensors: int) -> None:
+    def __init__(self, capacity: int, n_sensors: int, n_models: int = 1) -> None:
         self.capacity = capacity
         words = max(1, (n_sensors + 63) // 64)
         self.alive = np.zeros(capacity, bool)
         self.track_id = np.full(capacity, -1, np.int64)
         self.x = np.zeros((capacity, 4))
         self.P = np.zeros((capacity, 4, 4))
+        self.xm = np.zeros((capacity, n_models, 4))
+        self.Pm = np.zeros((capacity, n_models, 4, 4))
+        self.mu = np.ones((capacity, n_models)) / n_models
         self.t_state = np.zeros(capacity)
         self.t_update = np.zeros(capacity)
         self.first_seen = np.zeros(capacity)
@@ -34,25 +44,17 @@ class TrackTable:
         self.class_prob = np.full((capacity, N_CLASSES), 1.0 / N_CLASSES)
         self.q = np.ones(capacity)
         self.sensor_mask = np.zeros((capacity, words), np.uint64)
-        self._free = list(range(capacity - 1, -1, -1))
+        self.free = np.arange(capacity - 1, -1, -1, dtype=np.int64)  # row 0 on top
+        self.n_free = np.array([capacity], np.int64)
 
     @property
     def count(self) -> int:
-        return self.capacity - len(self._free)
+        return self.capacity - int(self.n_free[0])
 
-    def allocate(self, n: int) -> np.ndarray:
-        """Rows for ``n`` new tracks (the table doubles when full)."""
-        while len(self._free) < n:
+    def reserve(self, n: int) -> None:
+        """Make room for ``n`` new tracks (the table doubles until it has)."""
+        while self.n_free[0] < n:
             self._grow()
-        return np.array([self._free.pop() for _ in range(n)], np.int64)
-
-    def release(self, rows: np.ndarray) -> None:
-        self.alive[rows] = False
-        self.track_id[rows] = -1
-        self._free.extend(int(r) for r in rows[::-1])
-
-    def mark_sensor(self, rows: np.ndarray, sensor_index: int) -> None:
-        self.sensor_mask[rows, sensor_index // 64] |= np.uint64(1) << np.uint64(sensor_index % 64)
 
     def sensors_of(self, row: int) -> list[int]:
         out = []
@@ -67,13 +69,18 @@ class TrackTable:
     def _grow(self) -> None:
         old = self.capacity
         new = old * 2
-        for name in ("alive", "track_id", "x", "P", "t_state", "t_update", "first_seen", "status",
-                     "hits", "looks", "class_prob", "q", "sensor_mask"):
+        for name in _COLUMNS:
             column = getattr(self, name)
             grown = np.zeros((new, *column.shape[1:]), column.dtype)
             grown[:old] = column
             setattr(self, name, grown)
         self.track_id[old:] = -1
         self.class_prob[old:] = 1.0 / N_CLASSES
-        self._free = list(range(new - 1, old - 1, -1)) + self._free
+        self.mu[old:] = 1.0 / self.mu.shape[1]
+        n_free = int(self.n_free[0])  # the new rows go under the free ones, in ascending order from the top
+        free = np.empty(new, np.int64)  # room for every row: deletions push onto it
+        free[:new - old] = np.arange(new - 1, old - 1, -1)
+        free[new - old:new - old + n_free] = self.free[:n_free]
+        self.free = free
+        self.n_free[0] = n_free + new - old
         self.capacity = new

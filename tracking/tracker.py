@@ -1,7 +1,8 @@
 """Multi-sensor multi-target tracker: one scan at a time, in sensor-time order.
 
 ``Tracker.step`` reads like the algorithm: predict → gate → associate → update →
-count misses → confirm → initiate → delete.  The tracker sees only numbers in a
+count misses → confirm → initiate → delete, as three numba calls around scipy's
+assignment solver (which runs only for clusters of rival pairs).  The tracker sees only numbers in a
 local frame (metres, seconds); any object with the attributes of
 :class:`ScanLike` is a scan.
 """
@@ -16,8 +17,10 @@ from scipy.stats import chi2
 
 from tracking.associate import assign
 from tracking.config import TrackerConfig
-from tracking.kernels import gate_pairs, predict, update_position, update_radial
-from tracking.table import CONFIRMED, N_CLASSES, TENTATIVE, TrackTable
+from tracking.imm import predict_tracks
+from tracking.kernels import gate_pairs
+from tracking.manage import manage_scan
+from tracking.table import CONFIRMED, TENTATIVE, TrackTable
 
 __all__ = ["Tracker", "ScanLike", "StepResult", "TrackEstimates", "STATUS_NAMES"]
 
@@ -70,117 +73,43 @@ class TrackEstimates:
 class Tracker:
     def __init__(self, config: TrackerConfig, n_sensors: int) -> None:
         self.config = config
-        self.table = TrackTable(config.capacity, n_sensors)
+        imm = config.imm
+        if imm.enabled:  # q of each model = the class's σ_a² times the model's scale²
+            self._scales = np.array([imm.quiet_scale, imm.manoeuvre_scale]) ** 2
+            self._sojourn = np.array([imm.quiet_sojourn_s, imm.manoeuvre_sojourn_s])
+        else:
+            self._scales, self._sojourn = np.ones(1), np.ones(1)
+        self._mu0 = self._sojourn / self._sojourn.sum()  # a new track starts at the chain's stationary distribution
+        self.table = TrackTable(config.capacity, n_sensors, self._scales.size)
         self.gate = float(chi2.ppf(config.gate_probability, df=2))
         a = config.agility
         self._class_q = np.array([a.person, a.vehicle, a.animal, a.uav, a.unknown]) ** 2
+        c = config  # in the order of manage.LIMITS
+        self._limits = np.array([c.class_confusion_floor, c.confirm_hits, c.confirm_window, c.delete_tentative_after_s,
+                                 c.delete_after_s, c.max_position_sigma_m**2,
+                                 min(c.initial_speed_sigma_mps, c.max_speed_mps) ** 2], float)
         self._next_id = 1
         self.confirmed_total = 0
 
     # -- the algorithm ---------------------------------------------------------------
     def step(self, scan: ScanLike) -> StepResult:
+        """predict (:mod:`tracking.imm`) → gate and assign → update, confirm, initiate, delete (:mod:`tracking.manage`)."""
         tab, t = self.table, float(scan.time)
-        predict(tab.x, tab.P, tab.t_state, tab.alive, tab.q, t)
-        tracks, dets = self._associate(scan, t)
-        self._update(scan, tracks, dets, t)
-        self._count_looks(scan, tracks)
-        confirmed = self._confirm()
-        self._initiate(scan, dets, t)
-        deleted = self._delete(t)
+        predict_tracks(tab.x, tab.P, tab.xm, tab.Pm, tab.mu, tab.t_state, tab.alive, tab.q, self._scales,
+                       self._sojourn, t)
+        ti, dj, d2, logdet = gate_pairs(tab.x, tab.P, tab.alive, tab.hits, tab.t_update, t, self.config.max_speed_mps,
+                                        scan.position, scan.covariance, self.gate, 0.0)
+        tracks, dets, gated = assign(ti, dj, d2 + logdet, tab.capacity, scan.position.shape[0])
+        tab.reserve(scan.position.shape[0])  # at most one new track per detection
+        coverage = np.array([*scan.coverage_center, scan.coverage_radius_m], float)
+        confirmed, deleted, self._next_id = manage_scan(
+            tab.alive, tab.track_id, tab.x, tab.P, tab.xm, tab.Pm, tab.mu, self._mu0, tab.t_state, tab.t_update,
+            tab.first_seen, tab.status, tab.hits, tab.looks, tab.class_prob, tab.q, tab.sensor_mask, tab.free,
+            tab.n_free, scan.position, scan.covariance, scan.radial_velocity, scan.radial_velocity_sigma,
+            scan.line_of_sight, scan.class_likelihood, scan.can_initiate, scan.sensor_index, coverage,
+            tracks, dets, gated, t, self._next_id, self._class_q, self._limits)
+        self.confirmed_total += confirmed.size
         return StepResult(updated=tracks, confirmed=confirmed, deleted_ids=deleted)
-
-    def _associate(self, scan: ScanLike, t: float) -> tuple[np.ndarray, np.ndarray]:
-        tab = self.table
-        if scan.position.shape[0] == 0 or not tab.alive.any():
-            self._gated = np.zeros(scan.position.shape[0], bool)
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        young = tab.alive & (tab.hits == 1)
-        cell_m = max(50.0, 4.0 * float(np.sqrt(np.median(scan.covariance[:, 0, 0] + scan.covariance[:, 1, 1]))))
-        ti, dj, d2, logdet = gate_pairs(tab.x, tab.P, tab.alive, young, t - tab.t_update,
-                                        self.config.max_speed_mps, scan.position, scan.covariance, self.gate, cell_m)
-        self._gated = np.bincount(dj, minlength=scan.position.shape[0]) > 0
-        return assign(ti, dj, d2 + logdet, scan.position.shape[0])
-
-    def _update(self, scan: ScanLike, tracks: np.ndarray, dets: np.ndarray, t: float) -> None:
-        if tracks.size == 0:
-            return
-        tab, floor = self.table, self.config.class_confusion_floor
-        update_position(tab.x, tab.P, tracks, scan.position[dets], scan.covariance[dets])
-        established = tab.hits[tracks] >= 2  # a one-point track's velocity is not yet worth a radial update
-        update_radial(tab.x, tab.P, tracks[established], scan.radial_velocity[dets[established]],
-                      scan.radial_velocity_sigma[dets[established]], scan.line_of_sight[dets[established]])
-        # class posterior ∝ prior × (floor + (1 − N·floor) · likelihood): a confusion floor
-        posterior = tab.class_prob[tracks] * (floor + (1.0 - N_CLASSES * floor) * scan.class_likelihood[dets])
-        tab.class_prob[tracks] = posterior / posterior.sum(axis=1, keepdims=True)
-        tab.q[tracks] = tab.class_prob[tracks] @ self._class_q
-        tab.hits[tracks] += 1
-        tab.t_update[tracks] = t
-        tab.mark_sensor(tracks, scan.sensor_index)
-
-    def _count_looks(self, scan: ScanLike, assigned: np.ndarray) -> None:
-        """A look is a scan whose coverage contained the track; only looks can be misses."""
-        tab = self.table
-        rows = np.flatnonzero(tab.alive & (tab.status == TENTATIVE))  # only tentative tracks count looks
-        was_assigned = np.zeros(tab.capacity, bool)
-        was_assigned[assigned] = True
-        looked = was_assigned[rows]
-        if scan.coverage_radius_m > 0:
-            ce, cn = scan.coverage_center
-            looked |= (tab.x[rows, 0] - ce) ** 2 + (tab.x[rows, 1] - cn) ** 2 <= scan.coverage_radius_m**2
-        tab.looks[rows[looked]] += 1
-
-    def _confirm(self) -> np.ndarray:
-        tab = self.table
-        rows = np.flatnonzero(tab.alive & (tab.status == TENTATIVE) & (tab.hits >= self.config.confirm_hits))
-        tab.status[rows] = CONFIRMED
-        self.confirmed_total += rows.size
-        return rows
-
-    def _initiate(self, scan: ScanLike, dets: np.ndarray, t: float) -> None:
-        """A one-point tentative track from each detection that fell in no gate at all."""
-        free = np.ones(scan.position.shape[0], bool)
-        free[dets] = False
-        free &= ~self._gated & scan.can_initiate
-        new = np.flatnonzero(free)
-        if new.size == 0:
-            return
-        tab, cfg = self.table, self.config
-        rows = tab.allocate(new.size)
-        sigma_v2 = min(cfg.initial_speed_sigma_mps, cfg.max_speed_mps) ** 2
-        tab.alive[rows] = True
-        tab.track_id[rows] = np.arange(self._next_id, self._next_id + new.size)
-        self._next_id += new.size
-        tab.x[rows] = 0.0
-        tab.x[rows, :2] = scan.position[new]
-        tab.P[rows] = 0.0
-        tab.P[rows, :2, :2] = scan.covariance[new]
-        tab.P[rows, 2, 2] = tab.P[rows, 3, 3] = sigma_v2
-        tab.t_state[rows] = tab.t_update[rows] = tab.first_seen[rows] = t
-        tab.status[rows] = TENTATIVE
-        tab.hits[rows] = 1
-        tab.looks[rows] = 1
-        floor = cfg.class_confusion_floor
-        prior = floor + (1.0 - N_CLASSES * floor) * scan.class_likelihood[new]
-        tab.class_prob[rows] = prior / prior.sum(axis=1, keepdims=True)
-        tab.q[rows] = tab.class_prob[rows] @ self._class_q
-        tab.sensor_mask[rows] = 0
-        tab.mark_sensor(rows, scan.sensor_index)
-
-    def _delete(self, t: float) -> np.ndarray:
-        tab, cfg = self.table, self.config
-        rows = np.flatnonzero(tab.alive)  # the passes below touch live rows only, not the whole capacity
-        silent = t - tab.t_update[rows]
-        tentative = tab.status[rows] == TENTATIVE
-        sigma2 = np.maximum(tab.P[rows, 0, 0], tab.P[rows, 1, 1])
-        unconfirmable = (tab.looks[rows] >= cfg.confirm_window) & (tab.hits[rows] < cfg.confirm_hits)
-        dead = ((tentative & ((silent > cfg.delete_tentative_after_s) | unconfirmable))
-                | (~tentative & (silent > cfg.delete_after_s))
-                | (sigma2 > cfg.max_position_sigma_m**2))
-        rows = rows[dead]
-        ids = tab.track_id[rows].copy()
-        if rows.size:
-            tab.release(rows)
-        return ids
 
     # -- reading ---------------------------------------------------------------------
     def estimates(self, t: float, rows: np.ndarray | None = None, include_tentative: bool = False) -> TrackEstimates:
@@ -191,7 +120,8 @@ class Tracker:
             rows = np.flatnonzero(keep)
         rows = rows[np.argsort(tab.track_id[rows], kind="stable")]
         x, P, t_state = tab.x[rows], tab.P[rows], tab.t_state[rows]  # fancy indexing: copies
-        predict(x, P, t_state, np.ones(rows.size, np.bool_), tab.q[rows], t)
+        predict_tracks(x, P, tab.xm[rows], tab.Pm[rows], tab.mu[rows], t_state, np.ones(rows.size, np.bool_),
+                       tab.q[rows], self._scales, self._sojourn, t)
         status = tab.status[rows].astype(np.int8)
         status[(status == CONFIRMED) & (t - tab.t_update[rows] > self.config.coast_after_s)] = 2
         return TrackEstimates(
