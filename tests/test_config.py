@@ -30,6 +30,13 @@ def test_demo_site_loads_into_typed_frozen_objects(demo_site):
     with pytest.raises(AttributeError):
         demo_site.config.site.name = "x"
     assert demo_site.config.tracker.confirm_hits == 3  # defaults serve
+    assert not demo_site.config.tracker.imm.enabled
+
+
+def test_imm_option_from_the_site_file(site_dir):
+    edit(site_dir / "site.toml", "[tracker]", "[tracker]\n[tracker.imm]\nenabled = true\nquiet_sojourn_s = 30.0")
+    imm = load_site(site_dir / "site.toml").config.tracker.imm
+    assert imm.enabled and imm.quiet_sojourn_s == 30.0 and imm.manoeuvre_sojourn_s == 5.0
 
 
 @pytest.mark.parametrize("old,new,expected", [
@@ -41,6 +48,8 @@ def test_demo_site_loads_into_typed_frozen_objects(demo_site):
     ('node_id = "edge-1"\n', '', "site: object missing required field `node_id`"),
     ('port = 1883', 'port = 99999', "mqtt.port: expected `int` <= 65535, got 99999"),
     ('[tracker]', '[tracker]\nconfirm_hits = 9', "tracker.confirm_hits: must not exceed tracker.confirm_window"),
+    ('[tracker]', '[tracker]\nimm.enabled = "yes"', "tracker.imm.enabled: expected `bool`, got `str`"),
+    ('[tracker]', '[tracker]\nimm.manoeuvre_scale = 0', "tracker.imm.manoeuvre_scale: expected `float` > 0.0"),
     ('name = "demo-valley"', 'name = "demo-valley', "not valid TOML"),
 ])
 def test_bad_site_names_file_and_field(site_dir, old, new, expected):
