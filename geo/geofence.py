@@ -14,10 +14,11 @@ interpolated ones, and a path through a third country yields one alert per borde
 in order.  Alerts of a tentative track are held and released when it is confirmed
 (dropped if it dies unconfirmed); ``raised_t`` says when that was.
 
-Speed: per-track state lives in arrays indexed by a slot (:class:`_Slots`), so one
-update of n tracks is a handful of vectorised passes (P(inside), the path ring
-buffer, the threshold tests); only the rare tracks with an event (a decision,
-a zone change, a due dwell, held alerts to release) go through Python.
+Speed: per-track state lives in arrays indexed by a slot (:mod:`geo.slots`), so one
+update of n tracks is two numba passes (P(inside) for every jurisdiction, then
+:func:`~geo.slots.scan_events`: path append and threshold tests); only the rare
+tracks with an event (a decision, a zone change, a due dwell, held alerts to
+release) go through Python.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ from geo.config import GeofenceConfig
 from geo.frame import LocalFrame
 from geo.geometry import JurisdictionIndex
 from geo.jurisdictions import Jurisdiction
+from geo.slots import Slots, scan_events
 
 __all__ = ["Geofence", "TrackUpdate"]
 
 _CLASSES = ("person", "vehicle", "animal", "uav", "unknown")
-_MAX_PATH = 128
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,77 +53,6 @@ class TrackUpdate:
     class_prob: np.ndarray  # (n, 5)
 
 
-class _Slots:
-    """Geofence state of every known track, in arrays indexed by slot (reused after ``free``).
-
-    ``path_xy``/``path_t`` is a ring buffer per slot of the estimates since the last
-    country decision (at most ``_MAX_PATH``; older points are dropped).
-    """
-
-    def __init__(self, n_zones: int, capacity: int = 256) -> None:
-        self.of: dict[int, int] = {}
-        self._free: list[int] = []
-        self.pending: dict[int, list[Alert]] = {}
-        self.n_zones = n_zones
-        self._alloc(capacity)
-
-    def _alloc(self, capacity: int) -> None:
-        old = getattr(self, "country", None)
-        fields = {"country": np.full(capacity, -1, np.int64), "warned": np.zeros(capacity, bool),
-                  "has_pending": np.zeros(capacity, bool),
-                  "member": np.zeros((capacity, self.n_zones), bool), "dwelled": np.zeros((capacity, self.n_zones), bool),
-                  "entered": np.zeros((capacity, self.n_zones)), "path_xy": np.zeros((capacity, _MAX_PATH, 2)),
-                  "path_t": np.zeros((capacity, _MAX_PATH)), "path_len": np.zeros(capacity, np.int64),
-                  "path_head": np.zeros(capacity, np.int64)}
-        for name, array in fields.items():
-            if old is not None:
-                array[: old.size] = getattr(self, name)
-            setattr(self, name, array)
-        if old is not None:
-            self._free += range(capacity - 1, old.size - 1, -1)
-        else:
-            self._free = list(range(capacity - 1, -1, -1))
-
-    def slots(self, track_ids: np.ndarray) -> np.ndarray:
-        """The slot of each track, new tracks getting fresh ones."""
-        ids = track_ids.tolist()
-        out = np.array([self.of.get(tid, -1) for tid in ids], np.int64)
-        for k in np.flatnonzero(out < 0).tolist():
-            if not self._free:
-                self._alloc(2 * self.country.size)
-            out[k] = self.of[ids[k]] = self._free.pop()
-        return out
-
-    def free(self, track_id: int) -> None:
-        slot = self.of.pop(track_id, None)
-        if slot is None:
-            return
-        self.country[slot] = -1
-        self.warned[slot] = self.has_pending[slot] = False
-        self.member[slot] = self.dwelled[slot] = False
-        self.path_len[slot] = self.path_head[slot] = 0
-        self.pending.pop(slot, None)
-        self._free.append(slot)
-
-    def append(self, slots: np.ndarray, t: float, xy: np.ndarray) -> None:
-        head = self.path_head[slots]
-        self.path_xy[slots, head] = xy
-        self.path_t[slots, head] = t
-        self.path_head[slots] = (head + 1) % _MAX_PATH
-        self.path_len[slots] = np.minimum(self.path_len[slots] + 1, _MAX_PATH)
-
-    def path(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
-        """(xy, t) of one slot's path, oldest first."""
-        order = (self.path_head[slot] - self.path_len[slot] + np.arange(self.path_len[slot])) % _MAX_PATH
-        return self.path_xy[slot, order], self.path_t[slot, order]
-
-    def decide(self, slots: np.ndarray, countries: np.ndarray) -> None:
-        """A new country for each slot: re-arm the approach warning, keep only the newest path point."""
-        self.country[slots] = countries
-        self.warned[slots] = False
-        self.path_len[slots] = 1
-
-
 class Geofence:
     def __init__(self, jurisdictions: tuple[Jurisdiction, ...], frame: LocalFrame, config: GeofenceConfig,
                  node_id: str) -> None:
@@ -131,36 +61,25 @@ class Geofence:
         self.config = config
         self.node_id = node_id
         self.index = JurisdictionIndex([j.polygon for j in jurisdictions])
-        self.countries = np.array([i for i, j in enumerate(jurisdictions) if j.kind == "country"])
-        self.sectors = np.array([i for i, j in enumerate(jurisdictions) if j.kind == "sector"], dtype=int)
-        self.zones = np.array([i for i, j in enumerate(jurisdictions) if j.kind == "zone"], dtype=int)
+        self.countries = np.array([i for i, j in enumerate(jurisdictions) if j.kind == "country"], dtype=np.int64)
+        self.sectors = np.array([i for i, j in enumerate(jurisdictions) if j.kind == "sector"], dtype=np.int64)
+        self.zones = np.array([i for i, j in enumerate(jurisdictions) if j.kind == "zone"], dtype=np.int64)
         self._dwell_s = np.array([jurisdictions[z].dwell_s if jurisdictions[z].dwell_s is not None else np.inf
                                   for z in self.zones], dtype=np.float64)
-        self._slots = _Slots(self.zones.size)
+        self._slots = Slots(self.zones.size)
+        self.update(TrackUpdate(0.0, np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros((0, 4, 4)), np.zeros(0, bool),
+                                np.zeros(0), np.zeros((0, 5))))  # compiles scan_events before the first live update
 
     # -- driving --------------------------------------------------------------------
     def update(self, batch: TrackUpdate) -> list[Alert]:
         """Advance every updated track's state machines; return alerts ready to send."""
-        if batch.track_id.size == 0:
-            return []
         probability = self.index.inside_probability(batch.x[:, :2], batch.P[:, :2, :2])
         tracks = self._slots
         slots = tracks.slots(batch.track_id)
-        tracks.append(slots, batch.t, batch.x[:, :2])
-        hi, lo = self.config.inside_probability, self.config.outside_probability
-        event = batch.confirmed & tracks.has_pending[slots]
-        if self.zones.size:
-            p, member = probability[:, self.zones], tracks.member[slots]
-            due = member & ~tracks.dwelled[slots] & (batch.t - tracks.entered[slots] >= self._dwell_s)
-            event |= ((p > hi) & ~member | member & (p < lo) | due).any(axis=1)
-        if self.countries.size:
-            p = probability[:, self.countries]
-            best = np.argmax(p, axis=1)
-            decided = (p[np.arange(p.shape[0]), best] > hi) & (self.countries[best] != tracks.country[slots])
-            # a track's first country is a decision without an alert: no need to go through Python
-            first = decided & (tracks.country[slots] < 0) & ~event
-            tracks.decide(slots[first], self.countries[best[first]])
-            event |= decided & ~first
+        event = scan_events(probability, slots, float(batch.t), batch.x, batch.confirmed, self.countries, self.zones,
+                            self._dwell_s, self.config.inside_probability, self.config.outside_probability,
+                            tracks.country, tracks.warned, tracks.has_pending, tracks.member, tracks.dwelled,
+                            tracks.entered, tracks.path_xy, tracks.path_t, tracks.path_len, tracks.path_head)
         alerts: list[Alert] = []
         for k in np.flatnonzero(event).tolist():
             slot = int(slots[k])
@@ -176,8 +95,7 @@ class Geofence:
 
     def forget(self, track_ids) -> None:
         """Drop the state (and held alerts) of deleted tracks."""
-        for tid in track_ids:
-            self._slots.free(int(tid))
+        self._slots.free(track_ids)
 
     def countries_of(self, xy: np.ndarray) -> list[str | None]:
         """Id of the country containing each point (None outside every country)."""
@@ -187,7 +105,7 @@ class Geofence:
 
     @property
     def tracked(self) -> int:
-        return len(self._slots.of)
+        return len(self._slots)
 
     # -- state machines -------------------------------------------------------------
     def _advance(self, slot: int, batch: TrackUpdate, k: int, p: np.ndarray) -> list[Alert]:
@@ -200,7 +118,7 @@ class Geofence:
         if best >= 0 and p[best] > hi and best != tracks.country[slot]:
             if tracks.country[slot] >= 0:
                 out.extend(self._crossings(slot, batch, k, best, float(p[best])))
-            tracks.decide(np.array([slot]), np.array([best]))
+            tracks.decide(slot, best)
         pz, member = p[self.zones], tracks.member[slot]
         enter, leave = ~member & (pz > hi), member & (pz < lo)
         due = member & ~tracks.dwelled[slot] & (t - tracks.entered[slot] >= self._dwell_s)
@@ -219,7 +137,8 @@ class Geofence:
         return out
 
     def _approaches(self, slots: np.ndarray, batch: TrackUpdate) -> list[Alert]:
-        """One warning per track whose straight path over the horizon meets its country's boundary."""
+        """One warning per track whose straight path over the horizon meets its country's boundary
+        and leads into another country (whose containment is tested 5 m past the meeting point)."""
         horizon = self.config.approach_horizon_s
         if horizon <= 0:
             return []
@@ -227,14 +146,28 @@ class Geofence:
         country = tracks.country[slots]
         speed = np.hypot(batch.x[:, 2], batch.x[:, 3])
         candidates = np.flatnonzero(batch.confirmed & ~tracks.warned[slots] & (country >= 0) & (speed >= 0.5))
-        here = batch.x[candidates, :2]
-        fraction = self.index.first_reach(here, here + batch.x[candidates, 2:] * horizon, country[candidates])
+        here, velocity = batch.x[candidates, :2], batch.x[candidates, 2:]
+        fraction = self.index.first_reach(here, here + velocity * horizon, country[candidates])
+        reach = fraction <= 1.0
+        if not reach.any():
+            return []
+        candidates, fraction, here, velocity = candidates[reach], fraction[reach], here[reach], velocity[reach]
+        point = here + velocity * (fraction * horizon)[:, None]
+        beyond = point + velocity / speed[candidates, None] * 5.0
+        inside = self.index.inside(np.concatenate((point, beyond)))  # one kernel call for all of them
+        at_point, past = inside[: candidates.size], inside[candidates.size:]
         out = []
-        for k, f in zip(candidates[fraction <= 1.0].tolist(), fraction[fraction <= 1.0].tolist()):
-            warning = self._approach(int(country[k]), batch, k, f)
-            if warning is not None:
-                tracks.warned[slots[k]] = True
-                out.append(warning)
+        for n, k in enumerate(candidates.tolist()):
+            own = int(country[k])
+            other = next((int(c) for c in self.countries[past[n, self.countries]] if c != own), -1)
+            if other < 0 or "approach" not in self.jurisdictions[own].alerts:
+                continue
+            tracks.warned[slots[k]] = True
+            src, dst = self.jurisdictions[own], self.jurisdictions[other]
+            out.append(self._alert("approach", batch, k, batch.t, here[n], dst.id,
+                                   self._involved([own, other], at_point[n]), float(batch.quality[k]),
+                                   from_jurisdiction=src.id, to_jurisdiction=dst.id,
+                                   eta_s=float(fraction[n]) * horizon))
         return out
 
     def _release(self, slot: int, t: float) -> list[Alert]:
@@ -268,13 +201,13 @@ class Geofence:
             alerts.append(self._crossing_alert(batch, k, a, b, t_cross, point, p_new))
         return alerts
 
-    def _involved(self, countries: list[int], point: np.ndarray) -> list[Jurisdiction]:
-        sectors = [int(s) for s in self.index.containing(point) if s in self.sectors]
-        return [self.jurisdictions[i] for i in (*countries, *sectors)]
+    def _involved(self, countries: list[int], inside: np.ndarray) -> list[Jurisdiction]:
+        """The countries and the sectors containing the point (``inside``: its row of containment)."""
+        return [self.jurisdictions[i] for i in (*countries, *self.sectors[inside[self.sectors]].tolist())]
 
     def _crossing_alert(self, batch: TrackUpdate, k: int, a: int, b: int, t_cross: float, point: np.ndarray,
                         p_new: float) -> Alert:
-        involved = self._involved([a, b], point)
+        involved = self._involved([a, b], self.index.inside(point)[0])
         src, dst = self.jurisdictions[a], self.jurisdictions[b]
         confidence = p_new * float(batch.quality[k])
         return self._alert("border_crossing", batch, k, t_cross, point, dst.id, involved, confidence,
@@ -284,21 +217,6 @@ class Geofence:
         if kind not in zone.alerts:
             return []
         return [self._alert(kind, batch, k, batch.t, batch.x[k, :2], zone.id, [zone], float(p) * batch.quality[k])]
-
-    def _approach(self, country: int, batch: TrackUpdate, k: int, fraction: float) -> Alert | None:
-        """The warning for a candidate whose straight path meets its border at ``fraction`` of the horizon."""
-        horizon = self.config.approach_horizon_s
-        velocity = batch.x[k, 2:]
-        here = batch.x[k, :2]
-        t_hit, point = batch.t + fraction * horizon, here + velocity * (fraction * horizon)
-        beyond = point + velocity / max(math.hypot(*velocity), 1e-9) * 5.0
-        other = next((int(c) for c in self.index.containing(beyond) if c in self.countries and c != country), -1)
-        if other < 0 or not (self.jurisdictions[country].alerts & {"approach"}):
-            return None
-        involved = self._involved([country, other], point)
-        return self._alert("approach", batch, k, batch.t, here, self.jurisdictions[other].id, involved,
-                           float(batch.quality[k]), from_jurisdiction=self.jurisdictions[country].id,
-                           to_jurisdiction=self.jurisdictions[other].id, eta_s=t_hit - batch.t)
 
     def _alert(self, kind: str, batch: TrackUpdate, k: int, t: float, point: np.ndarray, jurisdiction: str,
                involved: list[Jurisdiction], confidence: float, **fields) -> Alert:

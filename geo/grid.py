@@ -180,28 +180,30 @@ def _cell_range(v, origin, cell, n):
 @njit(cache=True)
 def _inside_probability(xy, cov, certain_sigmas, ref, ref_inside, out,
                         x0, y0, cell, nx, ny, cell_start, cell_seg, seg_a, seg_b, seg_owner):
+    """Containment into ``out`` first (0/1 per polygon), then Φ(s/σₙ) for the polygons with a
+    boundary within ``radius`` (``touched``); the others keep their 0/1."""
     n_poly = ref_inside.shape[1]
-    inside = np.zeros(n_poly, np.bool_)
-    best = np.empty(n_poly)
+    best = np.full(n_poly, np.inf)
     near = np.empty((n_poly, 2))
+    touched = np.empty(n_poly, np.int64)
     for i in range(xy.shape[0]):
         px, py = xy[i, 0], xy[i, 1]
         cx = int(math.floor((px - x0) / cell))
         cy = int(math.floor((py - y0) / cell))
         if 0 <= cx < nx and 0 <= cy < ny:
             c = cx * ny + cy
-            inside[:] = ref_inside[c]
+            for j in range(n_poly):
+                out[i, j] = 1.0 if ref_inside[c, j] else 0.0
             mx, my = ref[c, 0], ref[c, 1]
             for k in range(cell_start[c], cell_start[c + 1]):
                 s = cell_seg[k]
                 if _crosses_half_open(mx, my, px, py, seg_a[s, 0], seg_a[s, 1], seg_b[s, 0], seg_b[s, 1]):
-                    inside[seg_owner[s]] = not inside[seg_owner[s]]
+                    out[i, seg_owner[s]] = 1.0 - out[i, seg_owner[s]]
         else:
-            inside[:] = False  # outside the grid: outside every polygon
+            out[i, :] = 0.0  # outside the grid: outside every polygon
         sxx, syy, sxy = cov[i, 0, 0], cov[i, 1, 1], cov[i, 0, 1]
         radius = certain_sigmas * math.sqrt(max(sxx, syy) + abs(sxy))
-        best[:] = radius * radius
-        near[:, 0] = np.nan
+        n_touched = 0
         for gx in range(_cell_range(px - radius, x0, cell, nx), _cell_range(px + radius, x0, cell, nx) + 1):
             for gy in range(_cell_range(py - radius, y0, cell, ny), _cell_range(py + radius, y0, cell, ny) + 1):
                 c = gx * ny + gy
@@ -214,21 +216,23 @@ def _inside_probability(xy, cov, certain_sigmas, ref, ref_inside, out,
                     qx, qy = ax + f * dx, ay + f * dy
                     d2 = (px - qx) ** 2 + (py - qy) ** 2
                     j = seg_owner[s]
-                    if d2 < best[j]:
+                    if d2 < radius * radius and d2 < best[j]:
+                        if best[j] == np.inf:
+                            touched[n_touched] = j
+                            n_touched += 1
                         best[j] = d2
                         near[j, 0], near[j, 1] = qx, qy
-        for j in range(n_poly):
-            if math.isnan(near[j, 0]):
-                out[i, j] = 1.0 if inside[j] else 0.0
-                continue
+        for m in range(n_touched):
+            j = touched[m]
             d = math.sqrt(best[j])
             if d > 0.0:
                 ux, uy = (px - near[j, 0]) / d, (py - near[j, 1]) / d
             else:
                 ux, uy = 1.0, 0.0
             sigma_n = math.sqrt(max(ux * ux * sxx + 2.0 * ux * uy * sxy + uy * uy * syy, 1e-18))
-            signed = d if inside[j] else -d
+            signed = d if out[i, j] > 0.5 else -d
             out[i, j] = 0.5 * math.erfc(-signed / (sigma_n * math.sqrt(2.0)))
+            best[j] = np.inf
 
 
 @njit(cache=True)

@@ -1,0 +1,147 @@
+"""Per-track geofence state in arrays indexed by slot, and the kernel that scans an update for events.
+
+A slot holds one track's decided country, zone memberships (with entry time and
+whether its dwell alert fired), whether its approach warning fired, alerts held
+until confirmation, and the path since the last country decision (a ring buffer
+of at most ``MAX_PATH`` estimates).  Track ids map to slots through two sorted
+arrays, so an update of n tracks finds its slots with one ``searchsorted``.
+
+:func:`scan_events` is the per-update pass over all n tracks: append each
+estimate to its path; flag an *event* where Python has work to do — a country
+other than the decided one passes the high threshold, a zone is entered
+(P > high) or left (P < low), a dwell falls due, or held alerts can be released;
+and take a track's *first* country decision (no alert) on the spot.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from geo.alerts import Alert
+
+__all__ = ["Slots", "scan_events", "MAX_PATH"]
+
+MAX_PATH = 128
+
+
+class Slots:
+    """Geofence state of every known track (slots are reused after :meth:`free`)."""
+
+    def __init__(self, n_zones: int, capacity: int = 256) -> None:
+        self._ids = np.empty(0, np.int64)  # known track ids, sorted …
+        self._slot_of = np.empty(0, np.int64)  # … and their slots
+        self._free: list[int] = []
+        self.pending: dict[int, list[Alert]] = {}
+        self.n_zones = n_zones
+        self._alloc(capacity)
+
+    def __len__(self) -> int:
+        return int(self._ids.size)
+
+    def _alloc(self, capacity: int) -> None:
+        old = getattr(self, "country", None)
+        fields = {"country": np.full(capacity, -1, np.int64), "warned": np.zeros(capacity, bool),
+                  "has_pending": np.zeros(capacity, bool),
+                  "member": np.zeros((capacity, self.n_zones), bool), "dwelled": np.zeros((capacity, self.n_zones), bool),
+                  "entered": np.zeros((capacity, self.n_zones)), "path_xy": np.zeros((capacity, MAX_PATH, 2)),
+                  "path_t": np.zeros((capacity, MAX_PATH)), "path_len": np.zeros(capacity, np.int64),
+                  "path_head": np.zeros(capacity, np.int64)}
+        for name, array in fields.items():
+            if old is not None:
+                array[: old.size] = getattr(self, name)
+            setattr(self, name, array)
+        start = 0 if old is None else old.size
+        self._free += range(capacity - 1, start - 1, -1)  # the lowest new slot is popped first
+
+    def _find(self, track_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position in the sorted ids, known?) of each track id."""
+        pos = np.searchsorted(self._ids, track_ids)
+        if self._ids.size == 0:
+            return pos, np.zeros(track_ids.size, bool)
+        return pos, self._ids[np.minimum(pos, self._ids.size - 1)] == track_ids
+
+    def slots(self, track_ids: np.ndarray) -> np.ndarray:
+        """The slot of each track, new tracks getting fresh ones."""
+        pos, known = self._find(track_ids)
+        out = np.full(track_ids.size, -1, np.int64)
+        out[known] = self._slot_of[pos[known]]
+        new = np.flatnonzero(~known)
+        if new.size:
+            while len(self._free) < new.size:
+                self._alloc(2 * self.country.size)
+            out[new] = [self._free.pop() for _ in range(new.size)]
+            ids = np.concatenate((self._ids, track_ids[new]))
+            order = np.argsort(ids, kind="stable")
+            self._ids, self._slot_of = ids[order], np.concatenate((self._slot_of, out[new]))[order]
+        return out
+
+    def free(self, track_ids: np.ndarray) -> None:
+        """Forget these tracks (unknown ids are ignored)."""
+        track_ids = np.asarray(track_ids, np.int64)
+        pos, known = self._find(track_ids)
+        if not known.any():
+            return
+        pos = pos[known]
+        slots = self._slot_of[pos]
+        self.country[slots] = -1
+        self.warned[slots] = self.has_pending[slots] = False
+        self.member[slots] = self.dwelled[slots] = False
+        self.path_len[slots] = self.path_head[slots] = 0
+        for slot in slots.tolist():
+            self.pending.pop(slot, None)
+            self._free.append(slot)
+        keep = np.ones(self._ids.size, bool)
+        keep[pos] = False
+        self._ids, self._slot_of = self._ids[keep], self._slot_of[keep]
+
+    def path(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
+        """(xy, t) of one slot's path, oldest first."""
+        order = (self.path_head[slot] - self.path_len[slot] + np.arange(self.path_len[slot])) % MAX_PATH
+        return self.path_xy[slot, order], self.path_t[slot, order]
+
+    def decide(self, slot: int, country: int) -> None:
+        """A new country for a slot: re-arm the approach warning, keep only the newest path point."""
+        self.country[slot] = country
+        self.warned[slot] = False
+        self.path_len[slot] = 1
+
+
+@njit(cache=True)
+def scan_events(probability, slots, t, xy, confirmed, countries, zones, dwell_s, hi, lo,
+                country, warned, has_pending, member, dwelled, entered, path_xy, path_t, path_len, path_head):
+    """Append each estimate to its path and flag the tracks with an event; first decisions in place.
+
+    ``probability`` is (n, jurisdictions); ``countries``/``zones`` index its columns.
+    A first country decision sets ``country`` and keeps only the newest path point.
+    """
+    n = slots.shape[0]
+    event = np.zeros(n, np.bool_)
+    for k in range(n):
+        s = slots[k]
+        head = path_head[s]
+        path_xy[s, head, 0], path_xy[s, head, 1] = xy[k, 0], xy[k, 1]
+        path_t[s, head] = t
+        path_head[s] = (head + 1) % path_xy.shape[1]
+        path_len[s] = min(path_len[s] + 1, path_xy.shape[1])
+        hit = confirmed[k] and has_pending[s]
+        for i in range(zones.shape[0]):
+            p = probability[k, zones[i]]
+            if member[s, i]:
+                hit |= p < lo or (not dwelled[s, i] and t - entered[s, i] >= dwell_s[i])
+            else:
+                hit |= p > hi
+        if countries.shape[0]:
+            best = 0
+            for c in range(1, countries.shape[0]):
+                if probability[k, countries[c]] > probability[k, countries[best]]:
+                    best = c
+            if probability[k, countries[best]] > hi and countries[best] != country[s]:
+                if country[s] < 0 and not hit:  # a first decision raises no alert
+                    country[s] = countries[best]
+                    warned[s] = False
+                    path_len[s] = 1
+                else:
+                    hit = True
+        event[k] = hit
+    return event
