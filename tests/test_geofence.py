@@ -329,3 +329,24 @@ def test_tentative_track_alerts_are_held_until_confirmation():
     feed_path(geofence2, times, path, confirmed=False)
     geofence2.forget([1])
     assert feed_path(geofence2, [times[-1] + 1], [path[-1]], confirmed=True) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(ops=st.lists(st.tuples(st.booleans(), st.lists(st.integers(0, 400), max_size=60)), max_size=30))
+def test_slots_map_ids_like_a_dict(ops):
+    """Track id → slot through sorted arrays: stable while known, distinct, reused only after free."""
+    from geo.slots import Slots
+
+    slots, reference = Slots(n_zones=2, capacity=4), {}
+    for is_free, ids in ops:
+        ids = np.array(sorted(set(ids)) if is_free else list(dict.fromkeys(ids)), np.int64)
+        if is_free:
+            slots.free(ids)
+            for tid in ids.tolist():
+                reference.pop(tid, None)
+            continue
+        got = slots.slots(ids)
+        for tid, slot in zip(ids.tolist(), got.tolist()):
+            assert reference.setdefault(tid, slot) == slot  # a known track keeps its slot
+        assert len(set(reference.values())) == len(reference)  # no two live tracks share a slot
+        assert len(slots) == len(reference)
