@@ -64,6 +64,8 @@ class Scan:
             value = getattr(self, name)
             if value.shape != shape:
                 raise ValueError(f"Scan.{name} has shape {value.shape}, expected {shape}")
+            if not value.flags.c_contiguous:  # a column of a larger array: the kernels take contiguous ones
+                object.__setattr__(self, name, np.ascontiguousarray(value))
         if not (np.isfinite(self.position).all() and np.isfinite(self.covariance).all()):
             raise ValueError("Scan positions and covariances must be finite")
 

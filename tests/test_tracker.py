@@ -138,3 +138,35 @@ def test_demo_site_scenario_scores(tmp_path, demo_log, capsys):
     crossings = scores["border_crossings"]
     assert crossings["true_crossings"] >= 5
     assert crossings["recall"] >= 0.8 and crossings["precision"] >= 0.8, crossings
+
+
+def test_warm_up_compiles_every_kernel_the_pipeline_uses(tmp_path, demo_site):
+    """After ``warm_up`` and building the pipeline, real ingested scans compile nothing more (in a fresh process,
+    so no other test's compilations hide a missing one): the first live message never waits for numba."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "s.jsonl.gz"
+    simulate(demo_site, 60.0, log, seed=4, n_targets=8)
+    script = f"""
+import contextlib, io, inspect
+import numba
+import geo.grid, geo.slots, tracking.associate, tracking.imm, tracking.kernels, tracking.manage
+from tracking.warmup import warm_up
+from fusion.cli import main
+warm_up()
+modules = (geo.grid, geo.slots, tracking.associate, tracking.imm, tracking.kernels, tracking.manage)
+kernels = {{f"{{m.__name__}}.{{n}}": f for m in modules for n, f in vars(m).items()
+           if isinstance(f, numba.core.registry.CPUDispatcher) and f.__module__ == m.__name__}}
+from fusion.pipeline import Pipeline
+from fusion.config import load_site
+Pipeline(load_site({str(DEMO_SITE)!r}))  # builds the geofence grid, which compiles its kernels
+before = {{k: len(f.signatures) for k, f in kernels.items()}}
+with contextlib.redirect_stdout(io.StringIO()):
+    main(["replay", {str(log)!r}, "--config", {str(DEMO_SITE)!r}])
+after = {{k: len(f.signatures) for k, f in kernels.items()}}
+print({{k: (before[k], after[k]) for k in kernels if after[k] != before[k]}})
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "{}", out.stdout
