@@ -180,7 +180,7 @@ class Geofence:
         events = self.index.crossings(path_xy, path_t, self.countries)
         # a point on two boundaries at once (shared border) is one event
         events = [e for n, e in enumerate(events)
-                  if n == 0 or e[0] - events[n - 1][0] > 1e-9 or not np.allclose(e[1], events[n - 1][1])]
+                  if n == 0 or e[0] - events[n - 1][0] > 1e-9 or np.abs(e[1] - events[n - 1][1]).max() > 1e-3]
         # the country after each crossing, then walk the sequence dropping back-and-forth detours
         sequence: list[tuple[int, float, np.ndarray]] = [(int(self._slots.country[slot]), path_t[0], path_xy[0])]
         for n, (t_cross, point) in enumerate(events):
