@@ -4,7 +4,7 @@ For each size: CPU seconds per second of data, detections per CPU-second, peak R
 of the process and GOSPA per target as a sanity check.  One JSON object per line;
 figures are the median of ``--runs`` runs (kernels are compiled before timing).
 
-    python benchmarks/tracker_scale.py [--sizes 10,100,1000,10000] [--seconds 60] [--runs 3]
+    python benchmarks/tracker_scale.py [--sizes 10,100,1000,10000] [--seconds 60] [--runs 3] [--imm]
 """
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ import time
 from fusion.evaluate import score_frames
 from fusion.synthetic import ncv_scenario, position_scans
 from tracking import Tracker, TrackerConfig
+from tracking.config import ImmConfig
 from tracking.warmup import warm_up
 
 
-def one_run(n_targets: int, seconds: float, seed: int) -> dict:
+def one_run(n_targets: int, seconds: float, seed: int, imm: bool) -> dict:
     half_width = 10_000.0 * max(1.0, (n_targets / 1000) ** 0.5)  # keep the density of the 1,000-target case
     scenario = ncv_scenario(n_targets, seconds, seed=seed, half_width_m=half_width)
     scans = position_scans(scenario, pd=0.9, sigma_m=10.0, clutter_per_scan=20.0 * (half_width / 10_000) ** 2,
                            seed=seed + 1)
-    tracker = Tracker(TrackerConfig(capacity=max(4096, 2 * n_targets)), 1)
+    tracker = Tracker(TrackerConfig(capacity=max(4096, 2 * n_targets), imm=ImmConfig(enabled=imm)), 1)
     detections = sum(s.size for s in scans)
     frames = []
     start = time.process_time()
@@ -45,13 +46,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,100,1000,10000")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--imm", action="store_true", help="with the IMM option (two motion models per track)")
     args = parser.parse_args()
     warm_up()
     for n in (int(x) for x in args.sizes.split(",")):
-        runs = [one_run(n, args.seconds, seed) for seed in range(args.runs)]
+        runs = [one_run(n, args.seconds, seed, args.imm) for seed in range(args.runs)]
         cpu = statistics.median(r["cpu_s_per_data_s"] for r in runs)
         print(json.dumps({
-            "benchmark": "tracker_scale", "targets": n, "data_s": args.seconds, "runs": args.runs,
+            "benchmark": "tracker_scale", "imm": args.imm, "targets": n, "data_s": args.seconds, "runs": args.runs,
             "cpu_s_per_data_s": round(cpu, 4), "real_time_factor": round(1.0 / cpu, 1),
             "detections_per_cpu_s": round(statistics.median(r["detections_per_cpu_s"] for r in runs)),
             "gospa_mean_m": runs[0]["gospa"], "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
