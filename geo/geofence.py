@@ -33,7 +33,7 @@ from geo.config import GeofenceConfig
 from geo.frame import LocalFrame
 from geo.geometry import JurisdictionIndex
 from geo.jurisdictions import Jurisdiction
-from geo.slots import Slots, scan_events
+from geo.slots import Slots, approach_rays, scan_events
 
 __all__ = ["Geofence", "TrackUpdate"]
 
@@ -143,22 +143,21 @@ class Geofence:
         if horizon <= 0:
             return []
         tracks = self._slots
-        country = tracks.country[slots]
-        speed = np.hypot(batch.x[:, 2], batch.x[:, 3])
-        candidates = np.flatnonzero(batch.confirmed & ~tracks.warned[slots] & (country >= 0) & (speed >= 0.5))
-        here, velocity = batch.x[candidates, :2], batch.x[candidates, 2:]
-        fraction = self.index.first_reach(here, here + velocity * horizon, country[candidates])
+        candidates, here, ends, country = approach_rays(batch.x, slots, batch.confirmed, tracks.country, tracks.warned,
+                                                        float(horizon), 0.5)
+        fraction = self.index.first_reach(here, ends, country)
         reach = fraction <= 1.0
         if not reach.any():
             return []
-        candidates, fraction, here, velocity = candidates[reach], fraction[reach], here[reach], velocity[reach]
+        candidates, fraction, here, country = candidates[reach], fraction[reach], here[reach], country[reach]
+        velocity = batch.x[candidates, 2:]
         point = here + velocity * (fraction * horizon)[:, None]
-        beyond = point + velocity / speed[candidates, None] * 5.0
+        beyond = point + velocity / np.hypot(velocity[:, 0], velocity[:, 1])[:, None] * 5.0
         inside = self.index.inside(np.concatenate((point, beyond)))  # one kernel call for all of them
         at_point, past = inside[: candidates.size], inside[candidates.size:]
         out = []
         for n, k in enumerate(candidates.tolist()):
-            own = int(country[k])
+            own = int(country[n])
             other = next((int(c) for c in self.countries[past[n, self.countries]] if c != own), -1)
             if other < 0 or "approach" not in self.jurisdictions[own].alerts:
                 continue

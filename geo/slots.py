@@ -20,7 +20,7 @@ from numba import njit
 
 from geo.alerts import Alert
 
-__all__ = ["Slots", "scan_events", "MAX_PATH"]
+__all__ = ["Slots", "scan_events", "approach_rays", "MAX_PATH"]
 
 MAX_PATH = 128
 
@@ -145,3 +145,27 @@ def scan_events(probability, slots, t, xy, confirmed, countries, zones, dwell_s,
                     hit = True
         event[k] = hit
     return event
+
+
+@njit(cache=True)
+def approach_rays(x, slots, confirmed, country, warned, horizon, min_speed):
+    """The tracks that may need an approach warning — confirmed, not yet warned, in a country,
+    moving at least ``min_speed`` — and their straight paths over ``horizon`` seconds.
+
+    Returns (rows k, starts (m, 2), ends (m, 2), country of each).
+    """
+    n = slots.shape[0]
+    rows = np.empty(n, np.int64)
+    m = 0
+    for k in range(n):
+        s = slots[k]
+        if confirmed[k] and not warned[s] and country[s] >= 0 and x[k, 2] ** 2 + x[k, 3] ** 2 >= min_speed**2:
+            rows[m] = k
+            m += 1
+    starts, ends, owners = np.empty((m, 2)), np.empty((m, 2)), np.empty(m, np.int64)
+    for i in range(m):
+        k = rows[i]
+        starts[i, 0], starts[i, 1] = x[k, 0], x[k, 1]
+        ends[i, 0], ends[i, 1] = x[k, 0] + x[k, 2] * horizon, x[k, 1] + x[k, 3] * horizon
+        owners[i] = country[slots[k]]
+    return rows[:m], starts, ends, owners
