@@ -82,6 +82,9 @@ def test_track_ids_are_never_reused_and_deterministic():
         for scan in scans:
             before = set(tracker.table.track_id[tracker.table.alive].tolist())
             tracker.step(scan)
+            tab = tracker.table
+            high = int(tab.high[0])  # the kernels' passes stop at the high-water mark: nothing alive above it
+            assert not tab.alive[high:].any() and (high == 0 or tab.alive[high - 1])
             after = set(tracker.table.track_id[tracker.table.alive].tolist())
             born += sorted(after - before)
         ids_runs.append(born)

@@ -57,20 +57,21 @@ def _mark_sensor(sensor_mask, i, sensor):
 
 @njit(cache=True)
 def manage_scan(alive, track_id, x, P, xm, Pm, mu, mu0, t_state, t_update, first_seen, status, hits, looks,
-                class_prob, q, sensor_mask, free, n_free,
+                class_prob, q, sensor_mask, free, n_free, high,
                 z, R, radial, radial_sigma, los, likelihood, can_initiate, sensor, coverage,
                 tracks, dets, gated, t, next_id, class_q, limits):
     """One scan's management in place; returns (confirmed rows, deleted ids, next track id).
 
     ``coverage`` = (centre e, centre n, radius; radius 0 = no coverage known);
     ``mu0`` the model probabilities of a new track; ``limits`` as :data:`LIMITS`.
-    The caller reserves a free row per detection beforehand.
+    The caller reserves a free row per detection beforehand.  ``high[0]`` (rows from
+    there up are free) is kept up to date.
     """
     floor, confirm_hits, confirm_window = limits[0], limits[1], limits[2]
     delete_tentative_after, delete_after, max_var, speed_var = limits[3], limits[4], limits[5], limits[6]
-    capacity, M = alive.shape[0], mu0.shape[0]
+    M = mu0.shape[0]
     loglik = np.empty(M)
-    updated = np.zeros(capacity, np.bool_)
+    updated = np.zeros(high[0], np.bool_)
     for k in range(tracks.shape[0]):
         i, j = tracks[k], dets[k]
         rv = radial[j] if hits[i] >= 2 else np.nan  # a one-point track's velocity is not yet worth a radial update
@@ -83,7 +84,7 @@ def manage_scan(alive, track_id, x, P, xm, Pm, mu, mu0, t_state, t_update, first
 
     confirmed = [0][:0]
     ce, cn, radius = coverage[0], coverage[1], coverage[2]
-    for i in range(capacity):
+    for i in range(high[0]):
         if not alive[i] or status[i] != _TENTATIVE:
             continue
         if updated[i] or (radius > 0.0 and (x[i, 0] - ce) ** 2 + (x[i, 1] - cn) ** 2 <= radius * radius):
@@ -99,6 +100,7 @@ def manage_scan(alive, track_id, x, P, xm, Pm, mu, mu0, t_state, t_update, first
             continue
         n_free[0] -= 1
         i = free[n_free[0]]
+        high[0] = max(high[0], i + 1)
         alive[i] = True
         track_id[i] = next_id
         next_id += 1
@@ -118,7 +120,7 @@ def manage_scan(alive, track_id, x, P, xm, Pm, mu, mu0, t_state, t_update, first
         _mark_sensor(sensor_mask, i, sensor)
 
     deleted_rows = [0][:0]
-    for i in range(capacity):
+    for i in range(high[0]):
         if not alive[i]:
             continue
         silent = t - t_update[i]
@@ -136,4 +138,6 @@ def manage_scan(alive, track_id, x, P, xm, Pm, mu, mu0, t_state, t_update, first
         track_id[i] = -1
         free[n_free[0]] = i
         n_free[0] += 1
+    while high[0] > 0 and not alive[high[0] - 1]:
+        high[0] -= 1
     return np.array(confirmed, np.int64), deleted_ids, next_id

@@ -22,7 +22,8 @@ class TrackTable:
     Bookkeeping for confirmation (``hits``, ``looks``), deletion (``t_update``),
     reporting (``first_seen``, ``sensor_mask`` bit per contributing sensor) and the
     class posterior.  Free rows are a stack, ``free[:n_free[0]]``, popped from the
-    top, so the kernels can allocate and release rows themselves.
+    top (lowest row first), so the kernels can allocate and release rows themselves;
+    every row from ``high[0]`` up is free, so the kernels' passes stop there.
     """
 
     def __init__(self, capacity: int, n_sensors: int, n_models: int = 1) -> None:
@@ -46,6 +47,7 @@ class TrackTable:
         self.sensor_mask = np.zeros((capacity, words), np.uint64)
         self.free = np.arange(capacity - 1, -1, -1, dtype=np.int64)  # row 0 on top
         self.n_free = np.array([capacity], np.int64)
+        self.high = np.zeros(1, np.int64)
 
     @property
     def count(self) -> int:

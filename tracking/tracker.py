@@ -94,18 +94,18 @@ class Tracker:
     # -- the algorithm ---------------------------------------------------------------
     def step(self, scan: ScanLike) -> StepResult:
         """predict (:mod:`tracking.imm`) → gate and assign → update, confirm, initiate, delete (:mod:`tracking.manage`)."""
-        tab, t = self.table, float(scan.time)
-        predict_tracks(tab.x, tab.P, tab.xm, tab.Pm, tab.mu, tab.t_state, tab.alive, tab.q, self._scales,
-                       self._sojourn, t)
-        ti, dj, d2, logdet = gate_pairs(tab.x, tab.P, tab.alive, tab.hits, tab.t_update, t, self.config.max_speed_mps,
-                                        scan.position, scan.covariance, self.gate, 0.0)
-        tracks, dets, gated = assign(ti, dj, d2 + logdet, tab.capacity, scan.position.shape[0])
+        tab, t, h = self.table, float(scan.time), int(self.table.high[0])  # rows from h up are all free
+        predict_tracks(tab.x[:h], tab.P[:h], tab.xm[:h], tab.Pm[:h], tab.mu[:h], tab.t_state[:h], tab.alive[:h],
+                       tab.q[:h], self._scales, self._sojourn, t)
+        ti, dj, d2, logdet = gate_pairs(tab.x, tab.P, tab.alive[:h], tab.hits, tab.t_update, t,
+                                        self.config.max_speed_mps, scan.position, scan.covariance, self.gate, 0.0)
+        tracks, dets, gated = assign(ti, dj, d2 + logdet, h, scan.position.shape[0])
         tab.reserve(scan.position.shape[0])  # at most one new track per detection
         coverage = np.array([*scan.coverage_center, scan.coverage_radius_m], float)
         confirmed, deleted, self._next_id = manage_scan(
             tab.alive, tab.track_id, tab.x, tab.P, tab.xm, tab.Pm, tab.mu, self._mu0, tab.t_state, tab.t_update,
             tab.first_seen, tab.status, tab.hits, tab.looks, tab.class_prob, tab.q, tab.sensor_mask, tab.free,
-            tab.n_free, scan.position, scan.covariance, scan.radial_velocity, scan.radial_velocity_sigma,
+            tab.n_free, tab.high, scan.position, scan.covariance, scan.radial_velocity, scan.radial_velocity_sigma,
             scan.line_of_sight, scan.class_likelihood, scan.can_initiate, scan.sensor_index, coverage,
             tracks, dets, gated, t, self._next_id, self._class_q, self._limits)
         self.confirmed_total += confirmed.size
