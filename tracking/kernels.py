@@ -106,8 +106,8 @@ def _mahalanobis(x, P, i, z, R, j):
 def gate_pairs(x, P, alive, hits, t_update, t, max_speed, z, R, gate, cell_m):
     """All (track, detection) pairs inside the chi-square gate, via a uniform grid.
 
-    Detections are bucketed in square cells of ``cell_m`` (≤ 0: the tracks' median
-    gate radius, at least 50 m); each track visits only the cells within its gate
+    Detections are bucketed in square cells of ``cell_m`` (≤ 0: four times the tracks'
+    median gate radius, at least 50 m); each track visits only the cells within its gate
     radius ``√(γ·(tr P_pos + max tr R))`` (an upper bound of the gate ellipse's
     semi-axis), one sorted run of keys per column of cells, so the cost grows with
     the number of nearby pairs, not tracks × detections.  A pair is kept when
@@ -125,8 +125,8 @@ def gate_pairs(x, P, alive, hits, t_update, t, max_speed, z, R, gate, cell_m):
     for k in range(rows.shape[0]):
         i = rows[k]
         radii[k] = np.sqrt(gate * (P[i, 0, 0] + P[i, 1, 1] + r_max))
-    if cell_m <= 0.0:  # most gates then span at most 3 × 3 cells
-        cell_m = max(50.0, np.median(radii)) if rows.shape[0] else 50.0
+    if cell_m <= 0.0:  # most gates then span one or two columns of cells: fewer searches, still few detections each
+        cell_m = max(50.0, 4.0 * np.median(radii)) if rows.shape[0] else 50.0
     big = np.int64(1) << 31
     keys = np.empty(n_det, np.int64)
     for j in range(n_det):
