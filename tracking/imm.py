@@ -42,24 +42,26 @@ def mode_transition(dt, sojourn, Pi):
 
 
 @njit(cache=True)
-def _mix(xm, Pm, mu, Pi, x0, P0, cbar):
-    """Mixed initial conditions x⁰, P⁰ (into x0, P0) and c̄ (into cbar) for one track."""
+def _mix(xm, Pm, mu, Pi, x0, P0, cbar, omega):
+    """Mixed initial conditions x⁰, P⁰ (into x0, P0), c̄ (into cbar) and ω (scratch) for one track."""
     M = mu.shape[0]
     for n in range(M):
         c = 0.0
         for m in range(M):
             c += Pi[m, n] * mu[m]
         cbar[n] = c
+        for m in range(M):
+            omega[m] = Pi[m, n] * mu[m] / c
         for a in range(4):
             v = 0.0
             for m in range(M):
-                v += (Pi[m, n] * mu[m] / c) * xm[m, a]
+                v += omega[m] * xm[m, a]
             x0[n, a] = v
         for a in range(4):
             for b in range(4):
                 v = 0.0
                 for m in range(M):
-                    v += (Pi[m, n] * mu[m] / c) * (Pm[m, a, b] + (xm[m, a] - x0[n, a]) * (xm[m, b] - x0[n, b]))
+                    v += omega[m] * (Pm[m, a, b] + (xm[m, a] - x0[n, a]) * (xm[m, b] - x0[n, b]))
                 P0[n, a, b] = v
 
 
@@ -86,14 +88,17 @@ def predict_tracks(x, P, xm, Pm, mu, t_state, alive, q, scales, sojourn, t):
     Pi = np.empty((M, M))
     x0 = np.empty((M, 4))
     P0 = np.empty((M, 4, 4))
-    cbar = np.empty(M)
+    cbar, omega = np.empty(M), np.empty(M)
+    last_dt = -1.0
     for i in range(x.shape[0]):
         if not alive[i] or t <= t_state[i]:
             continue
         dt = t - t_state[i]
         if M > 1:
-            mode_transition(dt, sojourn, Pi)
-            _mix(xm[i], Pm[i], mu[i], Pi, x0, P0, cbar)
+            if dt != last_dt:  # most tracks share the step since the previous scan
+                mode_transition(dt, sojourn, Pi)
+                last_dt = dt
+            _mix(xm[i], Pm[i], mu[i], Pi, x0, P0, cbar, omega)
             xm[i] = x0
             Pm[i] = P0
             mu[i] = cbar
