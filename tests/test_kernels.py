@@ -7,15 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from scipy.optimize import linear_sum_assignment
 from hypothesis import strategies as st
 
-from tracking.kernels import (
-    gate_pairs,
-    pair_clusters,
-    predict,
-    process_noise,
-    transition,
-    update_position,
-    update_radial,
-)
+from tracking.imm import predict_tracks, update_track
+from tracking.kernels import gate_pairs, pair_clusters, process_noise, transition, update_radial_row
 
 
 def random_spd(rng, n, scale):
@@ -32,6 +25,7 @@ def filterpy_filter(x, P):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_predict_and_update_match_filterpy(seed):
+    """The tracker's kernels with one model (``predict_tracks``, ``update_track``) are filterpy's KalmanFilter."""
     rng = np.random.default_rng(seed)
     n = 6
     x = rng.normal(0, 100, (n, 4))
@@ -43,7 +37,8 @@ def test_predict_and_update_match_filterpy(seed):
     alive[2] = False
     t = 3.7
     xk, Pk, tk = x.copy(), P.copy(), t_state.copy()
-    predict(xk, Pk, tk, alive, q, t)
+    xm, Pm, mu = x[:, None].copy(), P[:, None].copy(), np.ones((n, 1))
+    predict_tracks(xk, Pk, xm, Pm, mu, tk, alive, q, np.ones(1), np.ones(1), t)
     for i, kf in enumerate(refs):
         if not alive[i]:
             np.testing.assert_array_equal(xk[i], x[i])
@@ -59,14 +54,16 @@ def test_predict_and_update_match_filterpy(seed):
     rows = np.array([0, 3, 5])
     z = rng.normal(0, 100, (3, 2))
     R = np.array([random_spd(rng, 2, 25.0) for _ in range(3)])
-    update_position(xk, Pk, rows, z, R)
-    for k, i in enumerate(rows):
+    for k, i in enumerate(rows):  # a NaN radial velocity means a position update only
+        update_track(xk, Pk, xm, Pm, mu, i, z[k], R[k], np.nan, 1.0, 1.0, 0.0, np.empty(1))
         kf = refs[i]
         kf.H = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0]])
         kf.R = R[k]
         kf.update(z[k].reshape(2, 1))
         np.testing.assert_allclose(xk[i], kf.x[:, 0], rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(Pk[i], kf.P, rtol=1e-9, atol=1e-9)
+        np.testing.assert_array_equal(xm[i, 0], xk[i])
+        assert mu[i, 0] == 1.0
 
 
 def test_radial_velocity_update_matches_filterpy():
@@ -75,19 +72,18 @@ def test_radial_velocity_update_matches_filterpy():
     P = np.array([random_spd(rng, 4, 4.0) for _ in range(3)])
     los = rng.normal(0, 1, (3, 2))
     los /= np.linalg.norm(los, axis=1, keepdims=True)
-    radial = np.array([1.5, np.nan, -2.0])
+    radial = np.array([1.5, -0.7, -2.0])
     sigma = np.array([0.5, 0.5, 0.3])
-    xk, Pk = x.copy(), P.copy()
-    update_radial(xk, Pk, np.arange(3), radial, sigma, los)
-    np.testing.assert_array_equal(xk[1], x[1])  # NaN: no radial velocity, no update
-    for i in (0, 2):
+    for i in range(3):
+        xk, Pk = x[i].copy(), P[i].copy()
+        update_radial_row(xk, Pk, radial[i], sigma[i], los[i, 0], los[i, 1])
         kf = KalmanFilter(dim_x=4, dim_z=1)
         kf.x, kf.P = x[i].reshape(4, 1).copy(), P[i].copy()
         kf.H = np.array([[0.0, 0.0, los[i, 0], los[i, 1]]])
         kf.R = np.array([[sigma[i] ** 2]])
         kf.update(np.array([[radial[i]]]))
-        np.testing.assert_allclose(xk[i], kf.x[:, 0], rtol=1e-9, atol=1e-9)
-        np.testing.assert_allclose(Pk[i], kf.P, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(xk, kf.x[:, 0], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(Pk, kf.P, rtol=1e-9, atol=1e-9)
 
 
 def brute_force_pairs(x, P, alive, young, dt_young, max_speed, z, R, gate):
@@ -172,3 +168,21 @@ def test_assignment_is_the_optimum_of_the_whole_problem(seed, n_tracks, n_dets, 
     ok = matrix[r, k] < 1e9
     assert len(chosen) == ok.sum()
     assert sum(lookup[p] for p in chosen) == pytest.approx(matrix[r[ok], k[ok]].sum(), rel=1e-9, abs=1e-9)
+
+
+def test_numba_cache_is_dropped_when_any_kernel_module_changes(tmp_path):
+    """numba would keep a caller's cached kernel when only its callee's file changed (numba#1833)."""
+    from tracking.numba_cache import drop_stale_cache
+
+    (tmp_path / "a.py").write_text("def f(): return 1\n")
+    (tmp_path / "b.py").write_text("def g(): return f()\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    entry = cache / "b.g-1.py311.nbi"
+    entry.write_text("old")
+    modules = ("a.py", "b.py")
+    assert drop_stale_cache(tmp_path, modules) and not entry.exists()  # no digest yet: dropped
+    entry.write_text("fresh")
+    assert not drop_stale_cache(tmp_path, modules) and entry.exists()  # nothing changed: kept
+    (tmp_path / "a.py").write_text("def f(): return 2\n")  # the callee changes, b.py does not
+    assert drop_stale_cache(tmp_path, modules) and not entry.exists()

@@ -4,7 +4,14 @@ Imports no sibling package: it sees metres and seconds, nothing of MQTT, lat/lon
 or jurisdictions.
 """
 
-from tracking.config import TrackerConfig
-from tracking.tracker import STATUS_NAMES, StepResult, TrackEstimates, Tracker
+from pathlib import Path
+
+from tracking.numba_cache import drop_stale_cache
+
+# kernels in these modules call each other: numba would not see a change in a callee's file
+drop_stale_cache(Path(__file__).parent, ("kernels.py", "imm.py", "manage.py"))
+
+from tracking.config import TrackerConfig  # noqa: E402  (after the cache check, before any kernel runs)
+from tracking.tracker import STATUS_NAMES, StepResult, TrackEstimates, Tracker  # noqa: E402
 
 __all__ = ["Tracker", "TrackerConfig", "TrackEstimates", "StepResult", "STATUS_NAMES"]

@@ -3,9 +3,9 @@
 The gated pairs form a bipartite graph (clusters by union-find,
 :func:`~tracking.kernels.pair_clusters`); each connected cluster is solved apart
 from the others with ``scipy.optimize.linear_sum_assignment``, minimising
-Σ (d² + ln|S|), the negative log-likelihood of the assignment up to constants.  Pairs outside the gate
-cost ``_FORBIDDEN``, so the solver first maximises the number of gated
-assignments, then their likelihood.  A lone pair (one track, one detection, no
+Σ (d² + ln|S|), the negative log-likelihood of the assignment up to constants.
+Pairs outside the gate cost ``_FORBIDDEN``, so the solver first maximises the
+number of gated assignments, then their likelihood.  A lone pair (one track, one detection, no
 rivals), by far the most common case, is assigned without the solver.  The
 clusters of rival pairs are packed into block-diagonal problems of up to
 ``_BATCH_ENTRIES`` entries (:func:`~tracking.kernels.cluster_batches`; the same

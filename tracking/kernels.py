@@ -1,4 +1,5 @@
-"""Numba kernels over the track table: predict, gate, update.
+"""Numba kernels of the tracker: one state's predict and updates, and over the track
+table gating, rival-pair detection and clustering for the assignment.
 
 State per track ``x = (e, n, vₑ, vₙ)`` with covariance ``P`` (4×4).  The motion
 model is nearly constant velocity with continuous white-noise acceleration of
@@ -15,8 +16,9 @@ Navigation*, §6.2.2).  Position measurements ``z = H x + w``, ``w ~ N(0, R)`` w
 Updates use the Joseph form ``P ← (I − K H) P (I − K H)ᵀ + K R Kᵀ``, as filterpy's
 ``KalmanFilter.update`` does, so the two agree to rounding.
 
-Kernels take and return arrays; they never raise, log or read globals.  None
-uses ``fastmath``: NaN must stay NaN.
+Kernels take and return arrays (the row kernels update one track's views in
+place); they never raise, log or read mutable globals.  None uses ``fastmath``:
+NaN must stay NaN.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["predict", "predict_row", "gate_pairs", "update_position", "update_position_row",
-           "update_radial", "update_radial_row", "lone_pairs", "pair_clusters", "cluster_batches", "transition", "process_noise"]
+__all__ = ["predict_row", "gate_pairs", "update_position_row", "update_radial_row", "lone_pairs", "pair_clusters",
+           "cluster_batches", "transition", "process_noise"]
 
 
 @njit(cache=True)
@@ -72,15 +74,6 @@ def predict_row(x, P, dt, q):
     P[3, 1] += b
     P[2, 2] += v
     P[3, 3] += v
-
-
-@njit(cache=True)
-def predict(x, P, t_state, alive, q, t):
-    """Predict every alive track whose state is older than ``t`` to time ``t``, in place."""
-    for i in range(x.shape[0]):
-        if alive[i] and t > t_state[i]:
-            predict_row(x[i], P[i], t - t_state[i], q[i])
-            t_state[i] = t
 
 
 @njit(cache=True)
@@ -237,21 +230,6 @@ def update_radial_row(x, P, radial, sigma, u0, u1):
     r[0, 0] = sigma * sigma
     _joseph(P, K, H, r)
     return -0.5 * (nu * nu / s + np.log(s) + _LOG_2PI)
-
-
-@njit(cache=True)
-def update_position(x, P, rows, z, R):
-    """Kalman update of tracks ``rows[k]`` with position measurements ``z[k]``, ``R[k]``, in place."""
-    for k in range(rows.shape[0]):
-        update_position_row(x[rows[k]], P[rows[k]], z[k], R[k])
-
-
-@njit(cache=True)
-def update_radial(x, P, rows, radial, sigma, los):
-    """Radial-velocity updates of tracks ``rows[k]``; NaN entries are skipped."""
-    for k in range(rows.shape[0]):
-        if np.isfinite(radial[k]):
-            update_radial_row(x[rows[k]], P[rows[k]], radial[k], sigma[k], los[k, 0], los[k, 1])
 
 
 @njit(cache=True)

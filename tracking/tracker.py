@@ -2,9 +2,9 @@
 
 ``Tracker.step`` reads like the algorithm: predict → gate → associate → update →
 count misses → confirm → initiate → delete, as three numba calls around scipy's
-assignment solver (which runs only for clusters of rival pairs).  The tracker sees only numbers in a
-local frame (metres, seconds); any object with the attributes of
-:class:`ScanLike` is a scan.
+assignment solver (which runs only for clusters of rival pairs).  The tracker
+sees only numbers in a local frame (metres, seconds); any object with the
+attributes of :class:`ScanLike` is a scan.
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ class Tracker:
 
     # -- the algorithm ---------------------------------------------------------------
     def step(self, scan: ScanLike) -> StepResult:
-        """predict (:mod:`tracking.imm`) → gate and assign → update, confirm, initiate, delete (:mod:`tracking.manage`)."""
+        """predict (:mod:`tracking.imm`) → gate and assign → update, confirm, initiate, delete
+        (:mod:`tracking.manage`)."""
         tab, t, h = self.table, float(scan.time), int(self.table.high[0])  # rows from h up are all free
         predict_tracks(tab.x[:h], tab.P[:h], tab.xm[:h], tab.Pm[:h], tab.mu[:h], tab.t_state[:h], tab.alive[:h],
                        tab.q[:h], self._scales, self._sojourn, t)
