@@ -11,6 +11,8 @@ estimate to its path; flag an *event* where Python has work to do — a country
 other than the decided one passes the high threshold, a zone is entered
 (P > high) or left (P < low), a dwell falls due, or held alerts can be released;
 and take a track's *first* country decision (no alert) on the spot.
+:func:`approach_rays` picks the tracks due an approach test and their straight
+paths over the horizon, in one pass as well.
 """
 
 from __future__ import annotations
