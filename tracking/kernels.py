@@ -1,5 +1,6 @@
 """Numba kernels of the tracker: one state's predict and updates, and over the track
-table gating, rival-pair detection and clustering for the assignment.
+table gating, and the split of the gated pairs into lone ones and block-diagonal
+assignment problems.
 
 State per track ``x = (e, n, vₑ, vₙ)`` with covariance ``P`` (4×4).  The motion
 model is nearly constant velocity with continuous white-noise acceleration of
@@ -26,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["predict_row", "gate_pairs", "update_position_row", "update_radial_row", "lone_pairs", "pair_clusters",
+__all__ = ["predict_row", "gate_pairs", "update_position_row", "update_radial_row", "rival_problems", "pair_clusters",
            "cluster_batches", "transition", "process_noise"]
 
 
@@ -233,20 +234,6 @@ def update_radial_row(x, P, radial, sigma, u0, u1):
 
 
 @njit(cache=True)
-def lone_pairs(track_rows, det_rows, capacity, n_det):
-    """Which gated pairs have no rival (their track and detection in no other pair), and which detections gated."""
-    t_count = np.zeros(capacity, np.int32)
-    d_count = np.zeros(n_det, np.int32)
-    for k in range(track_rows.shape[0]):
-        t_count[track_rows[k]] += 1
-        d_count[det_rows[k]] += 1
-    lone = np.empty(track_rows.shape[0], np.bool_)
-    for k in range(track_rows.shape[0]):
-        lone[k] = t_count[track_rows[k]] == 1 and d_count[det_rows[k]] == 1
-    return lone, d_count > 0
-
-
-@njit(cache=True)
 def _root(parent, a):
     while parent[a] != a:
         parent[a] = parent[parent[a]]  # path halving
@@ -335,3 +322,56 @@ def cluster_batches(track_index, det_index, n_tracks, n_dets, max_entries):
     for b in range(len(shapes)):
         shape[b, 0], shape[b, 1] = shapes[b]
     return batch, lt, ld, shape
+
+
+@njit(cache=True)
+def rival_problems(track_rows, det_rows, cost, capacity, n_det, max_entries, forbidden):
+    """Split the gated pairs into lone ones (no rival for their track or detection) and
+    dense block-diagonal assignment problems for the rest (:func:`cluster_batches`).
+
+    Returns (lone mask, which detections gated, problems): problem b's cost matrix is
+    ``costs[cost_at[b]:cost_at[b + 1]]`` reshaped to ``shape[b]`` (``forbidden`` where
+    no pair), its rows are tracks ``track_of[row_at[b]:]``, its columns detections
+    ``det_of[col_at[b]:]``.
+    """
+    n = track_rows.shape[0]
+    t_count = np.zeros(capacity, np.int32)
+    d_count = np.zeros(n_det, np.int32)
+    for k in range(n):
+        t_count[track_rows[k]] += 1
+        d_count[det_rows[k]] += 1
+    lone = np.empty(n, np.bool_)
+    for k in range(n):
+        lone[k] = t_count[track_rows[k]] == 1 and d_count[det_rows[k]] == 1
+    rest = np.flatnonzero(~lone)
+    t_local = np.full(capacity, -1, np.int64)  # rival tracks and detections numbered in order of appearance
+    d_local = np.full(n_det, -1, np.int64)
+    tracks, dets = np.empty(rest.shape[0], np.int64), np.empty(rest.shape[0], np.int64)
+    ti, dj = np.empty(rest.shape[0], np.int64), np.empty(rest.shape[0], np.int64)
+    nt, nd = 0, 0
+    for m in range(rest.shape[0]):
+        i, j = track_rows[rest[m]], det_rows[rest[m]]
+        if t_local[i] < 0:
+            t_local[i], tracks[nt] = nt, i
+            nt += 1
+        if d_local[j] < 0:
+            d_local[j], dets[nd] = nd, j
+            nd += 1
+        ti[m], dj[m] = t_local[i], d_local[j]
+    batch, lt, ld, shape = cluster_batches(ti, dj, nt, nd, max_entries)
+    n_batches = shape.shape[0]
+    cost_at = np.zeros(n_batches + 1, np.int64)
+    row_at = np.zeros(n_batches + 1, np.int64)
+    col_at = np.zeros(n_batches + 1, np.int64)
+    for b in range(n_batches):
+        cost_at[b + 1] = cost_at[b] + shape[b, 0] * shape[b, 1]
+        row_at[b + 1] = row_at[b] + shape[b, 0]
+        col_at[b + 1] = col_at[b] + shape[b, 1]
+    costs = np.full(cost_at[n_batches], forbidden)
+    track_of, det_of = np.empty(row_at[n_batches], np.int64), np.empty(col_at[n_batches], np.int64)
+    for m in range(rest.shape[0]):
+        b = batch[m]
+        costs[cost_at[b] + lt[m] * shape[b, 1] + ld[m]] = cost[rest[m]]
+        track_of[row_at[b] + lt[m]] = tracks[ti[m]]
+        det_of[col_at[b] + ld[m]] = dets[dj[m]]
+    return lone, d_count > 0, costs, cost_at, shape, track_of, det_of, row_at, col_at
