@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from fusion.cli import main
 from fusion.evaluate import evaluate, score_frames
@@ -173,3 +174,27 @@ print({{k: (before[k], after[k]) for k in kernels if after[k] != before[k]}})
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "{}", out.stdout
+
+
+@pytest.mark.parametrize("rule", [True, False])
+def test_lone_clutter_hits_do_not_keep_a_vanished_targets_track_alive(rule):
+    """A target is tracked, then vanishes; every 20 s one false alarm falls on its predicted path,
+    inside the grown gate.  Each hit would reset a 30 s silence clock forever; with the
+    re-acquisition rule a lone hit after a long coast does not hold the track, so it is deleted."""
+    config = TrackerConfig(reacquire_gap_s=8.0 if rule else 1e6)
+    tracker = Tracker(config, 1)
+    cov = np.eye(2)[None] * 100.0
+    for k in range(8):
+        tracker.step(make_scan(float(k), np.array([[5.0 * k, 0.0]]), cov, coverage_radius_m=1e5))
+    assert tracker.estimates(7.0).status.tolist() == [1]
+    lone_hits = 0
+    for k in range(8, 121):
+        hit = (k - 7) % 20 == 0
+        z = np.array([[5.0 * k, 0.0]]) if hit else np.zeros((0, 2))
+        step = tracker.step(make_scan(float(k), z, cov[:len(z)], coverage_radius_m=1e5))
+        if hit and step.updated.size:
+            lone_hits += 1
+            row = int(step.updated[0])
+            assert (tracker.table.t_held[row] == tracker.table.t_update[row]) == (not rule)  # alerts held if rule
+    assert lone_hits >= 1
+    assert tracker.table.count == (0 if rule else 1)

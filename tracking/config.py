@@ -50,6 +50,10 @@ class TrackerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     #: deletion: no update for this long (tentative, confirmed tracks)
     delete_tentative_after_s: Positive = 6.0
     delete_after_s: Positive = 30.0
+    #: a confirmed track silent this long needs a second hit within this time of the first
+    #: before it counts as alive again (a lone hit after a long coast is often clutter in its
+    #: grown gate); until then its deletion clock keeps running and its alerts are held
+    reacquire_gap_s: Positive = 8.0
     #: deletion when the position σ (sqrt of the covariance's largest eigenvalue) exceeds this
     max_position_sigma_m: Positive = 300.0
     #: initiation: fastest plausible target; bounds the two-point velocity

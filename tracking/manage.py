@@ -14,7 +14,10 @@ After association, :func:`manage_scan` does, in this order:
    detection that fell in no gate and may initiate, ids in detection order;
 5. **delete** tentative tracks silent for ``delete_tentative_after_s`` or that
    can no longer reach ``confirm_hits`` within ``confirm_window`` looks, confirmed
-   ones silent for ``delete_after_s``, and any whose position σ² passes the bound.
+   ones not *held* for ``delete_after_s``, and any whose position σ² passes the
+   bound.  A confirmed track is held by an update that comes within
+   ``reacquire_gap_s`` of the one before: a lone hit after a long coast — often
+   clutter caught by the grown gate — does not keep a vanished target's track alive.
 
 All of it in one kernel because at tens of tracks a step the numpy calls'
 fixed costs, not the arithmetic, were the tracker's time.
@@ -31,7 +34,7 @@ __all__ = ["manage_scan", "LIMITS"]
 
 #: order of the ``limits`` array: the tracker config's numbers the kernel reads
 LIMITS = ("class_confusion_floor", "confirm_hits", "confirm_window", "delete_tentative_after_s", "delete_after_s",
-          "max_position_variance", "initial_speed_variance")
+          "max_position_variance", "initial_speed_variance", "reacquire_gap_s")
 
 _TENTATIVE, _CONFIRMED = 0, 1
 
@@ -56,7 +59,7 @@ def _mark_sensor(sensor_mask, i, sensor):
 
 
 @njit(cache=True)
-def manage_scan(alive, track_id, x, P, xm, Pm, mu, mu0, t_state, t_update, first_seen, status, hits, looks,
+def manage_scan(alive, track_id, x, P, xm, Pm, mu, mu0, t_state, t_update, t_held, first_seen, status, hits, looks,
                 class_prob, q, sensor_mask, free, n_free, high,
                 z, R, radial, radial_sigma, los, likelihood, can_initiate, sensor, coverage,
                 tracks, dets, gated, t, next_id, class_q, limits):
@@ -69,6 +72,7 @@ def manage_scan(alive, track_id, x, P, xm, Pm, mu, mu0, t_state, t_update, first
     """
     floor, confirm_hits, confirm_window = limits[0], limits[1], limits[2]
     delete_tentative_after, delete_after, max_var, speed_var = limits[3], limits[4], limits[5], limits[6]
+    reacquire_gap = limits[7]
     M = mu0.shape[0]
     loglik = np.empty(M)
     updated = np.zeros(high[0], np.bool_)
@@ -78,6 +82,8 @@ def manage_scan(alive, track_id, x, P, xm, Pm, mu, mu0, t_state, t_update, first
         update_track(x, P, xm, Pm, mu, i, z[j], R[j], rv, radial_sigma[j], los[j, 0], los[j, 1], loglik)
         _class_update(class_prob, q, i, likelihood, j, floor, class_q, False)
         hits[i] += 1
+        if t - t_update[i] <= reacquire_gap:  # a lone hit after a long silence does not hold the track yet
+            t_held[i] = t
         t_update[i] = t
         _mark_sensor(sensor_mask, i, sensor)
         updated[i] = True
@@ -91,6 +97,7 @@ def manage_scan(alive, track_id, x, P, xm, Pm, mu, mu0, t_state, t_update, first
             looks[i] += 1
         if hits[i] >= confirm_hits:
             status[i] = _CONFIRMED
+            t_held[i] = t_update[i]
             confirmed.append(i)
 
     taken = np.zeros(z.shape[0], np.bool_)
@@ -112,7 +119,7 @@ def manage_scan(alive, track_id, x, P, xm, Pm, mu, mu0, t_state, t_update, first
             Pm[i, m, 2, 2] = Pm[i, m, 3, 3] = speed_var
         mu[i] = mu0
         combine(xm[i], Pm[i], mu[i], x[i], P[i])
-        t_state[i] = t_update[i] = first_seen[i] = t
+        t_state[i] = t_update[i] = t_held[i] = first_seen[i] = t
         status[i] = _TENTATIVE
         hits[i] = looks[i] = 1
         _class_update(class_prob, q, i, likelihood, j, floor, class_q, True)
@@ -123,11 +130,10 @@ def manage_scan(alive, track_id, x, P, xm, Pm, mu, mu0, t_state, t_update, first
     for i in range(high[0]):
         if not alive[i]:
             continue
-        silent = t - t_update[i]
         if status[i] == _TENTATIVE:
-            dead = silent > delete_tentative_after or (looks[i] >= confirm_window and hits[i] < confirm_hits)
+            dead = t - t_update[i] > delete_tentative_after or (looks[i] >= confirm_window and hits[i] < confirm_hits)
         else:
-            dead = silent > delete_after
+            dead = t - t_held[i] > delete_after
         if dead or max(P[i, 0, 0], P[i, 1, 1]) > max_var:
             deleted_rows.append(i)
     deleted_ids = np.empty(len(deleted_rows), np.int64)

@@ -9,8 +9,8 @@ __all__ = ["TrackTable", "TENTATIVE", "CONFIRMED", "N_CLASSES"]
 TENTATIVE, CONFIRMED = 0, 1
 N_CLASSES = 5
 
-_COLUMNS = ("alive", "track_id", "x", "P", "xm", "Pm", "mu", "t_state", "t_update", "first_seen", "status",
-            "hits", "looks", "class_prob", "q", "sensor_mask")
+_COLUMNS = ("alive", "track_id", "x", "P", "xm", "Pm", "mu", "t_state", "t_update", "t_held", "first_seen",
+            "status", "hits", "looks", "class_prob", "q", "sensor_mask")
 
 
 class TrackTable:
@@ -19,7 +19,9 @@ class TrackTable:
     ``x`` (e, n, vₑ, vₙ) and ``P`` at ``t_state`` are the reported estimate, the
     mixture of the ``n_models`` per-model states ``xm``, ``Pm`` with probabilities
     ``mu`` (see :mod:`tracking.imm`; one model is a plain Kalman filter).
-    Bookkeeping for confirmation (``hits``, ``looks``), deletion (``t_update``),
+    Bookkeeping for confirmation (``hits``, ``looks``), deletion (``t_update``;
+    ``t_held``, the last update that came within the re-acquisition gap of the one
+    before, for confirmed tracks),
     reporting (``first_seen``, ``sensor_mask`` bit per contributing sensor) and the
     class posterior.  Free rows are a stack, ``free[:n_free[0]]``, popped from the
     top (lowest row first), so the kernels can allocate and release rows themselves;
@@ -38,6 +40,7 @@ class TrackTable:
         self.mu = np.ones((capacity, n_models)) / n_models
         self.t_state = np.zeros(capacity)
         self.t_update = np.zeros(capacity)
+        self.t_held = np.zeros(capacity)
         self.first_seen = np.zeros(capacity)
         self.status = np.zeros(capacity, np.int8)
         self.hits = np.zeros(capacity, np.int32)

@@ -87,7 +87,7 @@ class Tracker:
         c = config  # in the order of manage.LIMITS
         self._limits = np.array([c.class_confusion_floor, c.confirm_hits, c.confirm_window, c.delete_tentative_after_s,
                                  c.delete_after_s, c.max_position_sigma_m**2,
-                                 min(c.initial_speed_sigma_mps, c.max_speed_mps) ** 2], float)
+                                 min(c.initial_speed_sigma_mps, c.max_speed_mps) ** 2, c.reacquire_gap_s], float)
         self._next_id = 1
         self.confirmed_total = 0
 
@@ -105,9 +105,10 @@ class Tracker:
         coverage = np.array([*scan.coverage_center, scan.coverage_radius_m], float)
         confirmed, deleted, self._next_id = manage_scan(
             tab.alive, tab.track_id, tab.x, tab.P, tab.xm, tab.Pm, tab.mu, self._mu0, tab.t_state, tab.t_update,
-            tab.first_seen, tab.status, tab.hits, tab.looks, tab.class_prob, tab.q, tab.sensor_mask, tab.free,
-            tab.n_free, tab.high, scan.position, scan.covariance, scan.radial_velocity, scan.radial_velocity_sigma,
-            scan.line_of_sight, scan.class_likelihood, scan.can_initiate, scan.sensor_index, coverage,
+            tab.t_held, tab.first_seen, tab.status, tab.hits, tab.looks, tab.class_prob, tab.q, tab.sensor_mask,
+            tab.free, tab.n_free, tab.high, scan.position, scan.covariance, scan.radial_velocity,
+            scan.radial_velocity_sigma, scan.line_of_sight, scan.class_likelihood, scan.can_initiate, scan.sensor_index,
+            coverage,
             tracks, dets, gated, t, self._next_id, self._class_q, self._limits)
         self.confirmed_total += confirmed.size
         return StepResult(updated=tracks, confirmed=confirmed, deleted_ids=deleted)
