@@ -134,11 +134,10 @@ class Pipeline:
         rows = rows[tab.alive[rows]]
         if rows.size:
             hits = tab.hits[rows]
-            # a confirmed track re-acquired by a lone hit after a long coast holds its alerts until a second hit
-            held = (tab.status[rows] == 1) & (tab.t_held[rows] == tab.t_update[rows])
             alerts = self.geofence.update(TrackUpdate(
                 t=scan.time, track_id=tab.track_id[rows], x=tab.x[rows], P=tab.P[rows],
-                confirmed=held, quality=1.0 - 0.5 ** (hits / 2.0), class_prob=tab.class_prob[rows],
+                confirmed=self.tracker.established(rows), quality=1.0 - 0.5 ** (hits / 2.0),
+                class_prob=tab.class_prob[rows],
             ))
             for alert in alerts:
                 self.counters["alerts"] += 1

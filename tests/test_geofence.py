@@ -208,7 +208,7 @@ def _geofence_step(tracker, geofence, step, t):
     tab = tracker.table
     rows = np.union1d(step.updated, step.confirmed)
     rows = rows[tab.alive[rows]]
-    out = geofence.update(TrackUpdate(t, tab.track_id[rows], tab.x[rows], tab.P[rows], tab.status[rows] == 1,
+    out = geofence.update(TrackUpdate(t, tab.track_id[rows], tab.x[rows], tab.P[rows], tracker.established(rows),
                                       1.0 - 0.5 ** (tab.hits[rows] / 2), tab.class_prob[rows]))
     geofence.forget(step.deleted_ids)
     return out

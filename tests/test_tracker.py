@@ -200,6 +200,6 @@ def test_lone_clutter_hits_do_not_keep_a_vanished_targets_track_alive(rule):
         if hit and step.updated.size:
             lone_hits += 1
             row = int(step.updated[0])
-            assert (tracker.table.t_held[row] == tracker.table.t_update[row]) == (not rule)  # alerts held if rule
+            assert tracker.established(np.array([row]))[0] == (not rule)  # its alerts held if rule
     assert lone_hits >= 1
     assert tracker.table.count == (0 if rule else 1)

@@ -114,6 +114,12 @@ class Tracker:
         return StepResult(updated=tracks, confirmed=confirmed, deleted_ids=deleted)
 
     # -- reading ---------------------------------------------------------------------
+    def established(self, rows: np.ndarray) -> np.ndarray:
+        """Which of these tracks are confirmed and held by their last update (not re-acquired by a
+        lone hit after a long coast): the tracks whose alerts may go out."""
+        tab = self.table
+        return (tab.status[rows] == CONFIRMED) & (tab.t_held[rows] == tab.t_update[rows])
+
     def estimates(self, t: float, rows: np.ndarray | None = None, include_tentative: bool = False) -> TrackEstimates:
         """Tracks predicted to ``t`` (without changing the table), sorted by id."""
         tab = self.table
