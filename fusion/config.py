@@ -141,8 +141,6 @@ def load_site(path: str | Path) -> Site:
         if spec.id in seen:
             raise ConfigError(f"{path}: sensors[{i}].id: duplicate sensor id {spec.id!r}")
         seen.add(spec.id)
-    if config.tracker.confirm_hits > config.tracker.confirm_window:
-        raise ConfigError(f"{path}: tracker.confirm_hits: must not exceed tracker.confirm_window")
     if config.geofence.outside_probability >= config.geofence.inside_probability:
         raise ConfigError(f"{path}: geofence.outside_probability: must be below geofence.inside_probability")
     origin = config.site.origin

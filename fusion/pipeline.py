@@ -80,6 +80,7 @@ class Pipeline:
         self.watermark = -math.inf  # the newest sensor time accepted: the buffer's data clock
         self._period = 1.0 / cfg.outputs.tracks_rate_hz
         self._next_snapshot: float | None = None
+        self._processed_t = -math.inf  # sensor time of the newest processed scan
 
     # -- input ----------------------------------------------------------------------
     def feed(self, t_rx: float, topic: str, payload: bytes) -> Outputs:
@@ -119,24 +120,30 @@ class Pipeline:
         out = Outputs()
         for scan in self.buffer.drain():
             self._process(scan, out)
+        if math.isfinite(self._processed_t):  # the last snapshot: nothing stamped up to it can come any more
+            self._snapshots_before(self._processed_t, out, inclusive=True)
         return out
 
     # -- stages ---------------------------------------------------------------------
     def _process(self, scan: Scan, out: Outputs) -> None:
-        self._snapshots_until(scan.time, out)
+        self._snapshots_before(scan.time, out)
         self.counters["scans"] += 1
         self.latest_sensor_t = max(self.latest_sensor_t, scan.time)
         before = self.tracker.confirmed_total
         step = self.tracker.step(scan)
         self.counters["tracks_confirmed"] += self.tracker.confirmed_total - before
-        rows = np.union1d(step.updated, step.confirmed)
+        self.counters["tracks_merged"] += len(step.merged)
         tab = self.tracker.table
+        for absorbed, survivor in step.merged.tolist():  # before the update: the survivor must not re-raise
+            row = np.flatnonzero(tab.alive & (tab.track_id == survivor))
+            if row.size:
+                self.geofence.merge(absorbed, survivor, tab.x[row[0], :2])
+        rows = np.union1d(step.updated, step.confirmed)
         rows = rows[tab.alive[rows]]
         if rows.size:
-            hits = tab.hits[rows]
             alerts = self.geofence.update(TrackUpdate(
                 t=scan.time, track_id=tab.track_id[rows], x=tab.x[rows], P=tab.P[rows],
-                confirmed=self.tracker.established(rows), quality=1.0 - 0.5 ** (hits / 2.0),
+                confirmed=self.tracker.established(rows), quality=tab.existence[rows],
                 class_prob=tab.class_prob[rows],
             ))
             for alert in alerts:
@@ -144,14 +151,17 @@ class Pipeline:
                 self.alerts_by_type[alert.type] += 1
             out.alerts += alerts
         self.geofence.forget(step.deleted_ids)
+        self._processed_t = max(self._processed_t, scan.time)
 
-    def _snapshots_until(self, t: float, out: Outputs) -> None:
+    def _snapshots_before(self, t: float, out: Outputs, inclusive: bool = False) -> None:
+        """Snapshots due before data time ``t`` (at ``t`` too when ``inclusive``): a snapshot at
+        time s goes out once every scan stamped ≤ s is processed, so it reflects them all."""
         if self._next_snapshot is None:
             self._next_snapshot = math.ceil(t / self._period) * self._period
         due = math.floor((t - self._next_snapshot) / self._period) + 1
         if due > _MAX_SNAPSHOT_CATCH_UP:  # a long silence: report its end, not every empty period
             self._next_snapshot += (due - 1) * self._period
-        while self._next_snapshot <= t:
+        while self._next_snapshot < t or (inclusive and self._next_snapshot == t):
             out.snapshots.append(self.snapshot(self._next_snapshot))
             self._next_snapshot += self._period
 
@@ -175,20 +185,22 @@ class Pipeline:
             est.track_id.tolist(), est.status.tolist(), np.round(lat, 7).tolist(), np.round(lon, 7).tolist(),
             np.round(est.x[:, :2], 2).tolist(), np.round(est.x[:, 2:4], 3).tolist(),
             np.round(np.hypot(ve, vn), 3).tolist(), np.round(heading, 2).tolist(), np.round(sigma, 2).tolist(),
-            np.round(est.P, 4).tolist(), np.round(est.class_prob, 4).tolist(), country, est.sensors,
+            np.round(est.P, 4).tolist(), np.round(est.existence, 4).tolist(), np.round(est.class_prob, 4).tolist(), country,
+            est.sensors,
             np.round(est.first_seen, 3).tolist(), np.round(est.last_update, 3).tolist())
         return [{
             "track_id": f"{self.site.node_id}-{tid}", "status": STATUS_NAMES[status], "lat": la, "lon": lo,
             "east_m": en[0], "north_m": en[1], "vel_east_mps": v[0], "vel_north_mps": v[1],
-            "speed_mps": speed, "heading_deg": hdg, "position_sigma_m": sig, "covariance": cov,
+            "speed_mps": speed, "heading_deg": hdg, "position_sigma_m": sig, "covariance": cov, "existence": ex,
             "classification": dict(zip(_CLASSES, probs)), "jurisdiction": where,
             "sensors": [sensor_ids[i] for i in used], "first_seen": first, "last_update": last,
-        } for (tid, status, la, lo, en, v, speed, hdg, sig, cov, probs, where, used, first, last) in columns]
+        } for (tid, status, la, lo, en, v, speed, hdg, sig, cov, ex, probs, where, used, first, last) in columns]
 
     def status(self, t: float) -> dict:
         """Node status (interface §3.4)."""
         counters = {name: int(self.counters[name]) for name in
-                    ("received", "rejected", "accepted", "detections", "scans", "tracks_confirmed", "alerts")}
+                    ("received", "rejected", "accepted", "detections", "scans", "tracks_confirmed", "tracks_merged",
+                     "alerts")}
         counters["tracks_live"] = int(self.tracker.table.count)
         counters["reorder_forced"] = int(self.buffer.forced)
         lag = self.latest_rx_t - self.latest_sensor_t if math.isfinite(self.latest_sensor_t) else 0.0

@@ -97,6 +97,29 @@ class Geofence:
         """Drop the state (and held alerts) of deleted tracks."""
         self._slots.free(track_ids)
 
+    def merge(self, absorbed_id: int, survivor_id: int, xy: np.ndarray) -> None:
+        """Two tracks found to be one target (``xy`` where it is now): the survivor takes over what
+        the absorbed track had already alerted, so nothing is raised twice for one event.
+
+        Country: of the two tracks' decided countries, the one containing ``xy`` (the other
+        track's decision is the one still to come, and it must not come again).  Zones: the
+        union of memberships, dwell and approach warnings, the earlier entry time.
+        """
+        tracks = self._slots
+        a, b = tracks.slots(np.array([survivor_id, absorbed_id], np.int64)).tolist()
+        country_a, country_b = int(tracks.country[a]), int(tracks.country[b])
+        if country_b >= 0 and country_a != country_b:
+            here = self.index.inside(np.asarray(xy, float).reshape(1, 2))[0]
+            if country_a < 0 or (here[country_b] and not here[country_a]):
+                tracks.decide(a, country_b)
+        both = tracks.member[b] & tracks.member[a]
+        tracks.entered[a] = np.where(both, np.minimum(tracks.entered[a], tracks.entered[b]),
+                                     np.where(tracks.member[b], tracks.entered[b], tracks.entered[a]))
+        tracks.member[a] |= tracks.member[b]
+        tracks.dwelled[a] |= tracks.dwelled[b]
+        tracks.warned[a] |= tracks.warned[b]
+        self.forget([absorbed_id])
+
     def countries_of(self, xy: np.ndarray) -> list[str | None]:
         """Id of the country containing each point (None outside every country)."""
         inside = self.index.inside(xy)[:, self.countries]

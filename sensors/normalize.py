@@ -151,8 +151,11 @@ class SensorModel:
             rsig = np.array([spec.range_sigma_m if known else spec.radius_m / math.sqrt(18.0)])
             bearing = np.radians([msg.bearing_deg]) + self.north_rotation_rad
             position, cov, _ = polar_to_local(site[0], rng, bearing, rsig, np.radians([spec.bearing_sigma_deg]))
+        # no coverage: a quiet ground sensor says nothing; a trigger counts against its false-trigger rate
+        false_per_s = spec.false_triggers_per_hour / 3600.0
         return self._scan(msg, position, cov, class_likelihood(msg.classification)[None].copy(),
-                          can_initiate=False)
+                          can_initiate=False, detection_probability=spec.detection_probability,
+                          clutter_density=false_per_s / (math.pi * spec.radius_m**2))
 
     def _drone(self, msg: DroneReport, frame: LocalFrame) -> Scan:
         spec: DroneSpec = self.spec

@@ -88,11 +88,13 @@ def _scores(scenario, scans, config):
     return score_frames(frames, c=100.0)
 
 
-def test_imm_tracks_turning_and_stopping_targets_better():
-    """Sharp turns and stops at 1 Hz: the IMM keeps tracks the single model loses; on straight
-    nearly-constant-velocity targets it is no worse."""
-    imm = TrackerConfig(imm=ImmConfig(enabled=True))
+def test_imm_default_is_better_on_smooth_targets_and_as_good_on_manoeuvres():
+    """The default motion model (the IMM: a quiet near-constant-velocity model and a manoeuvring one)
+    against one model with the class agility: on straight nearly-constant-velocity targets it is
+    more accurate; on sharp turns and stops at 1 Hz it keeps about the same tracks and identities."""
+    imm = TrackerConfig()
     plain = TrackerConfig(imm=ImmConfig(enabled=False))
+    assert imm.imm.enabled
     gospa = {"manoeuvre": [], "straight": []}
     for seed in range(2):
         for kind, scenario in (("manoeuvre", manoeuvre_scenario(30, 300.0, seed=seed)),
@@ -101,7 +103,7 @@ def test_imm_tracks_turning_and_stopping_targets_better():
             with_imm, without = _scores(scenario, scans, imm), _scores(scenario, scans, plain)
             gospa[kind].append((with_imm["gospa"]["mean"], without["gospa"]["mean"]))
             if kind == "manoeuvre":
-                assert with_imm["idf1"] > without["idf1"] + 0.02, (seed, with_imm, without)
+                assert with_imm["idf1"] > without["idf1"] - 0.05, (seed, with_imm, without)
     ratio = {kind: sum(a for a, _ in pairs) / sum(b for _, b in pairs) for kind, pairs in gospa.items()}
-    assert ratio["manoeuvre"] < 0.85, gospa  # measured 0.60
-    assert ratio["straight"] < 1.05, gospa  # measured 0.91
+    assert ratio["straight"] < 0.97, gospa  # measured 0.93
+    assert ratio["manoeuvre"] < 1.05, gospa  # measured 1.00

@@ -9,7 +9,7 @@ from pathlib import Path
 from tracking.numba_cache import drop_stale_cache
 
 # kernels in these modules call each other: numba would not see a change in a callee's file
-drop_stale_cache(Path(__file__).parent, ("kernels.py", "imm.py", "manage.py"))
+drop_stale_cache(Path(__file__).parent, ("kernels.py", "imm.py", "manage.py", "existence.py", "merge.py"))
 
 from tracking.config import TrackerConfig  # noqa: E402  (after the cache check, before any kernel runs)
 from tracking.tracker import STATUS_NAMES, StepResult, TrackEstimates, Tracker  # noqa: E402

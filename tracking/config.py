@@ -1,4 +1,10 @@
-"""Tracker tuning, the ``[tracker]`` table of a site file; the defaults serve."""
+"""Tracker tuning, the ``[tracker]`` table of a site file; the defaults serve.
+
+Nothing here is tuned to one data set: the existence numbers follow from what the
+sensors declare (detection probability, false alarms) and from how often targets
+appear and vanish; the motion model is an IMM whose quiet model fits smooth
+movers and whose manoeuvre model fits the agility of the track's likely class.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from typing import Annotated
 
 from msgspec import Meta, Struct
 
-__all__ = ["TrackerConfig", "ClassAgility", "ImmConfig"]
+__all__ = ["TrackerConfig", "ClassAgility", "ClassTopSpeed", "ImmConfig", "ExistenceConfig"]
 
 Positive = Annotated[float, Meta(gt=0.0, le=1e7)]
 Fraction = Annotated[float, Meta(gt=0.0, lt=1.0)]
@@ -22,38 +28,75 @@ class ClassAgility(Struct, frozen=True, forbid_unknown_fields=True):
     unknown: Positive = 1.0
 
 
-class ImmConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The interacting-multiple-model option (``[tracker.imm]``): a quiet and a manoeuvring model.
+class ClassTopSpeed(Struct, frozen=True, forbid_unknown_fields=True):
+    """Fastest plausible speed (m/s) per class: a track seen faster makes the class unlikely.
 
-    Both are nearly-constant-velocity; their acceleration σ is the track class's
-    agility times ``quiet_scale`` and ``manoeuvre_scale``.  The model chain leaves
-    each model after a mean ``*_sojourn_s`` of data time (see :mod:`tracking.imm`).
+    The kinematic class likelihood is 1 up to this speed and falls as a half-normal of
+    scale ¼ of it beyond (see :mod:`tracking.manage`); ``unknown`` has no limit.
     """
 
-    enabled: bool = False
-    quiet_scale: Positive = 0.2
-    manoeuvre_scale: Positive = 8.0
+    person: Positive = 4.0
+    vehicle: Positive = 50.0
+    animal: Positive = 15.0
+    uav: Positive = 40.0
+
+
+class ImmConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The interacting-multiple-model motion model (``[tracker.imm]``): a quiet and a manoeuvring model.
+
+    Both are nearly-constant-velocity.  The quiet model's acceleration σ is
+    ``quiet_accel_sigma_mps2`` (any target moving smoothly) plus, in quadrature, the
+    track class's agility times ``quiet_scale``; the manoeuvring model's is the
+    class's agility times ``manoeuvre_scale`` (an unclassified track: the mixture over
+    classes, σ ≈ 1.75 m/s², so ≈ 5 m/s²: turns and stops of vehicles).  The model chain leaves
+    each model after a mean ``*_sojourn_s`` of data time (see :mod:`tracking.imm`).
+    ``enabled = false`` gives one model with the class's agility.
+    """
+
+    enabled: bool = True
+    quiet_scale: Annotated[float, Meta(ge=0.0, le=1e7)] = 0.0
+    #: the quiet model's σ_a whatever the class (m/s²), added in quadrature to its class part
+    quiet_accel_sigma_mps2: Annotated[float, Meta(ge=0.0, le=1e3)] = 0.15
+    manoeuvre_scale: Positive = 3.0
     quiet_sojourn_s: Positive = 20.0
     manoeuvre_sojourn_s: Positive = 5.0
+
+
+class ExistenceConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Track existence (``[tracker.existence]``), IPDA-style (see :mod:`tracking.existence`).
+
+    A track's probability of existence rises with detections that are likelier from
+    it than from clutter and falls where a sensor with detection probability Pd looked
+    and saw nothing; outside every sensor's coverage it decays only with the target's
+    mean lifetime.  Detection probabilities and clutter densities come from the
+    sensors (the site file's ``detection_probability`` and false-alarm figures).
+    """
+
+    #: new targets per km² per scan where a track may start: ε₀ = β / (β + λ_clutter)
+    birth_per_km2: Positive = 0.0002
+    #: clutter density assumed when a sensor declares none (false detections per km²)
+    default_clutter_per_km2: Positive = 0.01
+    #: mean time a target stays in the area: ε decays as exp(−Δt / lifetime) between looks
+    mean_lifetime_s: Positive = 1000.0
+    #: a tentative track is confirmed when its existence reaches this
+    confirm: Fraction = 0.95
+    #: a confirmed track is shown (snapshots, estimates) while its existence is at least this
+    show: Fraction = 0.5
+    #: a confirmed track's alerts go out while its existence is at least this
+    release: Fraction = 0.9
+    #: a track is deleted when its existence falls below this
+    delete: Fraction = 0.01
 
 
 class TrackerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     #: probability mass of the chi-square (2 dof) validation gate
     gate_probability: Fraction = 0.999
     agility: ClassAgility = ClassAgility()
+    top_speed: ClassTopSpeed = ClassTopSpeed()
     imm: ImmConfig = ImmConfig()
-    #: confirmation: ``confirm_hits`` detections within the first ``confirm_window`` looks
-    confirm_hits: Annotated[int, Meta(ge=1, le=100)] = 3
-    confirm_window: Annotated[int, Meta(ge=1, le=100)] = 5
-    #: a confirmed track without update for this long is 'coasting'
+    existence: ExistenceConfig = ExistenceConfig()
+    #: a confirmed track without update for this long is reported as 'coasting'
     coast_after_s: Positive = 4.0
-    #: deletion: no update for this long (tentative, confirmed tracks)
-    delete_tentative_after_s: Positive = 6.0
-    delete_after_s: Positive = 30.0
-    #: a confirmed track silent this long needs a second hit within this time of the first
-    #: before it counts as alive again (a lone hit after a long coast is often clutter in its
-    #: grown gate); until then its deletion clock keeps running and its alerts are held
-    reacquire_gap_s: Positive = 8.0
     #: deletion when the position σ (sqrt of the covariance's largest eigenvalue) exceeds this
     max_position_sigma_m: Positive = 300.0
     #: initiation: fastest plausible target; bounds the two-point velocity
@@ -62,5 +105,11 @@ class TrackerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     initial_speed_sigma_mps: Positive = 20.0
     #: floor of the class confusion matrix (one wrong label cannot flip a track)
     class_confusion_floor: Fraction = 0.05
-    #: size of the preallocated track table (live tracks at once)
+    #: two confirmed tracks whose states stay this close (chi-square 4 dof probability of
+    #: the difference) for ``merge_after_s`` are one target: the younger is merged into the older
+    merge_probability: Fraction = 0.5
+    merge_after_s: Positive = 3.0
+    #: size of the preallocated track table (live tracks at once); the table grows past it
+    #: only up to ``max_capacity``, beyond which new tracks are not started (counted)
     capacity: Annotated[int, Meta(ge=16, le=10_000_000)] = 4096
+    max_capacity: Annotated[int, Meta(ge=16, le=10_000_000)] = 1_000_000

@@ -82,7 +82,7 @@ def combine(xm, Pm, mu, x, P):
 
 
 @njit(cache=True)
-def predict_tracks(x, P, xm, Pm, mu, t_state, alive, q, scales, sojourn, t):
+def predict_tracks(x, P, xm, Pm, mu, t_state, alive, q, scales, sojourn, t, quiet_q=0.0):
     """Predict every alive track older than ``t`` to ``t``: mix, predict each model, combine; in place."""
     M = scales.shape[0]
     Pi = np.empty((M, M))
@@ -103,7 +103,7 @@ def predict_tracks(x, P, xm, Pm, mu, t_state, alive, q, scales, sojourn, t):
             Pm[i] = P0
             mu[i] = cbar
         for m in range(M):
-            predict_row(xm[i, m], Pm[i, m], dt, q[i] * scales[m])
+            predict_row(xm[i, m], Pm[i, m], dt, q[i] * scales[m] + (quiet_q if m == 0 else 0.0))
         combine(xm[i], Pm[i], mu[i], x[i], P[i])
         t_state[i] = t
 
@@ -114,12 +114,21 @@ def update_track(x, P, xm, Pm, mu, i, z, R, radial, radial_sigma, u0, u1, loglik
 
     ``loglik`` is scratch of length M.  Model probabilities are updated in the log
     domain (shifted by the largest term), so a far detection cannot underflow them all.
+    Returns the position's log-likelihood under the predicted mixture,
+    ln Σ_m μ_m N(z; ẑ_m, S_m), which track existence weighs against clutter.
     """
     M = mu.shape[1]
+    top_pos = -np.inf
+    position_ll = np.empty(M)
     for m in range(M):
-        loglik[m] = update_position_row(xm[i, m], Pm[i, m], z, R)
+        position_ll[m] = update_position_row(xm[i, m], Pm[i, m], z, R)
+        top_pos = max(top_pos, position_ll[m])
+        loglik[m] = position_ll[m]
         if np.isfinite(radial):
             loglik[m] += update_radial_row(xm[i, m], Pm[i, m], radial, radial_sigma, u0, u1)
+    mixture = 0.0
+    for m in range(M):
+        mixture += mu[i, m] * np.exp(position_ll[m] - top_pos)
     if M > 1:
         top = loglik.max()
         total = 0.0
@@ -129,3 +138,4 @@ def update_track(x, P, xm, Pm, mu, i, z, R, radial, radial_sigma, u0, u1, loglik
         for m in range(M):
             mu[i, m] /= total
     combine(xm[i], Pm[i], mu[i], x[i], P[i])
+    return top_pos + np.log(mixture)

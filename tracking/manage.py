@@ -2,55 +2,121 @@
 
 After association, :func:`manage_scan` does, in this order:
 
-1. **update** each assigned (track, detection): every model with the position
+1. **survival**: every track's existence decays with the targets' mean lifetime
+   since its last look (:func:`tracking.existence.survive`);
+2. **update** each assigned (track, detection): every model with the position
    (and the radial velocity once the track has a velocity, ``hits ≥ 2``), the
-   model probabilities and mixture (:func:`tracking.imm.update_track`); the class
-   posterior ``p ∝ p · (f + (1 − N f) ℓ)`` with confusion floor ``f``; the noise
-   density ``q = Σ_c p_c σ²_c``; hits, last update, contributing sensor;
-2. **looks**: a tentative track counts a look when it was updated or lay inside
-   the scan's coverage circle, so a miss only counts where a sensor looked;
-3. **confirm** tentative tracks with ``hits ≥ confirm_hits``;
-4. **initiate** a one-point tentative track (velocity 0 ± σ_v) from every
-   detection that fell in no gate and may initiate, ids in detection order;
-5. **delete** tentative tracks silent for ``delete_tentative_after_s`` or that
-   can no longer reach ``confirm_hits`` within ``confirm_window`` looks, confirmed
-   ones not *held* for ``delete_after_s``, and any whose position σ² passes the
-   bound.  A confirmed track is held by an update that comes within
-   ``reacquire_gap_s`` of the one before: a lone hit after a long coast — often
-   clutter caught by the grown gate — does not keep a vanished target's track alive.
+   model probabilities and mixture (:func:`tracking.imm.update_track`); the
+   existence with the detection's likelihood against the clutter density
+   (:func:`tracking.existence.detected`); the class (below); hits, last update,
+   contributing sensor;
+3. **misses**: a track without detection lowers its existence only where the
+   scan's sensor looked (inside its coverage circle, with its P_D); elsewhere the
+   scan says nothing about it;
+4. **confirm** tentative tracks whose existence reached the confirmation level;
+5. **initiate** a one-point tentative track (velocity 0 ± σ_v, existence ε₀) from
+   every detection that fell in no gate and may initiate, ids in detection order;
+6. **delete** tracks (but those started by this scan) whose existence fell below
+   the deletion level, or whose position σ² passed the bound.
+
+Class: the sensors' evidence ``p_s ∝ p_s · (f + (1 − N f) ℓ)`` (confusion floor
+``f``) times a kinematic likelihood of the highest speed the track has surely had,
+``v̂ = max(|v| − 2σ_|v|)`` once it has three detections::
+
+    L_c(v̂) = 1                              for v̂ ≤ v_c   (the class's top speed)
+    L_c(v̂) = exp(−½ ((v̂ − v_c) / (v_c/4))²)   beyond
+
+so a car seen at 15 m/s is no longer a person; ``class_prob ∝ p_s · L`` and the
+noise density ``q = Σ_c p_c σ²_c`` follows it.  The kinematic factor is not
+accumulated scan by scan (successive speeds are not independent evidence).
 
 All of it in one kernel because at tens of tracks a step the numpy calls'
-fixed costs, not the arithmetic, were the tracker's time.
+fixed costs, not the arithmetic, were the tracker's time.  The table and the scan
+come as structs of arrays (:class:`~tracking.table.TrackColumns`,
+:class:`ScanColumns`), the numbers as :class:`ManageParams`.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
+from tracking.existence import detected, initial, missed, survive
 from tracking.imm import combine, update_track
 
-__all__ = ["manage_scan", "LIMITS"]
-
-#: order of the ``limits`` array: the tracker config's numbers the kernel reads
-LIMITS = ("class_confusion_floor", "confirm_hits", "confirm_window", "delete_tentative_after_s", "delete_after_s",
-          "max_position_variance", "initial_speed_variance", "reacquire_gap_s")
+__all__ = ["manage_scan", "ScanColumns", "ManageParams"]
 
 _TENTATIVE, _CONFIRMED = 0, 1
+_UNKNOWN_PD = 0.5  # a sensor that declares no detection probability: a hit still counts, half as much
+
+
+class ScanColumns(NamedTuple):
+    """One scan as the kernel reads it (see :class:`sensors.batch.Scan`)."""
+
+    z: np.ndarray  # (n, 2)
+    R: np.ndarray  # (n, 2, 2)
+    radial: np.ndarray  # (n,) NaN when absent
+    radial_sigma: np.ndarray
+    los: np.ndarray  # (n, 2)
+    likelihood: np.ndarray  # (n, 5)
+    can_initiate: np.ndarray
+    sensor: int
+    coverage: np.ndarray  # (centre e, centre n, radius); radius 0: the sensor says nothing of absent targets
+    pd: float
+    clutter_density: float  # per m²; 0: not declared
+
+
+class ManageParams(NamedTuple):
+    """The tracker configuration's numbers the kernel reads."""
+
+    class_floor: float
+    class_q: np.ndarray  # σ_a² per class
+    top_speed: np.ndarray  # per class; inf: no limit
+    max_variance: float
+    initial_speed_variance: float
+    gate_probability: float
+    birth_density: float  # per m²
+    default_clutter_density: float
+    lifetime_s: float
+    confirm: float
+    delete: float
 
 
 @njit(cache=True)
-def _class_update(class_prob, q, i, likelihood, j, floor, class_q, fresh):
-    n = class_prob.shape[1]
+def _class_update(tab, i, likelihood, j, par, fresh):
+    """Sensor evidence, then the kinematic factor, then q (see the module docstring)."""
+    ps, pc = tab.class_sensor, tab.class_prob
+    n = ps.shape[1]
+    floor = par.class_floor
     total = 0.0
     for c in range(n):
-        prior = 1.0 if fresh else class_prob[i, c]
-        class_prob[i, c] = prior * (floor + (1.0 - n * floor) * likelihood[j, c])
-        total += class_prob[i, c]
-    q[i] = 0.0
+        prior = 1.0 if fresh else ps[i, c]
+        ps[i, c] = prior * (floor + (1.0 - n * floor) * likelihood[j, c])
+        total += ps[i, c]
     for c in range(n):
-        class_prob[i, c] /= total
-        q[i] += class_prob[i, c] * class_q[c]
+        ps[i, c] /= total
+    if tab.hits[i] >= 3:
+        vx, vy = tab.x[i, 2], tab.x[i, 3]
+        speed = np.sqrt(vx * vx + vy * vy)
+        if speed > 0.0:
+            var = (vx * vx * tab.P[i, 2, 2] + 2.0 * vx * vy * tab.P[i, 2, 3] + vy * vy * tab.P[i, 3, 3]) / (speed * speed)
+            tab.top_speed[i] = max(tab.top_speed[i], speed - 2.0 * np.sqrt(max(var, 0.0)))
+    v = tab.top_speed[i]
+    total = 0.0
+    for c in range(n):
+        vc = par.top_speed[c]
+        k = 1.0
+        if v > vc:
+            s = (v - vc) / (0.25 * vc)
+            k = np.exp(-0.5 * s * s)
+        pc[i, c] = ps[i, c] * max(k, 1e-12)
+        total += pc[i, c]
+    tab.q[i] = 0.0
+    for c in range(n):
+        pc[i, c] /= total
+        tab.q[i] += pc[i, c] * par.class_q[c]
 
 
 @njit(cache=True)
@@ -59,91 +125,107 @@ def _mark_sensor(sensor_mask, i, sensor):
 
 
 @njit(cache=True)
-def manage_scan(alive, track_id, x, P, xm, Pm, mu, mu0, t_state, t_update, t_held, first_seen, status, hits, looks,
-                class_prob, q, sensor_mask, free, n_free, high,
-                z, R, radial, radial_sigma, los, likelihood, can_initiate, sensor, coverage,
-                tracks, dets, gated, t, next_id, class_q, limits):
-    """One scan's management in place; returns (confirmed rows, deleted ids, next track id).
+def _start_track(tab, scan, j, mu0, t, track_id, existence, par):
+    tab.n_free[0] -= 1
+    i = tab.free[tab.n_free[0]]
+    tab.high[0] = max(tab.high[0], i + 1)
+    tab.alive[i] = True
+    tab.track_id[i] = track_id
+    for m in range(mu0.shape[0]):
+        tab.xm[i, m] = 0.0
+        tab.xm[i, m, 0], tab.xm[i, m, 1] = scan.z[j, 0], scan.z[j, 1]
+        tab.Pm[i, m] = 0.0
+        tab.Pm[i, m, :2, :2] = scan.R[j]
+        tab.Pm[i, m, 2, 2] = tab.Pm[i, m, 3, 3] = par.initial_speed_variance
+    tab.mu[i] = mu0
+    combine(tab.xm[i], tab.Pm[i], tab.mu[i], tab.x[i], tab.P[i])
+    tab.t_state[i] = tab.t_update[i] = tab.t_exist[i] = tab.first_seen[i] = t
+    tab.existence[i] = existence
+    tab.status[i] = _TENTATIVE
+    tab.hits[i] = 1
+    tab.top_speed[i] = 0.0
+    tab.merge_with[i] = -1
+    _class_update(tab, i, scan.likelihood, j, par, True)
+    tab.sensor_mask[i] = 0
+    _mark_sensor(tab.sensor_mask, i, scan.sensor)
 
-    ``coverage`` = (centre e, centre n, radius; radius 0 = no coverage known);
-    ``mu0`` the model probabilities of a new track; ``limits`` as :data:`LIMITS`.
-    The caller reserves a free row per detection beforehand.  ``high[0]`` (rows from
+
+@njit(cache=True)
+def manage_scan(tab, scan, tracks, dets, gated, t, next_id, mu0, par):
+    """One scan's management in place; returns (confirmed rows, deleted ids, next track id, detections
+    that found no free row).
+
+    ``mu0`` the model probabilities of a new track.  ``tab.high[0]`` (rows from
     there up are free) is kept up to date.
     """
-    floor, confirm_hits, confirm_window = limits[0], limits[1], limits[2]
-    delete_tentative_after, delete_after, max_var, speed_var = limits[3], limits[4], limits[5], limits[6]
-    reacquire_gap = limits[7]
-    M = mu0.shape[0]
-    loglik = np.empty(M)
-    updated = np.zeros(high[0], np.bool_)
+    high = tab.high[0]
+    clutter = scan.clutter_density if scan.clutter_density > 0.0 else par.default_clutter_density
+    pd_hit = scan.pd if scan.pd > 0.0 else _UNKNOWN_PD
+    pg = par.gate_probability
+    for i in range(high):
+        if tab.alive[i]:
+            tab.existence[i] = survive(tab.existence[i], t - tab.t_exist[i], par.lifetime_s)
+            tab.t_exist[i] = t
+
+    loglik = np.empty(mu0.shape[0])
+    updated = np.zeros(high, np.bool_)
     for k in range(tracks.shape[0]):
         i, j = tracks[k], dets[k]
-        rv = radial[j] if hits[i] >= 2 else np.nan  # a one-point track's velocity is not yet worth a radial update
-        update_track(x, P, xm, Pm, mu, i, z[j], R[j], rv, radial_sigma[j], los[j, 0], los[j, 1], loglik)
-        _class_update(class_prob, q, i, likelihood, j, floor, class_q, False)
-        hits[i] += 1
-        if t - t_update[i] <= reacquire_gap:  # a lone hit after a long silence does not hold the track yet
-            t_held[i] = t
-        t_update[i] = t
-        _mark_sensor(sensor_mask, i, sensor)
+        rv = scan.radial[j] if tab.hits[i] >= 2 else np.nan  # a one-point track's velocity is not yet worth it
+        ll = update_track(tab.x, tab.P, tab.xm, tab.Pm, tab.mu, i, scan.z[j], scan.R[j], rv, scan.radial_sigma[j],
+                          scan.los[j, 0], scan.los[j, 1], loglik)
+        tab.existence[i] = detected(tab.existence[i], pd_hit, pg, ll, clutter)
+        tab.hits[i] += 1
+        _class_update(tab, i, scan.likelihood, j, par, False)
+        tab.t_update[i] = t
+        _mark_sensor(tab.sensor_mask, i, scan.sensor)
         updated[i] = True
 
+    ce, cn, radius = scan.coverage[0], scan.coverage[1], scan.coverage[2]
+    if radius > 0.0 and scan.pd > 0.0:
+        for i in range(high):
+            if tab.alive[i] and not updated[i] and (tab.x[i, 0] - ce) ** 2 + (tab.x[i, 1] - cn) ** 2 <= radius * radius:
+                tab.existence[i] = missed(tab.existence[i], scan.pd, pg)
+
     confirmed = [0][:0]
-    ce, cn, radius = coverage[0], coverage[1], coverage[2]
-    for i in range(high[0]):
-        if not alive[i] or status[i] != _TENTATIVE:
-            continue
-        if updated[i] or (radius > 0.0 and (x[i, 0] - ce) ** 2 + (x[i, 1] - cn) ** 2 <= radius * radius):
-            looks[i] += 1
-        if hits[i] >= confirm_hits:
-            status[i] = _CONFIRMED
-            t_held[i] = t_update[i]
+    for i in range(high):
+        if tab.alive[i] and tab.status[i] == _TENTATIVE and tab.existence[i] >= par.confirm:
+            tab.status[i] = _CONFIRMED
             confirmed.append(i)
 
-    taken = np.zeros(z.shape[0], np.bool_)
+    taken = np.zeros(scan.z.shape[0], np.bool_)
     taken[dets] = True
-    for j in range(z.shape[0]):
-        if taken[j] or gated[j] or not can_initiate[j]:
+    existence0 = initial(par.birth_density, clutter)
+    dropped = 0
+    for j in range(scan.z.shape[0]):
+        if taken[j] or gated[j] or not scan.can_initiate[j]:
             continue
-        n_free[0] -= 1
-        i = free[n_free[0]]
-        high[0] = max(high[0], i + 1)
-        alive[i] = True
-        track_id[i] = next_id
+        if tab.n_free[0] == 0:
+            dropped += 1
+            continue
+        _start_track(tab, scan, j, mu0, t, next_id, existence0, par)
         next_id += 1
-        for m in range(M):
-            xm[i, m] = 0.0
-            xm[i, m, 0], xm[i, m, 1] = z[j, 0], z[j, 1]
-            Pm[i, m] = 0.0
-            Pm[i, m, :2, :2] = R[j]
-            Pm[i, m, 2, 2] = Pm[i, m, 3, 3] = speed_var
-        mu[i] = mu0
-        combine(xm[i], Pm[i], mu[i], x[i], P[i])
-        t_state[i] = t_update[i] = t_held[i] = first_seen[i] = t
-        status[i] = _TENTATIVE
-        hits[i] = looks[i] = 1
-        _class_update(class_prob, q, i, likelihood, j, floor, class_q, True)
-        sensor_mask[i] = 0
-        _mark_sensor(sensor_mask, i, sensor)
 
     deleted_rows = [0][:0]
-    for i in range(high[0]):
-        if not alive[i]:
+    for i in range(tab.high[0]):
+        if not tab.alive[i] or tab.first_seen[i] == t:  # a track started now has had no look yet
             continue
-        if status[i] == _TENTATIVE:
-            dead = t - t_update[i] > delete_tentative_after or (looks[i] >= confirm_window and hits[i] < confirm_hits)
-        else:
-            dead = t - t_held[i] > delete_after
-        if dead or max(P[i, 0, 0], P[i, 1, 1]) > max_var:
+        if tab.existence[i] < par.delete or max(tab.P[i, 0, 0], tab.P[i, 1, 1]) > par.max_variance:
             deleted_rows.append(i)
     deleted_ids = np.empty(len(deleted_rows), np.int64)
     for k in range(len(deleted_rows) - 1, -1, -1):  # pushed in reverse: the lowest row is reused first
-        i = deleted_rows[k]
-        deleted_ids[k] = track_id[i]
-        alive[i] = False
-        track_id[i] = -1
-        free[n_free[0]] = i
-        n_free[0] += 1
-    while high[0] > 0 and not alive[high[0] - 1]:
-        high[0] -= 1
-    return np.array(confirmed, np.int64), deleted_ids, next_id
+        deleted_ids[k] = _release_row(tab, deleted_rows[k])
+    return np.array(confirmed, np.int64), deleted_ids, next_id, dropped
+
+
+@njit(cache=True)
+def _release_row(tab, i):
+    """Free row ``i``; returns the id it held."""
+    track_id = tab.track_id[i]
+    tab.alive[i] = False
+    tab.track_id[i] = -1
+    tab.free[tab.n_free[0]] = i
+    tab.n_free[0] += 1
+    while tab.high[0] > 0 and not tab.alive[tab.high[0] - 1]:
+        tab.high[0] -= 1
+    return track_id

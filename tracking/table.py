@@ -2,68 +2,110 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-__all__ = ["TrackTable", "TENTATIVE", "CONFIRMED", "N_CLASSES"]
+__all__ = ["TrackTable", "TrackColumns", "TENTATIVE", "CONFIRMED", "N_CLASSES"]
 
 TENTATIVE, CONFIRMED = 0, 1
 N_CLASSES = 5
 
-_COLUMNS = ("alive", "track_id", "x", "P", "xm", "Pm", "mu", "t_state", "t_update", "t_held", "first_seen",
-            "status", "hits", "looks", "class_prob", "q", "sensor_mask")
 
-
-class TrackTable:
-    """Columns of all tracks; row ``i`` is a track while ``alive[i]``.
+class TrackColumns(NamedTuple):
+    """The table's columns as one struct of arrays, the form the numba kernels take.
 
     ``x`` (e, n, vₑ, vₙ) and ``P`` at ``t_state`` are the reported estimate, the
     mixture of the ``n_models`` per-model states ``xm``, ``Pm`` with probabilities
     ``mu`` (see :mod:`tracking.imm`; one model is a plain Kalman filter).
-    Bookkeeping for confirmation (``hits``, ``looks``), deletion (``t_update``;
-    ``t_held``, the last update that came within the re-acquisition gap of the one
-    before, for confirmed tracks),
-    reporting (``first_seen``, ``sensor_mask`` bit per contributing sensor) and the
-    class posterior.  Free rows are a stack, ``free[:n_free[0]]``, popped from the
-    top (lowest row first), so the kernels can allocate and release rows themselves;
-    every row from ``high[0]`` up is free, so the kernels' passes stop there.
+    ``existence`` is the probability that the target exists, last brought to
+    ``t_exist`` (:mod:`tracking.existence`); ``status`` is tentative until it first
+    reaches the confirmation level.  ``hits`` counts detections, ``t_update`` is the
+    last one; ``first_seen`` and ``sensor_mask`` (a bit per contributing sensor) are
+    for reporting.  ``class_sensor`` is the class posterior from what the sensors
+    said, ``top_speed`` the highest speed the track has surely had (speed less two
+    σ), and ``class_prob`` their combination, whose agility gives the noise density
+    ``q``.  ``merge_with``/``merge_since``: the id of the older confirmed track this one has stayed
+    statistically the same as since that time (−1: none).  Free rows are a stack,
+    ``free[:n_free[0]]``, popped from the top (lowest row first); every row from
+    ``high[0]`` up is free, so the kernels' passes stop there.
     """
 
-    def __init__(self, capacity: int, n_sensors: int, n_models: int = 1) -> None:
+    alive: np.ndarray
+    track_id: np.ndarray
+    x: np.ndarray
+    P: np.ndarray
+    xm: np.ndarray
+    Pm: np.ndarray
+    mu: np.ndarray
+    t_state: np.ndarray
+    t_update: np.ndarray
+    t_exist: np.ndarray
+    existence: np.ndarray
+    first_seen: np.ndarray
+    status: np.ndarray
+    hits: np.ndarray
+    class_sensor: np.ndarray
+    top_speed: np.ndarray
+    class_prob: np.ndarray
+    q: np.ndarray
+    sensor_mask: np.ndarray
+    merge_with: np.ndarray
+    merge_since: np.ndarray
+    free: np.ndarray
+    n_free: np.ndarray
+    high: np.ndarray
+
+
+def _empty_columns(capacity: int, words: int, n_models: int) -> TrackColumns:
+    return TrackColumns(
+        alive=np.zeros(capacity, bool), track_id=np.full(capacity, -1, np.int64),
+        x=np.zeros((capacity, 4)), P=np.zeros((capacity, 4, 4)),
+        xm=np.zeros((capacity, n_models, 4)), Pm=np.zeros((capacity, n_models, 4, 4)),
+        mu=np.full((capacity, n_models), 1.0 / n_models),
+        t_state=np.zeros(capacity), t_update=np.zeros(capacity), t_exist=np.zeros(capacity),
+        existence=np.zeros(capacity), first_seen=np.zeros(capacity), status=np.zeros(capacity, np.int8),
+        hits=np.zeros(capacity, np.int32), class_sensor=np.full((capacity, N_CLASSES), 1.0 / N_CLASSES),
+        top_speed=np.zeros(capacity), class_prob=np.full((capacity, N_CLASSES), 1.0 / N_CLASSES),
+        q=np.ones(capacity), sensor_mask=np.zeros((capacity, words), np.uint64),
+        merge_with=np.full(capacity, -1, np.int64), merge_since=np.zeros(capacity),
+        free=np.arange(capacity - 1, -1, -1, dtype=np.int64),  # row 0 on top
+        n_free=np.array([capacity], np.int64), high=np.zeros(1, np.int64),
+    )
+
+
+class TrackTable:
+    """Columns of all tracks (:class:`TrackColumns`); row ``i`` is a track while ``alive[i]``.
+
+    The table starts at ``capacity`` rows and doubles when a scan could start more
+    tracks than there are free rows, up to ``max_capacity``; past that, the
+    detections that would start new tracks are dropped (the tracker counts them).
+    """
+
+    def __init__(self, capacity: int, n_sensors: int, n_models: int = 1, max_capacity: int | None = None) -> None:
         self.capacity = capacity
-        words = max(1, (n_sensors + 63) // 64)
-        self.alive = np.zeros(capacity, bool)
-        self.track_id = np.full(capacity, -1, np.int64)
-        self.x = np.zeros((capacity, 4))
-        self.P = np.zeros((capacity, 4, 4))
-        self.xm = np.zeros((capacity, n_models, 4))
-        self.Pm = np.zeros((capacity, n_models, 4, 4))
-        self.mu = np.ones((capacity, n_models)) / n_models
-        self.t_state = np.zeros(capacity)
-        self.t_update = np.zeros(capacity)
-        self.t_held = np.zeros(capacity)
-        self.first_seen = np.zeros(capacity)
-        self.status = np.zeros(capacity, np.int8)
-        self.hits = np.zeros(capacity, np.int32)
-        self.looks = np.zeros(capacity, np.int32)
-        self.class_prob = np.full((capacity, N_CLASSES), 1.0 / N_CLASSES)
-        self.q = np.ones(capacity)
-        self.sensor_mask = np.zeros((capacity, words), np.uint64)
-        self.free = np.arange(capacity - 1, -1, -1, dtype=np.int64)  # row 0 on top
-        self.n_free = np.array([capacity], np.int64)
-        self.high = np.zeros(1, np.int64)
+        self.max_capacity = max(capacity, max_capacity or capacity)
+        self.cols = _empty_columns(capacity, max(1, (n_sensors + 63) // 64), n_models)
+
+    def __getattr__(self, name: str) -> np.ndarray:  # tab.x, tab.alive, ... are the columns
+        try:
+            return getattr(self.__dict__["cols"], name)
+        except (KeyError, AttributeError):
+            raise AttributeError(name) from None
 
     @property
     def count(self) -> int:
-        return self.capacity - int(self.n_free[0])
+        return self.capacity - int(self.cols.n_free[0])
 
-    def reserve(self, n: int) -> None:
-        """Make room for ``n`` new tracks (the table doubles until it has)."""
-        while self.n_free[0] < n:
-            self._grow()
+    def reserve(self, n: int) -> int:
+        """Make room for up to ``n`` new tracks (doubling, within ``max_capacity``); returns the room there is."""
+        while self.cols.n_free[0] < n and self.capacity < self.max_capacity:
+            self._grow(min(self.capacity * 2, self.max_capacity))
+        return int(self.cols.n_free[0])
 
     def sensors_of(self, row: int) -> list[int]:
         out = []
-        for word, bits in enumerate(self.sensor_mask[row]):
+        for word, bits in enumerate(self.cols.sensor_mask[row]):
             bits = int(bits)
             while bits:
                 low = bits & -bits
@@ -71,21 +113,16 @@ class TrackTable:
                 bits ^= low
         return out
 
-    def _grow(self) -> None:
-        old = self.capacity
-        new = old * 2
-        for name in _COLUMNS:
-            column = getattr(self, name)
-            grown = np.zeros((new, *column.shape[1:]), column.dtype)
-            grown[:old] = column
-            setattr(self, name, grown)
-        self.track_id[old:] = -1
-        self.class_prob[old:] = 1.0 / N_CLASSES
-        self.mu[old:] = 1.0 / self.mu.shape[1]
-        n_free = int(self.n_free[0])  # the new rows go under the free ones, in ascending order from the top
-        free = np.empty(new, np.int64)  # room for every row: deletions push onto it
-        free[:new - old] = np.arange(new - 1, old - 1, -1)
-        free[new - old:new - old + n_free] = self.free[:n_free]
-        self.free = free
-        self.n_free[0] = n_free + new - old
+    def _grow(self, new: int) -> None:
+        old, cols = self.capacity, self.cols
+        fresh = _empty_columns(new, cols.sensor_mask.shape[1], cols.mu.shape[1])
+        for name in TrackColumns._fields:
+            if name not in ("free", "n_free", "high"):
+                getattr(fresh, name)[:old] = getattr(cols, name)
+        n_free = int(cols.n_free[0])  # the new rows go under the free ones, in ascending order from the top
+        fresh.free[:new - old] = np.arange(new - 1, old - 1, -1)
+        fresh.free[new - old:new - old + n_free] = cols.free[:n_free]
+        fresh.n_free[0] = n_free + new - old
+        fresh.high[0] = cols.high[0]
+        self.cols = fresh
         self.capacity = new

@@ -1,10 +1,10 @@
 """Multi-sensor multi-target tracker: one scan at a time, in sensor-time order.
 
 ``Tracker.step`` reads like the algorithm: predict → gate → associate → update →
-count misses → confirm → initiate → delete, as three numba calls around scipy's
-assignment solver (which runs only for clusters of rival pairs).  The tracker
-sees only numbers in a local frame (metres, seconds); any object with the
-attributes of :class:`ScanLike` is a scan.
+existence → confirm → initiate → delete, as three numba calls around scipy's
+assignment solver (which runs only for clusters of rival pairs), and once a second
+of data time the duplicate check.  The tracker sees only numbers in a local frame
+(metres, seconds); any object with the attributes of :class:`ScanLike` is a scan.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from tracking.associate import assign
 from tracking.config import TrackerConfig
 from tracking.imm import predict_tracks
 from tracking.kernels import gate_pairs
-from tracking.manage import manage_scan
-from tracking.table import CONFIRMED, TENTATIVE, TrackTable
+from tracking.manage import ManageParams, ScanColumns, manage_scan
+from tracking.merge import merge_duplicates
+from tracking.table import CONFIRMED, TrackTable
 
 __all__ = ["Tracker", "ScanLike", "StepResult", "TrackEstimates", "STATUS_NAMES"]
 
 STATUS_NAMES = ("tentative", "confirmed", "coasting")
+_NO_ROWS = np.zeros(0, np.int64)
 
 
 class ScanLike(Protocol):
@@ -41,15 +43,20 @@ class ScanLike(Protocol):
     can_initiate: np.ndarray
     coverage_center: tuple[float, float]
     coverage_radius_m: float
+    detection_probability: float
+    clutter_density: float
 
 
 @dataclass(frozen=True)
 class StepResult:
-    """Rows touched by one step: updated by a detection, newly confirmed, and ids deleted."""
+    """Rows touched by one step: updated by a detection, newly confirmed; ids deleted; and
+    duplicates merged, ``merged[k] = (absorbed id, surviving id)`` (the absorbed ids are in
+    ``deleted_ids`` too)."""
 
     updated: np.ndarray
     confirmed: np.ndarray
     deleted_ids: np.ndarray
+    merged: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,6 +68,7 @@ class TrackEstimates:
     x: np.ndarray
     P: np.ndarray
     status: np.ndarray
+    existence: np.ndarray
     class_prob: np.ndarray
     first_seen: np.ndarray
     last_update: np.ndarray
@@ -76,64 +84,115 @@ class Tracker:
         imm = config.imm
         if imm.enabled:  # q of each model = the class's σ_a² times the model's scale²
             self._scales = np.array([imm.quiet_scale, imm.manoeuvre_scale]) ** 2
+            self._quiet_q = imm.quiet_accel_sigma_mps2 ** 2
             self._sojourn = np.array([imm.quiet_sojourn_s, imm.manoeuvre_sojourn_s])
         else:
-            self._scales, self._sojourn = np.ones(1), np.ones(1)
+            self._scales, self._sojourn, self._quiet_q = np.ones(1), np.ones(1), 0.0
         self._mu0 = self._sojourn / self._sojourn.sum()  # a new track starts at the chain's stationary distribution
-        self.table = TrackTable(config.capacity, n_sensors, self._scales.size)
+        self.table = TrackTable(config.capacity, n_sensors, self._scales.size, config.max_capacity)
         self.gate = float(chi2.ppf(config.gate_probability, df=2))
-        a = config.agility
-        self._class_q = np.array([a.person, a.vehicle, a.animal, a.uav, a.unknown]) ** 2
-        c = config  # in the order of manage.LIMITS
-        self._limits = np.array([c.class_confusion_floor, c.confirm_hits, c.confirm_window, c.delete_tentative_after_s,
-                                 c.delete_after_s, c.max_position_sigma_m**2,
-                                 min(c.initial_speed_sigma_mps, c.max_speed_mps) ** 2, c.reacquire_gap_s], float)
+        self._merge_limit = float(chi2.ppf(config.merge_probability, df=4))
+        a, v, e = config.agility, config.top_speed, config.existence
+        self._params = ManageParams(
+            class_floor=config.class_confusion_floor,
+            class_q=np.array([a.person, a.vehicle, a.animal, a.uav, a.unknown]) ** 2,
+            top_speed=np.array([v.person, v.vehicle, v.animal, v.uav, np.inf]),
+            max_variance=config.max_position_sigma_m**2,
+            initial_speed_variance=min(config.initial_speed_sigma_mps, config.max_speed_mps) ** 2,
+            gate_probability=config.gate_probability, birth_density=e.birth_per_km2 * 1e-6,
+            default_clutter_density=e.default_clutter_per_km2 * 1e-6, lifetime_s=e.mean_lifetime_s,
+            confirm=e.confirm, delete=e.delete)
         self._next_id = 1
+        self._next_merge_check = -np.inf
         self.confirmed_total = 0
+        self.dropped_for_capacity = 0
 
     # -- the algorithm ---------------------------------------------------------------
     def step(self, scan: ScanLike) -> StepResult:
-        """predict (:mod:`tracking.imm`) → gate and assign → update, confirm, initiate, delete
-        (:mod:`tracking.manage`)."""
+        """predict (:mod:`tracking.imm`) → gate and assign → update, existence, confirm, initiate,
+        delete (:mod:`tracking.manage`) → merge duplicates (:mod:`tracking.merge`)."""
         tab, t, h = self.table, float(scan.time), int(self.table.high[0])  # rows from h up are all free
         predict_tracks(tab.x[:h], tab.P[:h], tab.xm[:h], tab.Pm[:h], tab.mu[:h], tab.t_state[:h], tab.alive[:h],
-                       tab.q[:h], self._scales, self._sojourn, t)
+                       tab.q[:h], self._scales, self._sojourn, t, self._quiet_q)
         ti, dj, d2, logdet = gate_pairs(tab.x, tab.P, tab.alive[:h], tab.hits, tab.t_update, t,
                                         self.config.max_speed_mps, scan.position, scan.covariance, self.gate, 0.0)
         tracks, dets, gated = assign(ti, dj, d2 + logdet, h, scan.position.shape[0])
         tab.reserve(scan.position.shape[0])  # at most one new track per detection
-        coverage = np.array([*scan.coverage_center, scan.coverage_radius_m], float)
-        confirmed, deleted, self._next_id = manage_scan(
-            tab.alive, tab.track_id, tab.x, tab.P, tab.xm, tab.Pm, tab.mu, self._mu0, tab.t_state, tab.t_update,
-            tab.t_held, tab.first_seen, tab.status, tab.hits, tab.looks, tab.class_prob, tab.q, tab.sensor_mask,
-            tab.free, tab.n_free, tab.high, scan.position, scan.covariance, scan.radial_velocity,
-            scan.radial_velocity_sigma, scan.line_of_sight, scan.class_likelihood, scan.can_initiate, scan.sensor_index,
-            coverage,
-            tracks, dets, gated, t, self._next_id, self._class_q, self._limits)
+        columns = ScanColumns(
+            scan.position, scan.covariance, scan.radial_velocity, scan.radial_velocity_sigma, scan.line_of_sight,
+            scan.class_likelihood, scan.can_initiate, int(scan.sensor_index),
+            np.array([*scan.coverage_center, scan.coverage_radius_m], float), float(scan.detection_probability),
+            float(scan.clutter_density))
+        confirmed, deleted, self._next_id, dropped = manage_scan(
+            tab.cols, columns, tracks, dets, gated, t, self._next_id, self._mu0, self._params)
         self.confirmed_total += confirmed.size
-        return StepResult(updated=tracks, confirmed=confirmed, deleted_ids=deleted)
+        self.dropped_for_capacity += dropped
+        merged = self._merge(t)
+        if merged.size:
+            deleted = np.concatenate((deleted, merged[:, 0]))
+        return StepResult(updated=tracks, confirmed=confirmed, deleted_ids=deleted, merged=merged)
+
+    def _merge(self, t: float) -> np.ndarray:
+        """Once a second of data time: merge confirmed tracks that stayed one target (:mod:`tracking.merge`)."""
+        if t < self._next_merge_check:
+            return np.zeros((0, 2), np.int64)
+        self._next_merge_check = t + 1.0
+        tab, h = self.table, int(self.table.high[0])
+        rows = np.flatnonzero(tab.alive[:h] & (tab.status[:h] == CONFIRMED))
+        if rows.size < 2:
+            return np.zeros((0, 2), np.int64)
+        gate = float(chi2.ppf(0.999, df=2))
+        confirmed = np.zeros(h, bool)
+        confirmed[rows] = True
+        a, k, _, _ = gate_pairs(tab.x, tab.P, confirmed, tab.hits, tab.t_update, t, self.config.max_speed_mps,
+                                np.ascontiguousarray(tab.x[rows, :2]), np.ascontiguousarray(tab.P[rows, :2, :2]),
+                                gate, 0.0)
+        absorbed, survivor = merge_duplicates(tab.cols, a, rows[k], self._merge_limit, t, self.config.merge_after_s)
+        if absorbed.size == 0:
+            return np.zeros((0, 2), np.int64)
+        ids = tab.track_id[absorbed].copy()
+        for row, into in zip(absorbed, survivor):  # the survivor keeps its state; it inherits existence and sensors
+            keep = np.flatnonzero(tab.alive & (tab.track_id == into))
+            if keep.size:
+                tab.existence[keep[0]] = max(tab.existence[keep[0]], tab.existence[row])
+                tab.sensor_mask[keep[0]] |= tab.sensor_mask[row]
+            tab.existence[row] = 0.0
+        tab.alive[absorbed] = False
+        tab.track_id[absorbed] = -1
+        tab.free[tab.n_free[0]:tab.n_free[0] + absorbed.size] = absorbed[::-1]
+        tab.n_free[0] += absorbed.size
+        while tab.high[0] > 0 and not tab.alive[tab.high[0] - 1]:
+            tab.high[0] -= 1
+        order = np.argsort(-ids, kind="stable")  # the youngest first: a chain b → a → c resolves in order
+        return np.column_stack((ids, survivor))[order]
 
     # -- reading ---------------------------------------------------------------------
-    def established(self, rows: np.ndarray) -> np.ndarray:
-        """Which of these tracks are confirmed and held by their last update (not re-acquired by a
-        lone hit after a long coast): the tracks whose alerts may go out."""
+    def shown(self, rows: np.ndarray) -> np.ndarray:
+        """Which of these tracks belong in the picture: confirmed, and likelier there than not."""
         tab = self.table
-        return (tab.status[rows] == CONFIRMED) & (tab.t_held[rows] == tab.t_update[rows])
+        return (tab.status[rows] == CONFIRMED) & (tab.existence[rows] >= self.config.existence.show)
+
+    def established(self, rows: np.ndarray) -> np.ndarray:
+        """Which of these tracks may raise alerts: confirmed, with existence at the release level."""
+        tab = self.table
+        return (tab.status[rows] == CONFIRMED) & (tab.existence[rows] >= self.config.existence.release)
 
     def estimates(self, t: float, rows: np.ndarray | None = None, include_tentative: bool = False) -> TrackEstimates:
-        """Tracks predicted to ``t`` (without changing the table), sorted by id."""
+        """Tracks predicted to ``t`` (without changing the table), sorted by id: the shown ones
+        (:meth:`shown`), or every live one with ``include_tentative``."""
         tab = self.table
         if rows is None:
-            keep = tab.alive & (include_tentative | (tab.status != TENTATIVE))
-            rows = np.flatnonzero(keep)
+            h = int(tab.high[0])
+            every = np.arange(h)
+            rows = np.flatnonzero(tab.alive[:h] & (include_tentative | self.shown(every)))
         rows = rows[np.argsort(tab.track_id[rows], kind="stable")]
         x, P, t_state = tab.x[rows], tab.P[rows], tab.t_state[rows]  # fancy indexing: copies
         predict_tracks(x, P, tab.xm[rows], tab.Pm[rows], tab.mu[rows], t_state, np.ones(rows.size, np.bool_),
-                       tab.q[rows], self._scales, self._sojourn, t)
+                       tab.q[rows], self._scales, self._sojourn, t, self._quiet_q)
         status = tab.status[rows].astype(np.int8)
         status[(status == CONFIRMED) & (t - tab.t_update[rows] > self.config.coast_after_s)] = 2
         return TrackEstimates(
-            t=t, track_id=tab.track_id[rows].copy(), x=x, P=P, status=status,
+            t=t, track_id=tab.track_id[rows].copy(), x=x, P=P, status=status, existence=tab.existence[rows].copy(),
             class_prob=tab.class_prob[rows].copy(), first_seen=tab.first_seen[rows].copy(),
             last_update=tab.t_update[rows].copy(), sensors=[tab.sensors_of(r) for r in rows],
         )

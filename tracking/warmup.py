@@ -20,7 +20,7 @@ def warm_up() -> float:
     initiation, confirmation and the snapshot's prediction.
     """
     started = time.perf_counter()
-    for imm in (ImmConfig(), ImmConfig(enabled=True)):
+    for imm in (ImmConfig(enabled=False), ImmConfig()):
         tracker = Tracker(TrackerConfig(imm=imm, capacity=16), 1)
         for k in range(3):
             tracker.step(_Scan(float(k), np.array([[0.0, 0.0], [5.0, 0.0], [1.0, 1.0]])))
@@ -41,3 +41,4 @@ class _Scan:
         self.class_likelihood = np.full((n, 5), 0.2)
         self.can_initiate = np.ones(n, bool)
         self.coverage_center, self.coverage_radius_m = (0.0, 0.0), 1000.0
+        self.detection_probability, self.clutter_density = 0.9, 1e-7
