@@ -93,3 +93,9 @@ def test_ci_fails_when_a_command_fails_or_the_readme_is_not_two_commands(tmp_pat
     assert "later" not in ran  # blocks after the first '## ' heading are documentation, not CI
     if status == 0:
         assert ran == {"one", "two"}
+
+
+def test_version_comes_from_pyproject():
+    import fusion
+
+    assert fusion.__version__ == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
