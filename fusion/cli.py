@@ -97,7 +97,7 @@ def cmd_evaluate(args) -> int:
     from fusion.evaluate import EvaluationError, evaluate
 
     try:
-        result = evaluate(args.truth, args.tracks, args.alerts, c=args.cutoff)
+        result = evaluate(args.truth, args.tracks, args.alerts, c=args.cutoff, check=not args.no_check)
     except EvaluationError as error:
         print(f"borderfusion evaluate: {error}", file=sys.stderr)
         return 2
@@ -155,7 +155,7 @@ def _bounded(kind: type, low: float, high: float, what: str):
 _duration = _bounded(float, 1e-3, MAX_SIMULATED_S,
                      f"a number of seconds greater than 0 and at most {MAX_SIMULATED_S:,.0f} (six hours)")
 _seed = _bounded(int, 0, 2**63 - 1, "a whole number ≥ 0")
-_targets = _bounded(int, 1, 100_000, "a whole number of targets from 1 to 100,000")
+_targets = _bounded(int, 0, 100_000, "a whole number of targets from 0 (clutter only) to 100,000")
 _cutoff = _bounded(float, 1e-3, 1e6, "a distance in metres greater than 0 (e.g. 100)")
 
 
@@ -224,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alerts", metavar="F")
     p.add_argument("--cutoff", type=_cutoff, default=100.0, metavar="M", help="GOSPA cut-off c and match distance (default 100 m)")
     p.add_argument("--json", metavar="F", help="also write the scores as JSON")
+    p.add_argument("--no-check", action="store_true",
+                   help="score the files even if they do not look like one site and run (see docs/interface.md)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("validate-config", help="check a site file and its jurisdictions without running")

@@ -16,6 +16,15 @@
   ``match_m`` metres.  Precision, recall, the crossing-time error (alert ``t``
   minus true time) and the decision delay (``raised_t`` minus true time), median
   and 95th percentile.
+
+Files that do not belong together are refused (:class:`EvaluationError`, naming
+both files) rather than scored into meaningless numbers: at least half of the
+snapshots and of the alerts must fall within the truth's time span (± a few
+seconds), some snapshot time must equal a truth time, the local frame implied
+by each file's (lat, lon) ↔ (east_m, north_m) pairs must be the same site's, and
+at least 5 % of the true positions must have a track within c or 5 % of the
+track positions a target (two seeds of one site match about 1 %).  ``check=False``
+(``--no-check``) scores them anyway.
 """
 
 from __future__ import annotations
@@ -36,6 +45,10 @@ __all__ = ["evaluate", "score_frames", "gospa", "true_crossings", "EvaluationErr
 SPAN_SLACK_S = 5.0
 #: two files whose implied frame origins are farther apart than this are from different sites
 SAME_SITE_M = 100.0
+#: tracks of which less than this share is matched, matching less than this share of the truth,
+#: over at least MIN_FRAMES frames, are from another run
+MIN_MATCHED = 0.05
+MIN_FRAMES = 10
 
 
 class EvaluationError(ValueError):
@@ -98,7 +111,8 @@ def frame_origin(lat, lon, east_m, north_m) -> tuple[float, float]:
 
     Start from the point moved back by (−east, −north) along the geodesic, then
     correct once with the exact frame about that guess (its error is the meridian
-    convergence times the distance, a few metres; after the correction, millimetres).
+    convergence times the distance, a few metres; after the correction about a metre
+    at 15 km, from the heights of point and origin, which the files do not carry).
     """
     distance = float(np.hypot(east_m, north_m))
     azimuth = float(np.degrees(np.arctan2(-east_m, -north_m)))
@@ -119,6 +133,19 @@ def _nearest_origin(points: list[dict]) -> tuple[float, float] | None:
 
 def _span(times) -> str:
     return f"t {min(times):.1f} … {max(times):.1f}"
+
+
+def _check_matched(truth_path, tracks_path, result: dict, c: float) -> None:
+    """Refuse tracks that match almost none of the truth *and* almost none of whose positions are near
+    a target: what two runs with different seeds of one site look like (a tracker that tracks anything
+    scores far above it; one that tracks nothing has no precision to speak of)."""
+    recall, precision = result.get("detection_recall"), result.get("detection_precision")
+    if result["frames"] >= MIN_FRAMES and recall is not None and precision is not None \
+            and recall < MIN_MATCHED and precision < MIN_MATCHED:
+        raise EvaluationError(
+            f"{tracks_path} matches almost none of {truth_path}: {recall:.1%} of the true positions have a "
+            f"track within {c:g} m and {precision:.1%} of the track positions a target; these look like "
+            "different runs (another seed or site?); --no-check scores them anyway")
 
 
 def _check_together(truth_path, truth_lines: list[dict], tracks_path, snapshots: list[dict],
@@ -259,15 +286,17 @@ def score_frames(frames, c: float = 100.0, p: float = 2.0) -> dict:
 
 
 def evaluate(truth_path, tracks_path, alerts_path=None, c: float = 100.0, p: float = 2.0,
-             match_s: float = 30.0, match_m: float = 250.0) -> dict:
+             match_s: float = 30.0, match_m: float = 250.0, check: bool = True) -> dict:
     """All scores of a truth file, a track-snapshot file and optionally an alert file, as a dict.
 
-    Raises :class:`EvaluationError` for an unreadable file or files not from the same site and run.
+    Raises :class:`EvaluationError` for an unreadable file, and (with ``check``) for files not from
+    the same site and run (see the module doc).
     """
     truth_lines = _lines(truth_path, _TruthLine, "ground-truth")
     snapshots = _lines(tracks_path, _Snapshot, "track-snapshot")
     alerts = _lines(alerts_path, _Alert, "alert") if alerts_path is not None else None
-    _check_together(truth_path, truth_lines, tracks_path, snapshots, alerts_path, alerts)
+    if check:
+        _check_together(truth_path, truth_lines, tracks_path, snapshots, alerts_path, alerts)
     truth_at: dict[float, list[dict]] = defaultdict(list)
     for line in truth_lines:
         truth_at[round(float(line["t"]), 3)].append(line)
@@ -281,6 +310,8 @@ def evaluate(truth_path, tracks_path, alerts_path=None, c: float = 100.0, p: flo
                    [k["track_id"] for k in snap["tracks"]], [[k["east_m"], k["north_m"]] for k in snap["tracks"]])
 
     result = score_frames(frames(), c, p)
+    if check:
+        _check_matched(truth_path, tracks_path, result, c)
     if alerts_path is not None:
         result["border_crossings"] = _crossing_scores(truth_lines, alerts, match_s, match_m)
     return result

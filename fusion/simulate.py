@@ -214,8 +214,8 @@ def simulate(site: Site, duration_s: float, out: str | Path, truth_path: str | P
         raise ValueError(f"duration_s: expected a finite number of seconds > 0, got {duration_s!r}")
     if n_targets is None:
         n_targets = default_targets(duration_s)
-    if n_targets < 1:
-        raise ValueError(f"n_targets: expected at least 1, got {n_targets!r}")
+    if n_targets < 0:
+        raise ValueError(f"n_targets: expected 0 (clutter only) or more, got {n_targets!r}")
     truth = make_scenario(site.jurisdictions, default_area(site), duration_s, t0, n_targets, seed,
                           covered=covered_by_radar(site))
     messages = 0
