@@ -17,7 +17,7 @@ a slow alert from the node's; the five slowest alerts are named on stderr.  The 
 latency by design (``[ingest] reorder_window_s``, default 3 s, set for radio links);
 the rates are run at ``--window`` (default 0: wired sensors with in-order clocks) and
 the first rate again at the default window for comparison.  The node's status gives
-what it shed.  Needs ``mosquitto`` (tests/run.sh installs it).  One JSON object per line.
+what it shed.  Needs ``mosquitto`` (tests/run.sh installs it); starts its own.  One JSON object per line.
 
     python benchmarks/live_latency.py [--rates 1000,10000,50000] [--seconds 20] [--window 0]
 """
@@ -25,10 +25,13 @@ what it shed.  Needs ``mosquitto`` (tests/run.sh installs it).  One JSON object 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import getpass
 import json
 import math
 import multiprocessing as mp
+import shutil
 import socket
 import subprocess
 import sys
@@ -36,6 +39,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import msgspec
 import numpy as np
@@ -43,7 +47,6 @@ import paho.mqtt.client as mqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from geo.frame import WGS84, LocalFrame  # noqa: E402
-from tests.broker import Broker  # noqa: E402
 
 PREFIX = "borderfusion/v1"
 ORIGIN = (47.0, 8.0)
@@ -52,6 +55,48 @@ PER_RADAR, LANES, SPACING_M, SPEED_MPS, PERIOD_S = 280, 70, 40.0, 8.0, 0.1
 
 class _ScanTime(msgspec.Struct):
     t: float
+
+
+@contextlib.contextmanager
+def mosquitto(directory: Path) -> Iterator[int]:
+    """A Mosquitto broker of our own on a free loopback port (yields the port), stopped on exit.
+
+    Queue limits high enough that nothing is dropped at the rates measured, Nagle off,
+    persistence on (as the example broker configuration recommends); it runs as the
+    current user, who can read the private temporary folder (as root, mosquitto would
+    switch to the user 'mosquitto').
+    """
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(binary).exists():
+        raise SystemExit("live_latency: the mosquitto broker is not installed (apt-get install mosquitto)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (directory / "data").mkdir(parents=True, exist_ok=True)
+    conf = directory / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"
+                    "max_queued_bytes 0\nmax_inflight_messages 100\nset_tcp_nodelay true\n"
+                    f"persistence true\npersistence_location {directory / 'data'}/\nuser {getpass.getuser()}\n")
+    with open(directory / "broker.log", "ab") as log:
+        process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"mosquitto did not start: {(directory / 'broker.log').read_text()}") from None
+                time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def radar_east(k: int, n: int) -> float:
@@ -146,11 +191,9 @@ def cpu_seconds(pid: int) -> float:
 
 def run_rate(rate: int, seconds: float, window_s: float, synchronised: bool = False) -> dict:
     n_targets = max(1, rate // 10)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, mosquitto(Path(tmp) / "broker") as port:
         tmp = Path(tmp)
-        (tmp / "broker").mkdir()
-        broker = Broker(tmp / "broker").start()
-        site = write_site(tmp / "site", broker.port, math.ceil(n_targets / PER_RADAR), window_s)
+        site = write_site(tmp / "site", port, math.ceil(n_targets / PER_RADAR), window_s)
         latencies: dict[str, float] = {}
         raised: dict[str, float] = {}
         raw_seen: list[tuple[float, bytes]] = []  # (receive wall time, payload) of every raw scan
@@ -175,7 +218,7 @@ def run_rate(rate: int, seconds: float, window_s: float, synchronised: bool = Fa
         sub.on_connect = lambda c, *a: [c.subscribe(f"{PREFIX}/alerts/+", qos=1),
                                         c.subscribe(f"{PREFIX}/status/+", qos=1),
                                         c.subscribe(f"{PREFIX}/raw/+/+", qos=0)]
-        sub.connect("127.0.0.1", broker.port)
+        sub.connect("127.0.0.1", port)
         sub.loop_start()
         node = subprocess.Popen([sys.executable, "-m", "fusion.cli", "run", "--config", str(site)],
                                 stdout=subprocess.DEVNULL, stderr=open(tmp / "node.log", "w"))
@@ -186,7 +229,7 @@ def run_rate(rate: int, seconds: float, window_s: float, synchronised: bool = Fa
                     raise RuntimeError(f"the node exited: {(tmp / 'node.log').read_text()}")
                 time.sleep(0.1)
             ready, stats = mp.Event(), mp.Queue()
-            pub = mp.Process(target=publisher, args=(broker.port, n_targets, seconds, ready, stats, synchronised))
+            pub = mp.Process(target=publisher, args=(port, n_targets, seconds, ready, stats, synchronised))
             cpu0 = cpu_seconds(node.pid)
             pub.start()
             result = stats.get(timeout=seconds + 120)
@@ -198,7 +241,6 @@ def run_rate(rate: int, seconds: float, window_s: float, synchronised: bool = Fa
             node.communicate(timeout=60)
             sub.disconnect()
             sub.loop_stop()
-            broker.stop()
     counters = statuses[-1]["counters"] if statuses else {}
     lat_ms = np.array(list(latencies.values())) * 1000.0
     scan_t = msgspec.json.Decoder(_ScanTime)

@@ -6,6 +6,7 @@ Exit status: 0 on success, 2 on bad arguments or configuration, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import json
 import logging
 import sys
@@ -19,7 +20,17 @@ __all__ = ["main", "DEMO_SITE"]
 
 log = logging.getLogger("borderfusion")
 
-DEMO_SITE = Path(__file__).resolve().parent.parent / "configs" / "demo" / "site.toml"
+
+def _demo_site() -> Path:
+    """The bundled example site: ``configs/demo`` in a checkout, else the copy installed as ``fusion.demo_site``."""
+    checkout = Path(__file__).resolve().parent.parent / "configs" / "demo" / "site.toml"
+    if checkout.is_file():
+        return checkout
+    return Path(str(importlib.resources.files("fusion.demo_site").joinpath("site.toml")))
+
+
+DEMO_SITE = _demo_site()
+CONTRACT = "docs/interface.md"
 
 
 def _site(path: str) -> Site:
@@ -43,8 +54,14 @@ def cmd_validate_config(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from fusion.simulate import simulate
+    from fusion.simulate import default_targets, simulate
 
+    targets = args.targets if args.targets is not None else default_targets(args.duration)
+    if targets * args.duration > MAX_TARGET_SECONDS:
+        print(f"borderfusion simulate: --targets {targets} × --duration {args.duration:g} s is "
+              f"{targets * args.duration:,.0f} target-seconds; at most {MAX_TARGET_SECONDS:,.0f} fit in memory: "
+              "use fewer targets or a shorter duration", file=sys.stderr)
+        return 2
     site = _site(args.config)
     result = simulate(site, args.duration, args.out, args.truth, seed=args.seed, n_targets=args.targets)
     print(f"wrote {result['messages']} messages for {result['targets']} targets over {args.duration:g} s to {args.out}"
@@ -77,9 +94,13 @@ def cmd_replay(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from fusion.evaluate import evaluate
+    from fusion.evaluate import EvaluationError, evaluate
 
-    result = evaluate(args.truth, args.tracks, args.alerts, c=args.cutoff)
+    try:
+        result = evaluate(args.truth, args.tracks, args.alerts, c=args.cutoff, check=not args.no_check)
+    except EvaluationError as error:
+        print(f"borderfusion evaluate: {error}", file=sys.stderr)
+        return 2
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     _print_json(result)
@@ -110,6 +131,34 @@ def cmd_record(args) -> int:
 
 
 # -- parser ------------------------------------------------------------------------------
+#: the longest run ``simulate`` and ``demo`` accept, and the most target-seconds: the
+#: scenario holds every target's path at 1 s in memory (32 bytes per target-second;
+#: six hours at the default one target per 30 s is 0.5 GB)
+MAX_SIMULATED_S = 21_600.0
+MAX_TARGET_SECONDS = 2e7
+
+
+def _bounded(kind: type, low: float, high: float, what: str):
+    """An argparse type: a ``kind`` number in [low, high] (finite), with a message saying what is valid."""
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not (low <= value <= high):  # also false for NaN
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    convert.__name__ = kind.__name__  # argparse names the type in its own messages
+    return convert
+
+
+_duration = _bounded(float, 1e-3, MAX_SIMULATED_S,
+                     f"a number of seconds greater than 0 and at most {MAX_SIMULATED_S:,.0f} (six hours)")
+_seed = _bounded(int, 0, 2**63 - 1, "a whole number ≥ 0")
+_targets = _bounded(int, 0, 100_000, "a whole number of targets from 0 (clutter only) to 100,000")
+_cutoff = _bounded(float, 1e-3, 1e6, "a distance in metres greater than 0 (e.g. 100)")
+
+
 def _speed(text: str) -> float | None:
     if text == "max":
         return None
@@ -127,14 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="borderfusion",
         description="Sensor fusion for border surveillance: radar, ground-sensor and drone detections "
                     "→ tracks → geofenced alerts, over MQTT or from recorded logs.",
-        epilog="The external contract (topics, payloads, log format, config) is shared/interface.md.")
+        epilog=f"The external contract (MQTT topics, payloads, log format, site configuration, this command "
+               f"line) is {CONTRACT} in the borderfusion repository (interface version 1).")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="run the bundled example site end to end, no broker needed")
     p.add_argument("--out", default="demo-out", help="directory for alerts, tracks, log and map (default: demo-out)")
-    p.add_argument("--duration", type=float, default=600.0, help="simulated seconds (default 600)")
-    p.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
+    p.add_argument("--duration", type=_duration, default=600.0, help="simulated seconds (default 600)")
+    p.add_argument("--seed", type=_seed, default=7, help="scenario seed (default 7)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="the live pipeline against the MQTT broker of the site config")
@@ -160,19 +210,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="write a synthetic sensor log (and ground truth) for a site")
     p.add_argument("--config", required=True, metavar="SITE.toml")
-    p.add_argument("--duration", type=float, required=True, metavar="S", help="simulated seconds")
+    p.add_argument("--duration", type=_duration, required=True, metavar="S",
+                   help=f"simulated seconds, > 0 and at most {MAX_SIMULATED_S:,.0f}")
     p.add_argument("--out", required=True, metavar="LOG", help="output log (.jsonl or .jsonl.gz)")
     p.add_argument("--truth", metavar="F", help="also write the ground truth (JSON Lines)")
-    p.add_argument("--seed", type=int, default=0, metavar="N")
-    p.add_argument("--targets", type=int, default=None, metavar="N", help="number of targets (default: one per 30 s)")
+    p.add_argument("--seed", type=_seed, default=0, metavar="N", help="scenario seed, ≥ 0 (default 0)")
+    p.add_argument("--targets", type=_targets, default=None, metavar="N", help="number of targets (default: one per 30 s)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("evaluate", help="score tracks and alerts against ground truth")
     p.add_argument("--truth", required=True, metavar="F")
     p.add_argument("--tracks", required=True, metavar="F")
     p.add_argument("--alerts", metavar="F")
-    p.add_argument("--cutoff", type=float, default=100.0, metavar="M", help="GOSPA cut-off c and match distance (default 100 m)")
+    p.add_argument("--cutoff", type=_cutoff, default=100.0, metavar="M", help="GOSPA cut-off c and match distance (default 100 m)")
     p.add_argument("--json", metavar="F", help="also write the scores as JSON")
+    p.add_argument("--no-check", action="store_true",
+                   help="score the files even if they do not look like one site and run (see docs/interface.md)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("validate-config", help="check a site file and its jurisdictions without running")

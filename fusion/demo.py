@@ -1,14 +1,20 @@
-"""``borderfusion demo``: the bundled site simulated and replayed in-process, no broker."""
+"""``borderfusion demo``: the bundled site simulated and replayed in-process, no broker.
+
+While it writes, the output directory holds a file ``INCOMPLETE``; it is removed
+only when every output is written.  A run that stops midway (an error, Ctrl-C, a
+kill) leaves it there, and an error also says on stderr that the files are partial.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from fusion.config import load_site
+from fusion.config import Site, load_site
 from fusion.evaluate import evaluate
 from fusion.mapplot import draw_map
 from fusion.pipeline import Outputs
@@ -16,15 +22,32 @@ from fusion.replay import replay_file
 from fusion.simulate import simulate
 from tracking.warmup import warm_up
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "INCOMPLETE"]
 
 _DEMO_TARGETS = 24
+INCOMPLETE = "INCOMPLETE"
 
 
 def run_demo(out: Path, site_path: Path, duration_s: float = 600.0, seed: int = 7) -> int:
-    started = time.perf_counter()
+    """Simulate, replay, score and draw the site into ``out``; print a summary; return the exit status."""
+    site = load_site(site_path)  # a bad site stops before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    site = load_site(site_path)
+    marker = out / INCOMPLETE
+    marker.write_text("borderfusion demo is writing this directory; while this file exists its contents are partial.\n")
+    try:
+        _run(out, site, duration_s, seed)
+    except BaseException as error:
+        marker.write_text(f"borderfusion demo stopped before finishing ({type(error).__name__}: {error}); "
+                          "the other files here are partial.\n")
+        print(f"borderfusion demo: stopped before finishing; the files in {out}/ are partial "
+              f"(see {marker})", file=sys.stderr)
+        raise
+    marker.unlink()
+    return 0
+
+
+def _run(out: Path, site: Site, duration_s: float, seed: int) -> None:
+    started = time.perf_counter()
     compile_s = warm_up()
     log, truth = out / "sensors.jsonl.gz", out / "truth.jsonl"
     sim = simulate(site, duration_s, log, truth, seed=seed, n_targets=_DEMO_TARGETS)
@@ -52,4 +75,3 @@ def run_demo(out: Path, site_path: Path, duration_s: float = 600.0, seed: int = 
           f"precision {crossings.get('precision')}")
     print(f"  outputs      {out}/: alerts.jsonl tracks.jsonl rejected.jsonl scores.json map.png sensors.jsonl.gz truth.jsonl")
     print(f"  took         {time.perf_counter() - started:.1f} s (kernels ready in {compile_s:.1f} s)")
-    return 0

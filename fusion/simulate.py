@@ -26,7 +26,7 @@ from sensors.normalize import CEP_TO_SIGMA, SensorModel
 from sensors.schema import CLASSES
 from sensors.specs import DroneSpec, GroundSpec, RadarSpec
 
-__all__ = ["simulate", "sensor_messages", "default_area", "write_truth", "DEFAULT_T0"]
+__all__ = ["simulate", "sensor_messages", "default_area", "default_targets", "write_truth", "DEFAULT_T0"]
 
 DEFAULT_T0 = 1795000000.0
 _MODALITIES = ("seismic", "acoustic", "infrared", "magnetic")
@@ -202,11 +202,20 @@ def write_truth(truth: Truth, site: Site, path: str | Path) -> int:
     return lines
 
 
+def default_targets(duration_s: float) -> int:
+    """Targets when none are asked for: one per 30 s, at least four."""
+    return max(4, int(round(duration_s / 30)))
+
+
 def simulate(site: Site, duration_s: float, out: str | Path, truth_path: str | Path | None = None,
              seed: int = 0, n_targets: int | None = None, t0: float = DEFAULT_T0) -> dict:
     """Write a log (and optionally the truth) for ``site``; returns counts for the summary."""
+    if not (math.isfinite(duration_s) and duration_s > 0):
+        raise ValueError(f"duration_s: expected a finite number of seconds > 0, got {duration_s!r}")
     if n_targets is None:
-        n_targets = max(4, int(round(duration_s / 30)))
+        n_targets = default_targets(duration_s)
+    if n_targets < 0:
+        raise ValueError(f"n_targets: expected 0 (clutter only) or more, got {n_targets!r}")
     truth = make_scenario(site.jurisdictions, default_area(site), duration_s, t0, n_targets, seed,
                           covered=covered_by_radar(site))
     messages = 0

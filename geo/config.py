@@ -18,5 +18,8 @@ class GeofenceConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     outside_probability: Fraction = 0.05
     #: warn when the predicted path reaches a border within this horizon
     approach_horizon_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 60.0
-    #: only tracks with at least this status raise alerts
+    #: true: only confirmed tracks (held by their last update, see ``Tracker.established``)
+    #: raise alerts; a tentative track's alerts wait for its confirmation (dropped if it
+    #: dies first).  false: every track's alerts go out at once — sooner, with the false
+    #: alarms of clutter tracks
     confirmed_only: bool = True

@@ -11,8 +11,9 @@ exclusive: the decided country changes only when another country's P passes the
 high threshold.  When it does, the path since the last decision is tested segment
 by segment against the boundaries, so the crossing time and point are the
 interpolated ones, and a path through a third country yields one alert per border
-in order.  Alerts of a tentative track are held and released when it is confirmed
-(dropped if it dies unconfirmed); ``raised_t`` says when that was.
+in order.  With ``confirmed_only`` (the default) alerts of a track that is not
+confirmed are held and released when it is (dropped if it dies first);
+``raised_t`` says when that was.  Without it, every track's alerts go out at once.
 
 Speed: per-track state lives in arrays indexed by a slot (:mod:`geo.slots`), so one
 update of n tracks is two numba passes (P(inside) for every jurisdiction, then
@@ -64,8 +65,7 @@ class Geofence:
         self.countries = np.array([i for i, j in enumerate(jurisdictions) if j.kind == "country"], dtype=np.int64)
         self.sectors = np.array([i for i, j in enumerate(jurisdictions) if j.kind == "sector"], dtype=np.int64)
         self.zones = np.array([i for i, j in enumerate(jurisdictions) if j.kind == "zone"], dtype=np.int64)
-        self._dwell_s = np.array([jurisdictions[z].dwell_s if jurisdictions[z].dwell_s is not None else np.inf
-                                  for z in self.zones], dtype=np.float64)
+        self._dwell_s = np.array([_dwell_s(jurisdictions[z]) for z in self.zones], dtype=np.float64)
         self._slots = Slots(self.zones.size)
         self.update(TrackUpdate(0.0, np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros((0, 4, 4)), np.zeros(0, bool),
                                 np.zeros(0), np.zeros((0, 5))))  # compiles scan_events before the first live update
@@ -73,6 +73,8 @@ class Geofence:
     # -- driving --------------------------------------------------------------------
     def update(self, batch: TrackUpdate) -> list[Alert]:
         """Advance every updated track's state machines; return alerts ready to send."""
+        if not self.config.confirmed_only:
+            batch = replace(batch, confirmed=np.ones_like(batch.confirmed))
         probability = self.index.inside_probability(batch.x[:, :2], batch.P[:, :2, :2])
         tracks = self._slots
         slots = tracks.slots(batch.track_id)
@@ -255,6 +257,15 @@ class Geofence:
             confidence=confidence, classification=classes, speed_mps=float(math.hypot(ve, vn)),
             heading_deg=heading_deg(ve, vn), **fields,
         )
+
+
+def _dwell_s(zone: Jurisdiction) -> float:
+    """The zone's dwell time; infinite (never due) only when its dwell alert is off."""
+    if zone.dwell_s is not None:
+        return float(zone.dwell_s)
+    if "dwell" in zone.alerts:
+        raise ValueError(f"zone {zone.id!r}: 'dwell' alerts are enabled but dwell_s is not set")
+    return math.inf
 
 
 def _interpolate(path_t: np.ndarray, path_xy: np.ndarray, t: float) -> np.ndarray:

@@ -8,6 +8,7 @@ geometry afterwards is planar and exact to well under a metre.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -85,20 +86,35 @@ class Jurisdiction:
         return tuple(dict.fromkeys((self.agency, *self.share_with)))
 
 
-def _project(geometry: _Geometry, frame: LocalFrame, where: str) -> BaseGeometry:
+def _project(geometry: _Geometry, frame: LocalFrame, where: str, feature: str) -> BaseGeometry:
+    """The geometry in local metres; ``where`` is its path in the file, ``feature`` names the feature."""
     try:
         lonlat = shapely.geometry.shape({"type": geometry.type, "coordinates": geometry.coordinates})
     except (ValueError, TypeError, IndexError, AttributeError) as error:
-        raise JurisdictionError(f"{where}.coordinates: not a valid {geometry.type}: {error}") from None
+        raise JurisdictionError(f"{where}.coordinates: not a valid {geometry.type}: {error} ({feature})") from None
     coords = shapely.get_coordinates(lonlat)
     if coords.size == 0:
-        raise JurisdictionError(f"{where}.coordinates: the {geometry.type} is empty")
+        raise JurisdictionError(f"{where}.coordinates: the {geometry.type} is empty ({feature})")
     if (np.abs(coords[:, 0]) > 180).any() or (np.abs(coords[:, 1]) > 90).any():
-        raise JurisdictionError(f"{where}.coordinates: longitude/latitude out of range (RFC 7946 order is lon, lat)")
+        raise JurisdictionError(f"{where}.coordinates: longitude/latitude out of range ({feature}; "
+                                "RFC 7946 order is lon, lat)")
     projected = shapely.transform(lonlat, lambda xy: np.column_stack(frame.to_enu(xy[:, 1], xy[:, 0])[:2]))
     if not projected.is_valid:
-        raise JurisdictionError(f"{where}: invalid polygon: {shapely.is_valid_reason(projected)}")
+        raise JurisdictionError(f"{where}: invalid polygon: {_reason_lonlat(projected, frame)} ({feature})")
     return projected
+
+
+_REASON_POINT = re.compile(r"^(?P<what>.*?)\s*\[(?P<e>[-+0-9.eE]+) (?P<n>[-+0-9.eE]+)\]$")
+
+
+def _reason_lonlat(projected: BaseGeometry, frame: LocalFrame) -> str:
+    """shapely's validity reason, its point (local metres) given back as lon/lat as in the file."""
+    reason = shapely.is_valid_reason(projected)
+    match = _REASON_POINT.match(reason)
+    if match is None:
+        return reason
+    lat, lon, _ = frame.point_to_geodetic(float(match["e"]), float(match["n"]))
+    return f"{match['what']} at lon {lon:.6f}, lat {lat:.6f}"
 
 
 def load_jurisdictions(path: str | Path, frame: LocalFrame) -> tuple[Jurisdiction, ...]:
@@ -122,14 +138,19 @@ def load_jurisdictions(path: str | Path, frame: LocalFrame) -> tuple[Jurisdictio
         if props.id in seen:
             raise JurisdictionError(f"{where}.properties.id: duplicate id {props.id!r}")
         seen.add(props.id)
-        if props.kind == "zone" and props.alerts and "dwell" in props.alerts and props.dwell_s is None:
-            raise JurisdictionError(f"{where}.properties.dwell_s: required when 'dwell' alerts are enabled")
+        alerts = frozenset(props.alerts if props.alerts is not None else _DEFAULT_ALERTS[props.kind])
+        if props.kind == "zone" and "dwell" in alerts and props.dwell_s is None:
+            enabled = "listed in its alerts" if props.alerts is not None else \
+                f"on by default for a zone (default alerts {', '.join(_DEFAULT_ALERTS['zone'])})"
+            raise JurisdictionError(
+                f"{where}.properties.dwell_s: missing for zone {props.id!r}, but its 'dwell' alert is {enabled}: "
+                "give dwell_s in seconds (> 0), or an 'alerts' list without 'dwell'")
         out.append(Jurisdiction(
             id=props.id, name=props.name, kind=props.kind, agency=props.agency,
             share_with=tuple(props.share_with),
             severity=props.severity or _DEFAULT_SEVERITY[props.kind], dwell_s=props.dwell_s,
-            alerts=frozenset(props.alerts if props.alerts is not None else _DEFAULT_ALERTS[props.kind]),
-            polygon=_project(feature.geometry, frame, f"{where}.geometry"),
+            alerts=alerts,
+            polygon=_project(feature.geometry, frame, f"{where}.geometry", f"feature id {props.id!r}, name {props.name!r}"),
         ))
     if sum(j.kind == "country" for j in out) < 1:
         raise JurisdictionError(f"{path}: features: at least one feature of kind 'country' is needed")

@@ -16,7 +16,10 @@ two release the same scans in the same order.  The window must exceed the link d
 than what was already released cannot be put in order any more:
 :class:`~sensors.ingest.Ingestor` rejects it, with this buffer's
 :attr:`released_until` as the bound.  Memory is bounded by ``max_items``: past it
-the oldest scans are released early (counted in :attr:`forced`).
+the oldest scans are released early (counted in :attr:`forced`), and the
+receive-order queue behind the receive clock keeps at most ``2 × max_items``
+entries: the entries of scans already released are dropped in bulk when it passes
+that (amortised O(1) a scan; it holds at most one live entry per held scan).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class ReorderBuffer:
     def __init__(self, window_s: float = 3.0, max_items: int = 100_000) -> None:
         if window_s < 0:
             raise ValueError("window_s must be >= 0")
+        if max_items < 1:
+            raise ValueError("max_items must be >= 1")
         self.window_s = window_s
         self.max_items = max_items
         self.released_until = -math.inf
@@ -68,6 +73,8 @@ class ReorderBuffer:
             out.append(self._release())
         while self._received and self._received[0][1] <= self.released_until:
             self._received.popleft()  # released by the data clock already: nothing to time out
+        if len(self._received) > 2 * self.max_items:  # stale entries behind a live one at the front
+            self._received = collections.deque(e for e in self._received if e[1] > self.released_until)
         return out
 
     def drain(self) -> list[Scan]:

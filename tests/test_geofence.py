@@ -1,5 +1,8 @@
 """Geofence kernels against shapely, state machines on scenarios, properties with hypothesis."""
 
+import json
+import re
+
 import numpy as np
 import pytest
 import shapely
@@ -13,7 +16,7 @@ from geo.config import GeofenceConfig
 from geo.frame import LocalFrame
 from geo.geofence import Geofence, TrackUpdate
 from geo.geometry import JurisdictionIndex
-from geo.jurisdictions import Jurisdiction
+from geo.jurisdictions import Jurisdiction, JurisdictionError, load_jurisdictions
 from tracking import Tracker, TrackerConfig
 
 FRAME = LocalFrame(47.0, 8.0, 0.0)
@@ -301,6 +304,72 @@ def test_alert_types_disabled_for_a_zone_do_not_fire():
     path = np.column_stack((np.linspace(-2500, -500, 200), np.full(200, -1500.0)))
     alerts = feed_path(fence(two_countries(extra=(zone,))), np.arange(200.0), path)
     assert [a.type for a in alerts if a.type != "approach"] == ["zone_exit"]
+
+
+def _collection(tmp_path, *features):
+    """A jurisdiction file: a country square about the origin plus ``features`` (properties, lon/lat ring)."""
+    square = [[7.9, 46.9], [8.1, 46.9], [8.1, 47.1], [7.9, 47.1], [7.9, 46.9]]
+    items = [({"id": "country-a", "name": "A", "kind": "country", "agency": "agency-a"}, square), *features]
+    path = tmp_path / "jurisdictions.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": props, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+        for props, ring in items]}))
+    return path
+
+
+_DEPOT = [[8.01, 47.01], [8.02, 47.01], [8.02, 47.02], [8.01, 47.02], [8.01, 47.01]]
+
+
+def test_a_zone_whose_default_alerts_include_dwell_needs_dwell_s(tmp_path):
+    """A zone with no ``alerts`` list gets entry, exit and dwell; without ``dwell_s`` its dwell alert
+    could never fire, so the file is refused, naming the file, the feature and the field."""
+    path = _collection(tmp_path, ({"id": "depot", "name": "Depot", "kind": "zone", "agency": "agency-z"}, _DEPOT))
+    with pytest.raises(JurisdictionError) as error:
+        load_jurisdictions(path, FRAME)
+    message = str(error.value)
+    assert str(path) in message and "features[1]" in message and "'depot'" in message
+    assert "dwell_s" in message and "default" in message
+    fine = _collection(tmp_path, ({"id": "depot", "name": "Depot", "kind": "zone", "agency": "agency-z",
+                                   "alerts": ["zone_entry", "zone_exit"]}, _DEPOT))
+    (zone,) = [j for j in load_jurisdictions(fine, FRAME) if j.kind == "zone"]
+    assert zone.alerts == {"zone_entry", "zone_exit"} and zone.dwell_s is None
+
+
+def test_geofence_refuses_a_dwell_zone_without_dwell_s():
+    zone = jur("depot", "zone", box(-2000, -2000, -1000, -1000), "agency-a-mil")  # default alerts, dwell_s None
+    with pytest.raises(ValueError, match="depot.*dwell_s"):
+        fence(two_countries(extra=(zone,)))
+    quiet = jur("depot", "zone", box(-2000, -2000, -1000, -1000), "agency-a-mil", alerts={"zone_entry"})
+    path = np.column_stack((np.linspace(-2500, -1500, 100), np.full(100, -1500.0)))
+    assert [a.type for a in feed_path(fence(two_countries(extra=(quiet,))), np.arange(100.0), path)
+            if a.type != "approach"] == ["zone_entry"]
+
+
+def test_an_invalid_polygon_is_reported_by_feature_and_lon_lat(tmp_path):
+    """A bow-tie ring self-intersects at its centre: the message names the feature and gives that point
+    in the file's own lon/lat, not in the local metres it was checked in."""
+    bowtie = [[8.01, 47.01], [8.03, 47.03], [8.03, 47.01], [8.01, 47.03], [8.01, 47.01]]
+    path = _collection(tmp_path, ({"id": "depot", "name": "Fuel depot", "kind": "zone", "agency": "agency-z",
+                                   "dwell_s": 60.0}, bowtie))
+    with pytest.raises(JurisdictionError) as error:
+        load_jurisdictions(path, FRAME)
+    message = str(error.value)
+    assert str(path) in message and "features[1]" in message and "'depot'" in message and "'Fuel depot'" in message
+    match = re.search(r"invalid polygon: Self-intersection at lon ([-0-9.]+), lat ([-0-9.]+)", message)
+    assert match, message
+    # the two diagonals meet at the middle of the ring in lon/lat to well under a metre (1e-5° ≈ 1 m)
+    assert float(match[1]) == pytest.approx(8.02, abs=1e-5) and float(match[2]) == pytest.approx(47.02, abs=1e-5)
+
+
+def test_confirmed_only_false_sends_a_tentative_tracks_alerts_at_once():
+    path = zigzag(1, 300.0)
+    times = np.arange(len(path), dtype=float)
+    held = feed_path(fence(two_countries()), times, path, confirmed=False)
+    assert [a for a in held if a.type == "border_crossing"] == []
+    sent = [a for a in feed_path(fence(two_countries(), confirmed_only=False), times, path, confirmed=False)
+            if a.type == "border_crossing"]
+    assert len(sent) == 1 and sent[0].raised_t < times[-1]  # raised when decided, not at a later confirmation
+    assert sent[0].raised_t - sent[0].t < 30.0
 
 
 def test_approach_warns_once_with_eta():

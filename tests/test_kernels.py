@@ -2,18 +2,42 @@
 
 import numpy as np
 import pytest
+from filterpy.common import Q_continuous_white_noise
 from filterpy.kalman import KalmanFilter
 from hypothesis import HealthCheck, given, settings
 from scipy.optimize import linear_sum_assignment
 from hypothesis import strategies as st
 
 from tracking.imm import predict_tracks, update_track
-from tracking.kernels import gate_pairs, pair_clusters, process_noise, transition, update_radial_row
+from tracking.kernels import gate_pairs, pair_clusters, update_radial_row
 
 
 def random_spd(rng, n, scale):
     a = rng.normal(0, 1, (n, n))
     return a @ a.T * scale + np.eye(n) * scale * 0.1
+
+
+def reference_model(dt, q):
+    """The nearly-constant-velocity model built without the code under test (Bar-Shalom, Li,
+    Kirubarajan 2001, §6.2.2): state (east, north, v_east, v_north),
+
+        F = [[I, Δt·I], [0, I]],   Q = q·[[Δt³/3·I, Δt²/2·I], [Δt²/2·I, Δt·I]]
+
+    (continuous white-noise acceleration of power spectral density q), F written out here and Q
+    from filterpy's ``Q_continuous_white_noise`` with the two axes as blocks of (position, velocity)."""
+    F = np.array([[1.0, 0.0, dt, 0.0], [0.0, 1.0, 0.0, dt], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    Q = Q_continuous_white_noise(dim=2, dt=dt, spectral_density=q, block_size=2, order_by_dim=False)
+    return F, Q
+
+
+def test_reference_model_is_the_textbook_one():
+    """Pin the reference itself, so that a change in filterpy's conventions cannot pass unnoticed."""
+    F, Q = reference_model(2.0, 3.0)
+    x = np.array([10.0, 20.0, 1.0, -2.0])
+    np.testing.assert_array_equal(F @ x, [12.0, 16.0, 1.0, -2.0])
+    np.testing.assert_allclose(Q[[0, 1, 0, 1, 2, 3], [0, 1, 2, 3, 2, 3]], [8.0, 8.0, 6.0, 6.0, 6.0, 6.0])  # q·Δt³/3, q·Δt²/2, q·Δt
+    np.testing.assert_array_equal(Q[[0, 0, 1, 2], [1, 3, 2, 3]], 0.0)  # axes independent
+    np.testing.assert_array_equal(Q, Q.T)
 
 
 def filterpy_filter(x, P):
@@ -44,10 +68,7 @@ def test_predict_and_update_match_filterpy(seed):
             np.testing.assert_array_equal(xk[i], x[i])
             continue
         dt = t - t_state[i]
-        kf.F = transition(dt)
-        kf.Q = process_noise(dt, q[i])
-        # the same matrices written out by hand, to pin the model itself
-        assert kf.Q[0, 0] == pytest.approx(q[i] * dt**3 / 3) and kf.Q[0, 2] == pytest.approx(q[i] * dt**2 / 2)
+        kf.F, kf.Q = reference_model(dt, q[i])
         kf.predict()
         np.testing.assert_allclose(xk[i], kf.x[:, 0], rtol=0, atol=1e-9 * max(1, np.abs(kf.x).max()))
         np.testing.assert_allclose(Pk[i], kf.P, rtol=1e-9, atol=1e-9)

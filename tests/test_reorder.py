@@ -46,6 +46,22 @@ def test_memory_is_bounded_by_forcing_oldest_out():
     assert [s.time for s in out] == [float(t) for t in range(15)]
 
 
+def test_receive_queue_is_bounded_behind_a_held_scan_stamped_far_ahead():
+    """A scan stamped far ahead is held (it is received first, so it heads the receive queue);
+    thousands of scans behind it are released by the data clock.  Their receive entries must not
+    pile up behind it, and the held scan must still be released by the receive clock."""
+    buf = ReorderBuffer(window_s=3.0, max_items=10)
+    buf.push(scan(1e6), 0.0)  # a sensor clock far ahead
+    released = []
+    for k in range(1, 2000):
+        buf.push(scan(float(k)), float(k) * 1e-4)  # received within 0.2 s: the receive clock never fires
+        released += buf.pop_ready(float(k), float(k) * 1e-4)
+        assert len(buf._received) <= 2 * buf.max_items + 1
+    assert [s.time for s in released] == [float(k) for k in range(1, 1997)] and buf.forced == 0
+    assert [s.time for s in buf.pop_ready(1999.0, 3.0)] == [1997.0, 1998.0, 1999.0, 1e6]  # held 3 s: due
+    assert len(buf) == 0
+
+
 def test_negative_window_is_an_error():
     with pytest.raises(ValueError):
         ReorderBuffer(window_s=-1)
