@@ -277,3 +277,10 @@ def agency_watchers(port: int, alerts, tag: str) -> dict[str, Collector]:
 def alert_ids(watchers: dict[str, Collector]) -> dict[str, set[str]]:
     """The alert ids each agency's watcher has received."""
     return {a: {m["alert_id"] for m in w.of(f"{PREFIX}/alerts/{a}")} for a, w in watchers.items()}
+
+
+def write_passwords(path: Path, users: dict[str, str]) -> Path:
+    """A Mosquitto password file for ``users`` (name → password), made with mosquitto_passwd."""
+    for i, (user, password) in enumerate(users.items()):
+        subprocess.run(["mosquitto_passwd", *(["-c"] if i == 0 else []), "-b", str(path), user, password], check=True)
+    return path
