@@ -38,7 +38,7 @@ def password_broker(tmp_path):
     broker.stop()
 
 
-@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604], ids=lambda mode: f"{mode:04o}")
 def test_a_password_file_others_may_read_stops_start_up_naming_file_field_and_fix(tmp_path, password_broker, mode):
     secret = tmp_path / "pw"
     secret.write_text("pipe-secret\n")
