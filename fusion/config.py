@@ -53,8 +53,13 @@ class MqttConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     port: Annotated[int, Meta(ge=1, le=65535)] = 1883
     prefix: Annotated[str, Meta(pattern=r"^[^#+]+[^/#+]$")] = "borderfusion/v1"
     username: str | None = None
+    #: a file holding the password (relative to the site file); needs ``username``; must be
+    #: readable by its owner only (mode 0600), or start-up stops
     password_file: str | None = None
+    #: TLS is used when ``tls_ca`` or ``tls_cert`` is set.  The broker's certificate is checked
+    #: against ``tls_ca`` when given, else against the system's CA store; never plaintext.
     tls_ca: str | None = None
+    #: client certificate and its key, always together
     tls_cert: str | None = None
     tls_key: str | None = None
     keepalive_s: Annotated[int, Meta(ge=5, le=3600)] = 30
@@ -62,8 +67,12 @@ class MqttConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     session_expiry_s: Annotated[int, Meta(ge=0, le=7 * 86400)] = 3600
     #: on-disk outbox of alerts not yet acknowledged by the broker (relative to the site file)
     outbox: str = "outbox"
-    #: bounded input queue between the network thread and the pipeline
+    #: bounded input queue between the network thread and the pipeline, in messages; also the
+    #: most rejections that may wait for the bulk connection
     queue_size: Annotated[int, Meta(ge=10, le=10_000_000)] = 20000
+    #: the same input queue's bound in payload bytes (at least 1 MiB: four of the largest
+    #: accepted payloads); what does not fit is shed and counted, like a full queue
+    queue_bytes: Annotated[int, Meta(ge=1 << 20, le=1 << 40)] = 64 << 20
 
 
 class IngestConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -117,6 +126,18 @@ class Site:
         return (self.path.parent / relative).resolve()
 
 
+def _mqtt_problem(mqtt: MqttConfig) -> str | None:
+    """The first ``[mqtt]`` setting that would silently weaken security, as ``field: why``; None if none."""
+    if mqtt.password_file and not mqtt.username:
+        return ("mqtt.password_file: set mqtt.username too; without a user name the password is never "
+                "sent and the node would connect anonymously")
+    if mqtt.tls_key and not mqtt.tls_cert:
+        return "mqtt.tls_key: set mqtt.tls_cert too (the client certificate of that key)"
+    if mqtt.tls_cert and not mqtt.tls_key:
+        return "mqtt.tls_cert: set mqtt.tls_key too (the private key of that certificate)"
+    return None
+
+
 def _error_text(error: msgspec.ValidationError, document: dict) -> str:
     import json
 
@@ -136,6 +157,8 @@ def load_site(path: str | Path) -> Site:
         config = msgspec.convert(document, SiteFile)
     except msgspec.ValidationError as error:
         raise ConfigError(f"{path}: {_error_text(error, document)}") from None
+    if problem := _mqtt_problem(config.mqtt):
+        raise ConfigError(f"{path}: {problem}")
     seen: set[str] = set()
     for i, spec in enumerate(config.sensors):
         if spec.id in seen:

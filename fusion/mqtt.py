@@ -1,13 +1,20 @@
 """Everything that touches the broker: the live loop, record, and re-publish.
 
 The only module that imports paho-mqtt (2.x, ``CallbackAPIVersion.VERSION2``, MQTT v5).
-paho's network thread only appends to a bounded queue; decoding and processing
-happen in the main thread through the same :class:`~fusion.pipeline.Pipeline` as
-replay.  When the queue is full the newest message is dropped and counted as
-``shed`` in the status (memory stays bounded, the network thread never blocks).
+paho's network thread only appends to bounded queues (input messages, PUBACKs) and
+sets a flag on (re)connect; decoding, processing, SQLite and every reaction to a
+connect happen in the main thread through the same :class:`~fusion.pipeline.Pipeline`
+as replay.  When the input queue is full (``[mqtt] queue_size`` messages or
+``queue_bytes`` of payload) the newest message is dropped and counted as ``shed`` in
+the status (memory stays bounded, the network thread never blocks).
 The node holds two connections: the urgent one (raw input, alerts, status) and a
 bulk one for track snapshots and rejections, so that an alert never waits behind a
-large snapshot in the same TCP stream.
+large snapshot in the same TCP stream.  What waits for the bulk connection is bounded
+too (``queue_size`` rejections, :data:`_MAX_UNSENT_SNAPSHOTS` snapshots); beyond that
+outputs are dropped and counted as ``shed_outputs``.
+
+An exception that ends the loop marks the node ``offline`` (retained, as the last
+will would) before the clean disconnect, which cancels the will, and is re-raised.
 
 Alerts go through :class:`Outbox`, an SQLite file beside the site config: a row is
 written before the alert is published (QoS 1) and deleted when the broker
@@ -23,9 +30,11 @@ from __future__ import annotations
 import collections
 import gc
 import logging
+import os
 import queue
 import signal
 import socket
+import stat
 import sqlite3
 import threading
 import time
@@ -36,7 +45,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
 
-from fusion.config import Site
+from fusion.config import ConfigError, Site
 from fusion.logio import LogWriter, read_log
 from fusion.pipeline import Outputs, Pipeline
 from tracking.warmup import warm_up
@@ -48,6 +57,8 @@ _encode = msgspec.json.Encoder().encode
 _STATUS_EVERY_S = 5.0
 _TICK_MARGIN_S = 0.05  # a message stamped before a tick is in the queue by then: live releases as replay does
 _MAX_DEFERRED_SNAPSHOTS = 5
+#: track snapshots handed to paho but not yet written to the socket (a stalled bulk link); more are shed
+_MAX_UNSENT_SNAPSHOTS = 8
 
 
 class Outbox:
@@ -65,7 +76,8 @@ class Outbox:
     CHECKPOINT_EVERY_S = 1.0
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _make_private(path)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -117,19 +129,52 @@ class Outbox:
             self._db.close()
 
 
+def _make_private(path: Path) -> None:
+    """Create ``path`` readable by its owner only (0600), or make an existing one so.
+
+    The outbox holds every alert not yet delivered.  SQLite creates the ``-wal`` and
+    ``-shm`` files with the database file's mode, so they follow; those left by an older
+    outbox are tightened too.
+    """
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and stat.S_IMODE(file.stat().st_mode) & 0o077:
+            file.chmod(0o600)
+
+
 class _Inbox(queue.Queue):
     """The bounded hand-over from paho's network thread: (t_rx, topic, payload) items.
 
-    ``on_message`` never blocks: when the queue is full the message is dropped and counted.
+    Bounded both in items (``maxsize``) and in payload bytes (``max_bytes``): 1,500
+    payloads of 1 MB fit a bound of 20,000 items and held ~1 GB.  ``on_message`` never
+    blocks: a message that does not fit is dropped and counted in ``dropped``.
+    ``queued_bytes`` changes only under the queue's mutex (in ``_put``/``_get``); it is
+    read without it in ``on_message``, which is safe because that is the only producer:
+    between the check and the put the main thread can only make room.
     """
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, max_bytes: int) -> None:
         super().__init__(maxsize)
+        self.max_bytes = max_bytes
+        self.queued_bytes = 0
         self.dropped = 0
 
+    def _put(self, item: tuple[float, str, bytes]) -> None:
+        self.queued_bytes += len(item[2])
+        super()._put(item)
+
+    def _get(self) -> tuple[float, str, bytes]:
+        item = super()._get()
+        self.queued_bytes -= len(item[2])
+        return item
+
     def on_message(self, client, userdata, message) -> None:
+        payload = message.payload
+        if self.queued_bytes + len(payload) > self.max_bytes:
+            self.dropped += 1
+            return
         try:
-            self.put_nowait((time.time(), message.topic, message.payload))
+            self.put_nowait((time.time(), message.topic, payload))
         except queue.Full:
             self.dropped += 1
 
@@ -143,11 +188,15 @@ def _no_delay(client, userdata, sock) -> None:
 
 
 def connect(site: Site, client_id: str, *, will: tuple[str, bytes] | None = None, persistent: bool = False,
-            on_connect=None, on_message=None, on_publish=None, on_subscribe=None) -> mqtt.Client:
+            max_queued: int = 0, on_connect=None, on_message=None, on_publish=None,
+            on_subscribe=None) -> mqtt.Client:
     """A connected paho client (network loop running) for the site's broker settings.
 
     The callbacks are installed before connecting: a persistent session delivers its
     queued messages right after the CONNACK, before the caller could set them.
+    ``max_queued`` bounds paho's queue of QoS 1 messages not yet acknowledged (0: no
+    bound); a publish beyond it returns ``MQTT_ERR_QUEUE_SIZE`` and is not sent.
+    ``on_connect(client)`` runs on paho's network thread at every (re)connect.
     """
     cfg = site.config.mqtt
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
@@ -155,18 +204,15 @@ def connect(site: Site, client_id: str, *, will: tuple[str, bytes] | None = None
     client.on_publish = on_publish
     client.on_subscribe = on_subscribe
     client.on_socket_open = _no_delay
-    client.max_queued_messages_set(0)  # unlimited in paho: our outbox bounds what we keep
+    client.max_queued_messages_set(max_queued)  # paho cannot change it once connected
     # paho's default of 20 unacknowledged QoS 1 messages would make a burst of alerts wait
     # for round trips; the broker's receive maximum (max_inflight_messages) still applies
     client.max_inflight_messages_set(1000)
     client.reconnect_delay_set(min_delay=1, max_delay=10)
     if cfg.username:
-        password = site.resolve(cfg.password_file).read_text().strip() if cfg.password_file else None
-        client.username_pw_set(cfg.username, password)
-    if cfg.tls_ca:
-        client.tls_set(ca_certs=str(site.resolve(cfg.tls_ca)),
-                       certfile=str(site.resolve(cfg.tls_cert)) if cfg.tls_cert else None,
-                       keyfile=str(site.resolve(cfg.tls_key)) if cfg.tls_key else None)
+        client.username_pw_set(cfg.username, _read_password(site) if cfg.password_file else None)
+    if cfg.tls_ca or cfg.tls_cert:
+        _set_tls(client, site)
     if will:
         client.will_set(will[0], will[1], qos=1, retain=True)
     properties = Properties(PacketTypes.CONNECT)
@@ -188,7 +234,13 @@ def connect(site: Site, client_id: str, *, will: tuple[str, bytes] | None = None
         connected.set()
 
     client.on_connect = _on_connect
-    client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=not persistent, properties=properties)
+    try:
+        client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=not persistent,
+                       properties=properties)
+    except OSError as error:  # refused, unreachable, unknown host, TLS handshake
+        raise OSError(f"could not connect to the MQTT broker at {cfg.host}:{cfg.port}: "
+                      f"{error.strerror or error}; check that the broker is running and listening there, "
+                      f"and [mqtt] host and port in {site.path}") from None
     client.loop_start()
     if not connected.wait(15) or refused:
         client.loop_stop()
@@ -197,61 +249,135 @@ def connect(site: Site, client_id: str, *, will: tuple[str, bytes] | None = None
     return client
 
 
+def _security_file(site: Site, field: str) -> Path:
+    """The file named by ``[mqtt] <field>``, resolved; :class:`ConfigError` if it cannot be read."""
+    path = site.resolve(getattr(site.config.mqtt, field))
+    if not os.access(path, os.R_OK):
+        why = "no such file" if not path.exists() else "not readable by this user"
+        raise ConfigError(f"{site.path}: mqtt.{field}: cannot read {path} ({why})")
+    return path
+
+
+def _read_password(site: Site) -> str:
+    """The password from ``[mqtt] password_file``, which only its owner may read (like ssh's keys)."""
+    path = _security_file(site, "password_file")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(f"{site.path}: mqtt.password_file: {path} may be read by other users "
+                          f"(mode {mode:04o}); run: chmod 600 {path}")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def _set_tls(client: mqtt.Client, site: Site) -> None:
+    """TLS, verifying the broker against ``tls_ca`` or, without it, the system's CA store."""
+    cfg = site.config.mqtt
+    files = {field: str(_security_file(site, field)) for field in ("tls_ca", "tls_cert", "tls_key")
+             if getattr(cfg, field)}
+    try:
+        client.tls_set(ca_certs=files.get("tls_ca"), certfile=files.get("tls_cert"), keyfile=files.get("tls_key"))
+    except (OSError, ValueError) as error:  # ssl.SSLError: not a certificate, key does not match
+        fields = ", ".join(f"mqtt.{field}" for field in files)
+        raise ConfigError(f"{site.path}: {fields}: cannot load for TLS: {error}") from None
+
+
+def _written(info: mqtt.MQTTMessageInfo) -> bool:
+    """paho no longer holds this message: written (QoS 0), acknowledged (QoS 1), or dropped."""
+    try:
+        return info.is_published()
+    except (ValueError, RuntimeError):  # never queued, or lost with the connection
+        return True
+
+
 class _Live:
-    """The live node: queue ← paho thread; main thread → pipeline → publish."""
+    """The live node: queues ← paho thread; main thread → pipeline → publish.
+
+    The network thread touches nothing but ``inbox`` (messages), ``_acks`` (PUBACKs
+    with their reason codes) and ``_connected`` (a flag); everything else, including
+    every read and write of ``in_flight`` and the outbox, is the main thread's.  So a
+    PUBACK that arrives before ``publish`` has returned its mid is still matched with
+    its reason code, and nothing the network thread runs can raise.
+    """
 
     def __init__(self, site: Site) -> None:
         self.site = site
         cfg = site.config.mqtt
         self.prefix = cfg.prefix
-        self.inbox = _Inbox(cfg.queue_size)  # what it drops is the status's "shed"
+        self.inbox = _Inbox(cfg.queue_size, cfg.queue_bytes)  # what it drops is the status's "shed"
         self.outbox = Outbox(site.resolve(cfg.outbox) / f"{site.node_id}.sqlite")
-        self.in_flight: dict[int, int] = {}
-        self.acked: collections.deque[int] = collections.deque()  # acknowledged rows, not yet deleted
+        self.in_flight: dict[int, int] = {}  # mid → outbox row of each alert published, not yet acknowledged
+        self._acks: collections.deque[tuple[int, mqtt.ReasonCode]] = collections.deque()  # (mid, reason) ← paho
+        self._connected = threading.Event()  # set by paho on every (re)connect
         self.snapshots: collections.deque = collections.deque()  # rendered when the input queue is empty
-        self._lock = threading.Lock()
+        self._unsent_snapshots: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
+        self.shed_outputs = 0  # snapshots and rejections dropped because the bulk connection could not take them
         self.pipeline = Pipeline(site)
         self.stop = threading.Event()
         self.status_topic = f"{self.prefix}/status/{site.node_id}"
 
-    # paho thread --------------------------------------------------------------------
+    # paho thread: append or set, nothing else --------------------------------------------
     def on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        with self._lock:
-            row = self.in_flight.pop(mid, None)
-        if row is None:  # not an alert, or acknowledged before _send_alert recorded it (it checks)
-            return
-        if reason_code.is_failure:  # e.g. the broker's ACL refused it: keep it, retry on the next connect
-            log.error("broker refused alert (outbox row %d): %s; kept for the next connection", row, reason_code)
-        else:
-            self.acked.append(row)  # deleted by the main thread in batches: no disk I/O on paho's thread
+        self._acks.append((mid, reason_code))
 
     def on_connect(self, client: mqtt.Client) -> None:
+        self._connected.set()
+
+    # main thread --------------------------------------------------------------------
+    def _after_connect(self, client: mqtt.Client) -> None:
+        """Subscribe, announce, and re-send what the outbox holds that is not in flight.
+
+        Rows in flight are re-sent by paho itself on the new connection (same mid); the
+        others were refused by the broker or left by an earlier run of this node.
+        """
         client.subscribe(f"{self.prefix}/raw/+/+", qos=1)
         client.publish(self.status_topic, _encode(self._status()), qos=1, retain=True)
-        with self._lock:
-            flying = set(self.in_flight.values())
+        self.forget_acknowledged()
+        flying = set(self.in_flight.values())
         for row, topic, payload in self.outbox.pending():
             if row not in flying:
                 self._send_alert(client, row, topic, payload)
 
-    # main thread --------------------------------------------------------------------
     def _send_alert(self, client: mqtt.Client, row: int, topic: str, payload: bytes) -> None:
-        # never call into paho while holding our lock: paho calls on_publish holding its own
-        info = client.publish(topic, payload, qos=1)
-        with self._lock:
-            self.in_flight[info.mid] = row
-        if info.is_published():  # the PUBACK beat us to it: on_publish found no row
-            with self._lock:
-                row_ = self.in_flight.pop(info.mid, None)
-            if row_ is not None:
-                self.acked.append(row_)
+        # its PUBACK may be reported before publish returns: forget_acknowledged matches it later
+        self.in_flight[client.publish(topic, payload, qos=1).mid] = row
 
     def forget_acknowledged(self) -> None:
-        rows = []
-        while self.acked:
-            rows.append(self.acked.popleft())
-        if rows:
-            self.outbox.done(rows)
+        """Match the PUBACKs reported so far with the alerts in flight; delete the accepted rows.
+
+        A PUBACK with an error reason (e.g. the broker's ACL refused the topic) keeps its
+        row, to be sent again on the next connection.  A PUBACK of a mid not in flight is
+        the status message's.  (paho reuses a mid only after 65,535 more publishes, and
+        this runs after every message, so a stale PUBACK never meets a reused mid.)
+        """
+        accepted = []
+        while self._acks:
+            mid, reason_code = self._acks.popleft()
+            row = self.in_flight.pop(mid, None)
+            if row is None:
+                continue
+            if reason_code.is_failure:
+                log.error("broker refused alert (outbox row %d): %s; kept for the next connection", row, reason_code)
+            else:
+                accepted.append(row)
+        if accepted:
+            self.outbox.done(accepted)
+
+    def _publish_bulk(self, bulk: mqtt.Client, topic: str, payload: bytes, qos: int) -> mqtt.MQTTMessageInfo | None:
+        info = bulk.publish(topic, payload, qos=qos)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE or (qos == 0 and info.rc != mqtt.MQTT_ERR_SUCCESS):
+            self.shed_outputs += 1  # paho's queue is full, or (QoS 0) no connection to write to
+            return None
+        return info
+
+    def _publish_snapshot(self, bulk: mqtt.Client, payload: bytes) -> None:
+        """A QoS 0 snapshot waits in paho until the socket takes it: hold at most a few."""
+        while self._unsent_snapshots and _written(self._unsent_snapshots[0]):
+            self._unsent_snapshots.popleft()
+        if len(self._unsent_snapshots) >= _MAX_UNSENT_SNAPSHOTS:
+            self.shed_outputs += 1
+            return
+        info = self._publish_bulk(bulk, f"{self.prefix}/tracks", payload, qos=0)
+        if info is not None:
+            self._unsent_snapshots.append(info)
 
     def publish(self, client: mqtt.Client, bulk: mqtt.Client, out: Outputs) -> None:
         """Alerts on ``client``; track snapshots and rejections on ``bulk``, a connection of their own.
@@ -268,19 +394,85 @@ class _Live:
             for row, (topic, payload) in zip(self.outbox.add(copies), copies):
                 self._send_alert(client, row, topic, payload)
         for rejection in out.rejected:
-            bulk.publish(f"{self.prefix}/rejected", _encode(rejection.to_dict()), qos=1)
+            self._publish_bulk(bulk, f"{self.prefix}/rejected", _encode(rejection.to_dict()), qos=1)
         self.snapshots.extend(out.snapshots)
         # track snapshots wait while input is queued (they cost ~10 ms per 1,000 tracks), but not forever
         while self.snapshots and (self.inbox.empty() or len(self.snapshots) > _MAX_DEFERRED_SNAPSHOTS):
-            bulk.publish(f"{self.prefix}/tracks", _encode(self.snapshots.popleft().to_dict()), qos=0)
+            self._publish_snapshot(bulk, _encode(self.snapshots.popleft().to_dict()))
 
     def _status(self, state: str = "online") -> dict:
         status = self.pipeline.status(time.time())
         status["state"] = state
         status["counters"]["shed"] = self.inbox.dropped
+        status["counters"]["shed_outputs"] = self.shed_outputs
         status["counters"]["queued"] = self.inbox.qsize()
-        status["counters"]["outbox"] = len(self.outbox) - len(self.acked)  # decided, not yet acknowledged
+        status["counters"]["queued_bytes"] = self.inbox.queued_bytes
+        status["counters"]["outbox"] = len(self.outbox)  # decided, not yet acknowledged
         return status
+
+    def _mark_crashed(self, client: mqtt.Client, error: BaseException) -> None:
+        """Publish ``offline`` (retained, QoS 1, as the will) for a loop ended by ``error``.
+
+        The disconnect that follows is a clean one, and a clean disconnect discards the
+        will: without this the broker would show the dead node ``online``.
+        """
+        try:
+            status = self._status("offline")
+        except Exception:  # the failure may be in what the status reads
+            status = {"node_id": self.site.node_id, "state": "offline"}
+        status["error"] = f"{type(error).__name__}: {error}"[:300]
+        log.critical("the live loop failed (%s); marked %s offline", status["error"], self.status_topic)
+        try:
+            final = client.publish(self.status_topic, _encode(status), qos=1, retain=True)
+            if client.is_connected():
+                final.wait_for_publish(5)
+        except Exception as publish_error:  # the original error is the one to report
+            log.error("could not publish the offline status: %s", publish_error)
+
+    def _loop(self, client: mqtt.Client, bulk: mqtt.Client) -> None:
+        last_status = time.monotonic()
+        reported = (0, 0)  # (input shed, outputs shed) already logged
+        while not self.stop.is_set():
+            if self._connected.is_set():
+                self._connected.clear()
+                self._after_connect(client)
+            due = self.pipeline.next_release() + _TICK_MARGIN_S  # when held scans fall due without input
+            try:
+                t_rx, topic, payload = self.inbox.get(timeout=min(0.2, max(0.001, due - time.time())))
+            except queue.Empty:
+                if time.time() >= due:
+                    self.publish(client, bulk, self.pipeline.tick(time.time() - _TICK_MARGIN_S))
+            else:
+                self.publish(client, bulk, self.pipeline.feed(t_rx, topic, payload))
+            self.forget_acknowledged()
+            if time.monotonic() - last_status > _STATUS_EVERY_S:
+                client.publish(self.status_topic, _encode(self._status()), qos=1, retain=True)
+                last_status = time.monotonic()
+                shed = (self.inbox.dropped, self.shed_outputs)
+                if shed[0] > reported[0]:
+                    log.warning("shed %d input messages in the last %.0f s: input outran processing "
+                                "(queue of %d messages / %d bytes full); %d shed in all", shed[0] - reported[0],
+                                _STATUS_EVERY_S, self.inbox.maxsize, self.inbox.max_bytes, shed[0])
+                if shed[1] > reported[1]:
+                    log.warning("shed %d track snapshots or rejections in the last %.0f s: the bulk connection "
+                                "could not take them; %d shed in all", shed[1] - reported[1], _STATUS_EVERY_S,
+                                shed[1])
+                reported = shed
+
+    def _finish(self, client: mqtt.Client, bulk: mqtt.Client) -> None:
+        """Stopped: process what arrived, wait (≤ 10 s) for the alerts' PUBACKs, mark offline."""
+        while not self.inbox.empty():
+            t_rx, topic, payload = self.inbox.get_nowait()
+            self.publish(client, bulk, self.pipeline.feed(t_rx, topic, payload))
+        self.publish(client, bulk, self.pipeline.flush())
+        deadline = time.monotonic() + 10
+        self.forget_acknowledged()
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+            self.forget_acknowledged()
+        final = client.publish(self.status_topic, _encode(self._status("offline")), qos=1, retain=True)
+        if client.is_connected():
+            final.wait_for_publish(5)
 
     def run(self) -> int:
         warm_seconds = warm_up()
@@ -290,44 +482,24 @@ class _Live:
         gc.collect()
         gc.freeze()
         will = (self.status_topic, _encode({"node_id": self.site.node_id, "state": "offline"}))
-        bulk = connect(self.site, f"borderfusion-{self.site.node_id}-bulk")
-        client = connect(self.site, f"borderfusion-{self.site.node_id}", will=will, persistent=True,
-                         on_connect=self.on_connect, on_message=self.inbox.on_message, on_publish=self.on_publish)
-        last_status = time.monotonic()
-        reported_shed = 0
+        clients: list[mqtt.Client] = []
         try:
-            while not self.stop.is_set():
-                due = self.pipeline.next_release() + _TICK_MARGIN_S  # when held scans fall due without input
-                try:
-                    t_rx, topic, payload = self.inbox.get(timeout=min(0.2, max(0.001, due - time.time())))
-                except queue.Empty:
-                    if time.time() >= due:
-                        self.publish(client, bulk, self.pipeline.tick(time.time() - _TICK_MARGIN_S))
-                else:
-                    self.publish(client, bulk, self.pipeline.feed(t_rx, topic, payload))
-                self.forget_acknowledged()
-                if time.monotonic() - last_status > _STATUS_EVERY_S:
-                    client.publish(self.status_topic, _encode(self._status()), qos=1, retain=True)
-                    last_status = time.monotonic()
-                    shed = self.inbox.dropped
-                    if shed > reported_shed:
-                        log.warning("shed %d input messages in the last %.0f s: input outran processing "
-                                    "(queue of %d full); %d shed in all", shed - reported_shed,
-                                    _STATUS_EVERY_S, self.inbox.maxsize, shed)
-                        reported_shed = shed
-            while not self.inbox.empty():  # drain what already arrived
-                t_rx, topic, payload = self.inbox.get_nowait()
-                self.publish(client, bulk, self.pipeline.feed(t_rx, topic, payload))
-            self.publish(client, bulk, self.pipeline.flush())
-            deadline = time.monotonic() + 10
-            while self.in_flight and time.monotonic() < deadline:
-                time.sleep(0.05)
-            self.forget_acknowledged()
-            final = client.publish(self.status_topic, _encode(self._status("offline")), qos=1, retain=True)
-            if client.is_connected():
-                final.wait_for_publish(5)
+            # rejections beyond queue_size waiting for their PUBACK are shed (counted in shed_outputs)
+            bulk = connect(self.site, f"borderfusion-{self.site.node_id}-bulk",
+                           max_queued=self.site.config.mqtt.queue_size)
+            clients.append(bulk)
+            client = connect(self.site, f"borderfusion-{self.site.node_id}", will=will, persistent=True,
+                             on_connect=self.on_connect, on_message=self.inbox.on_message,
+                             on_publish=self.on_publish)
+            clients.append(client)
+            try:
+                self._loop(client, bulk)
+                self._finish(client, bulk)
+            except BaseException as error:
+                self._mark_crashed(client, error)
+                raise
         finally:
-            for c in (client, bulk):
+            for c in clients:
                 c.disconnect()
                 c.loop_stop()
             self.outbox.close()
@@ -347,7 +519,7 @@ def record(site: Site, out: str | Path, duration_s: float | None = None, on_read
 
     ``on_ready(topic)`` is called once the subscription is acknowledged.
     """
-    inbox = _Inbox(site.config.mqtt.queue_size)
+    inbox = _Inbox(site.config.mqtt.queue_size, site.config.mqtt.queue_bytes)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

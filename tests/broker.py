@@ -277,3 +277,26 @@ def agency_watchers(port: int, alerts, tag: str) -> dict[str, Collector]:
 def alert_ids(watchers: dict[str, Collector]) -> dict[str, set[str]]:
     """The alert ids each agency's watcher has received."""
     return {a: {m["alert_id"] for m in w.of(f"{PREFIX}/alerts/{a}")} for a, w in watchers.items()}
+
+
+def write_passwords(path: Path, users: dict[str, str]) -> Path:
+    """A Mosquitto password file for ``users`` (name → password), made with mosquitto_passwd."""
+    for i, (user, password) in enumerate(users.items()):
+        subprocess.run(["mosquitto_passwd", *(["-c"] if i == 0 else []), "-b", str(path), user, password], check=True)
+    return path
+
+
+def make_certificates(directory) -> dict[str, str]:
+    """A throw-away CA, a server certificate for 127.0.0.1 and a client certificate (openssl)."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+            "-keyout", "ca.key", "-out", "ca.crt")
+    for name, extra in (("server", ["-addext", "subjectAltName=IP:127.0.0.1"]), ("client", [])):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
+                "-out", f"{name}.csr", *extra)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", "2", "-copy_extensions", "copy", "-out", f"{name}.crt")
+    return {name: str(directory / name) for name in
+            ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")}

@@ -30,6 +30,7 @@ from tests.broker import (
     alert_ids,
     forget_session,
     free_port,
+    make_certificates,
     rss_mb,
     running_node,
     start_node,
@@ -185,22 +186,6 @@ def test_record_then_replay_gives_the_same_alerts(tmp_path, broker, short_log):
     assert [a.to_dict() for a in got.alerts] == [a.to_dict() for a in expected.alerts]
 
 
-def make_certificates(directory) -> dict[str, str]:
-    """A throw-away CA, a server certificate for 127.0.0.1 and a client certificate (openssl)."""
-    def openssl(*args):
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
-
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-            "-keyout", "ca.key", "-out", "ca.crt")
-    for name, extra in (("server", ["-addext", "subjectAltName=IP:127.0.0.1"]), ("client", [])):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
-                "-out", f"{name}.csr", *extra)
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                "-days", "2", "-copy_extensions", "copy", "-out", f"{name}.crt")
-    return {name: str(directory / name) for name in
-            ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")}
-
-
 def test_tls_with_client_certificate_and_password_file(tmp_path):
     """The node reaches a TLS-only, password-protected listener; the password never shows in its output."""
     certs_dir = tmp_path / "certs"
@@ -219,6 +204,7 @@ def test_tls_with_client_certificate_and_password_file(tmp_path):
         "require_certificate true\n"
         f"password_file {passwd}\nallow_anonymous false\n"), per_listener=True).start()
     (tmp_path / "pw").write_text(secret + "\n")
+    (tmp_path / "pw").chmod(0o600)  # readable by others, it would stop start-up
     tls = (f'username = "pipeline"\npassword_file = "{tmp_path / "pw"}"\n'
            f'tls_ca = "{certs["ca.crt"]}"\ntls_cert = "{certs["client.crt"]}"\ntls_key = "{certs["client.key"]}"')
     ops = Collector(broker.port, [f"{PREFIX}/status/+"], "ops-tls")
