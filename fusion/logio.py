@@ -273,7 +273,7 @@ def read_log(path: str | Path, strict: bool = False, report: LogReport | None = 
                                   f"{format_validation_error(error, line, _Line)}")
                 continue
             except _BadLine as error:
-                if not line.endswith(b"\n") and number > 1:  # the last line, cut mid-way
+                if not line.endswith(b"\n") and report.records:  # the last line of a log, cut mid-way
                     problems.truncated(number, f"{path}:{number}: the file ends in the middle of line {number} "
                                        f"(cut short?): {error}")
                     return
