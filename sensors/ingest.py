@@ -269,6 +269,8 @@ class Ingestor:
             return format_validation_error(validation, payload, decoder.type)
         except RecursionError as deep:
             return undecodable_reason(deep, payload)
+        except UnicodeError:  # a lone surrogate escape ("\\ud800"): Python's parser takes it, msgspec does not
+            pass
         return f"not JSON: {error}"
 
     def _duplicate(self, message) -> str | None:
