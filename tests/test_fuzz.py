@@ -111,3 +111,49 @@ def test_random_bytes_as_a_log(tmp_path_factory, content):
         list(read_log(path))
     except LogError as error:  # only a wrong header stops a lenient read
         assert "format is" in str(error) or "log version" in str(error)
+
+
+@pytest.mark.broker
+def test_record_keeps_running_through_hostile_payloads_and_replay_rejects_them(tmp_path, live_site):
+    """``record`` against a real Mosquitto: payloads msgspec cannot decode are kept as strings."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import paho.mqtt.client as mqtt
+
+    from fusion.config import load_site
+    from fusion.pipeline import Outputs
+    from fusion.replay import replay_file
+
+    site = load_site(live_site)
+    recorded = tmp_path / "recorded.jsonl"
+    hostile = [b'{"sensor_id":"radar-n1\xff","t":1795000000.0,"seq":1,"plots":[]}',
+               b'{"sensor_id":"radar-n1","t":1795000000.0,"seq":2,"plots":[],"x":' + b"[" * 1100 + b"]" * 1100 + b"}",
+               b"\xff\xfe\x00 binary"]
+    recorder = subprocess.Popen([sys.executable, "-m", "fusion.cli", "record", "--config", str(live_site),
+                                 "--out", str(recorded)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert recorder.stdout.readline().startswith("recording ")  # subscribed
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fuzz-publisher", protocol=mqtt.MQTTv5)
+        client.connect("127.0.0.1", site.config.mqtt.port)
+        client.loop_start()
+        for payload in hostile:
+            client.publish(f"{PREFIX}/raw/radar/radar-n1", payload, qos=1).wait_for_publish(10)
+        client.disconnect()
+        client.loop_stop()
+        time.sleep(1.0)  # let the broker deliver them to the recorder
+        assert recorder.poll() is None, recorder.stderr.read()  # still running
+        recorder.send_signal(signal.SIGTERM)
+        out, err = recorder.communicate(timeout=30)
+    finally:
+        if recorder.poll() is None:
+            recorder.kill()
+    assert recorder.returncode == 0 and "Traceback" not in err, err
+    assert f"recorded {len(hostile)} messages" in out
+    records = list(read_log(recorded, strict=True))
+    assert [r.payload for r in records] == [p.decode("utf-8", errors="replace").encode() for p in hostile]
+    got = Outputs()
+    replay_file(site, recorded, keep=got, progress=False, strict=True)
+    assert len(got.rejected) == len(hostile) and all(r.reason for r in got.rejected)
