@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from fusion.config import ConfigError, Site, load_site
-from fusion.logio import LogError
+from fusion.logio import LogError, LogReport
 
 __all__ = ["main", "DEMO_SITE"]
 
@@ -88,8 +88,38 @@ def cmd_replay(args) -> int:
 
     warm_up()
     started = time.perf_counter()
-    pipeline = replay_file(site, args.log, args.alerts_out, args.tracks_out, args.rejected_out)
-    _print_json(_summary(pipeline, time.perf_counter() - started))
+    report = LogReport(args.log)
+    outputs = ", ".join(f for f in (args.alerts_out, args.tracks_out, args.rejected_out) if f) or "none"
+    try:
+        pipeline = replay_file(site, args.log, args.alerts_out, args.tracks_out, args.rejected_out,
+                               strict=args.strict, report=report)
+    except LogError as error:
+        if report.records:
+            error = LogError(f"{error}\nPARTIAL: outputs ({outputs}) hold only the {report.records} records before it")
+        raise error from None
+    _print_json({**_summary(pipeline, time.perf_counter() - started), "log": report.to_dict()})
+    return _replay_verdict(report, outputs)
+
+
+def _replay_verdict(report: LogReport, outputs: str) -> int:
+    """One closing line on what was wrong with the log (the reader logged each problem with its
+    file and line); 1 when the outputs do not cover a whole log."""
+    if report.truncated:
+        print(f"borderfusion: PARTIAL: {report.path} is cut short at line {report.truncated_line}; outputs "
+              f"({outputs}) hold only the {report.records} records before that point", file=sys.stderr)
+        return 1
+    if report.empty:
+        print(f"borderfusion: {report.path} is empty (0 bytes); nothing was replayed", file=sys.stderr)
+        return 1
+    if report.skipped_lines and not report.records:
+        print(f"borderfusion: none of the {report.lines} lines of {report.path} is a log record; "
+              "is it a borderfusion log or a mosquitto_sub -F %J capture?", file=sys.stderr)
+        return 1
+    if report.skipped_lines:
+        print(f"borderfusion: skipped {report.skipped_lines} bad lines of {report.lines} in {report.path} "
+              "(each named above); --strict stops at the first", file=sys.stderr)
+    elif not report.records:
+        print(f"borderfusion: {report.path} holds no records; nothing was replayed", file=sys.stderr)
     return 0
 
 
@@ -200,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alerts-out", metavar="F", help="write alerts (JSON Lines)")
     p.add_argument("--tracks-out", metavar="F", help="write track snapshots (JSON Lines)")
     p.add_argument("--rejected-out", metavar="F", help="write rejected inputs (JSON Lines)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop with exit status 1 at the first bad log line (default: skip bad lines, count "
+                        "them and name each one's file and line); a truncated log exits 1 either way")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("record", help="record the raw topics from the broker into a log")

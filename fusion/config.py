@@ -141,7 +141,7 @@ def _mqtt_problem(mqtt: MqttConfig) -> str | None:
 def _error_text(error: msgspec.ValidationError, document: dict) -> str:
     import json
 
-    return format_validation_error(error, json.dumps(document, default=str).encode())
+    return format_validation_error(error, json.dumps(document, default=str).encode(), SiteFile)
 
 
 def load_site(path: str | Path) -> Site:

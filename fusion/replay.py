@@ -1,7 +1,13 @@
-"""File-mode replay: a recorded log through the pipeline, outputs as JSON Lines."""
+"""File-mode replay: a recorded log through the pipeline, outputs as JSON Lines.
+
+The output files are created readable by their owner only (mode 0600): alerts,
+track positions and echoed sensor payloads are surveillance data, and any local
+user could read a file created with the usual 0644.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -11,10 +17,25 @@ import msgspec
 from tqdm import tqdm
 
 from fusion.config import Site
-from fusion.logio import read_log
+from fusion.logio import LogReport, read_log
 from fusion.pipeline import Outputs, Pipeline
 
-__all__ = ["replay_file", "JsonLinesSink"]
+__all__ = ["replay_file", "JsonLinesSink", "open_private"]
+
+
+def open_private(path: str | Path) -> IO[bytes]:
+    """Open ``path`` for writing (truncated), readable and writable by its owner only (0600).
+
+    The mode is given at creation, so the file is never readable by others, not even
+    briefly; an existing file is narrowed to 0600 too.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class JsonLinesSink:
@@ -29,7 +50,7 @@ class JsonLinesSink:
 
     @staticmethod
     def _open(stack: ExitStack, path) -> IO[bytes] | None:
-        return stack.enter_context(open(path, "wb")) if path else None
+        return stack.enter_context(open_private(path)) if path else None
 
     def write(self, out: Outputs) -> None:
         enc = self._encoder.encode
@@ -45,17 +66,21 @@ class JsonLinesSink:
 
 
 def replay_file(site: Site, log: str | Path, alerts_out=None, tracks_out=None, rejected_out=None,
-                progress: bool | None = None, keep: Outputs | None = None) -> Pipeline:
+                progress: bool | None = None, keep: Outputs | None = None, strict: bool = False,
+                report: LogReport | None = None) -> Pipeline:
     """Feed every record of ``log`` through a fresh pipeline; returns it (for its counters).
 
     ``keep``, when given, also collects every output in memory (tests, the demo).
+    Damaged logs follow :func:`~fusion.logio.read_log`: bad lines are skipped and
+    counted in ``report`` (``strict``: :class:`~fusion.logio.LogError` at the first),
+    and a truncated log ends the replay early with ``report.truncated`` set.
     """
     pipeline = Pipeline(site)
     show = sys.stderr.isatty() if progress is None else progress
     with ExitStack() as stack:
         sink = JsonLinesSink(stack, alerts_out, tracks_out, rejected_out)
         bar = stack.enter_context(tqdm(desc="replay", unit=" msg", disable=not show, mininterval=0.5))
-        for record in read_log(log):
+        for record in read_log(log, strict=strict, report=report):
             out = pipeline.feed(record.t_rx, record.topic, record.payload)
             sink.write(out)
             if keep is not None:

@@ -9,8 +9,10 @@ and only a message that passes all of them changes any state.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -21,7 +23,10 @@ from sensors.batch import Scan
 from sensors.normalize import SensorModel
 from sensors.schema import DECODERS, DroneReport, RadarScan
 
-__all__ = ["Rejection", "Ingestor", "IngestLimits", "MAX_PAYLOAD_BYTES", "format_validation_error"]
+__all__ = ["Rejection", "Ingestor", "IngestLimits", "MAX_PAYLOAD_BYTES", "format_validation_error",
+           "undecodable_reason"]
+
+log = logging.getLogger(__name__)
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 _PAYLOAD_ECHO_BYTES = 4096
@@ -72,22 +77,87 @@ def _describe(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def format_validation_error(error: msgspec.ValidationError, payload: bytes) -> str:
-    """msgspec's 'Expected … - at `$.a[0].b`' → 'a[0].b: expected …, got <value>'."""
+def _valid_choices(root_type, path: str) -> tuple[str, ...]:
+    """The values a tag or enum field at ``path`` of ``root_type`` accepts (empty if none).
+
+    Walks msgspec's type description along the path: a struct field by name, a list
+    item by index; at the end, the tags of a tagged union or the members of a
+    ``Literal``/``Enum``.
+    """
+    node = msgspec.inspect.type_info(root_type)
+    tokens = _PATH_TOKEN.findall(path)
+    for position, (name, index) in enumerate(tokens):
+        last = position == len(tokens) - 1
+        if isinstance(node, msgspec.inspect.UnionType):
+            structs = [t for t in node.types if isinstance(t, msgspec.inspect.StructType)]
+            if last and name and structs and all(t.tag_field == name for t in structs):
+                return tuple(str(t.tag) for t in structs)
+            node = structs[0] if len(structs) == 1 else None
+        if isinstance(node, msgspec.inspect.StructType) and name:
+            node = next((f.type for f in node.fields if f.encode_name == name), None)
+        elif isinstance(node, (msgspec.inspect.ListType, msgspec.inspect.TupleType)) and index:
+            node = getattr(node, "item_type", None)
+        else:
+            return ()
+        if isinstance(node, msgspec.inspect.UnionType):  # T | None: look through to T
+            others = [t for t in node.types if not isinstance(t, msgspec.inspect.NoneType)]
+            if len(others) == 1:
+                node = others[0]
+    if isinstance(node, (msgspec.inspect.LiteralType, msgspec.inspect.EnumType)):
+        values = node.values if isinstance(node, msgspec.inspect.LiteralType) else [m.value for m in node.cls]
+        return tuple(str(v) for v in values)
+    return ()
+
+
+def format_validation_error(error: msgspec.ValidationError, payload: bytes, root_type=None) -> str:
+    """msgspec's 'Expected … - at `$.a[0].b`' → 'a[0].b: expected …, got <value>'.
+
+    The reason names the field, what was expected and what arrived: msgspec already
+    says which JSON type arrived (``got `str```); the value is added when it tells
+    more than the type (a string, a number), never a second time (``null``).  When
+    ``root_type`` (the decoded type) is given, an invalid tag or enum value lists
+    the valid ones.
+    """
     what, path = _MSGSPEC_AT.match(str(error)).groups()
     what = what[0].lower() + what[1:]
     if not path:
         return what
     where = path.lstrip(".")
+    if what.startswith(("invalid value", "invalid enum value")):
+        choices = _valid_choices(root_type, path) if root_type is not None else ()
+        return f"{where}: {what}" + (f", expected one of {', '.join(choices)}" if choices else "")
     try:
         got = _lookup(json.loads(payload), path)
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
         return f"{where}: {what}"
     if isinstance(got, float) and not math.isfinite(got):
         return f"{where}: expected a finite number, got {_describe(got)}"
-    if isinstance(got, (dict, list)):
+    if got is None or isinstance(got, (dict, list, bool)):  # the type msgspec names says it all
         return f"{where}: {what}"
+    if ", got `" in what:  # 'expected `float`, got `str`' → '… got `str` "north"'
+        return f"{where}: {what} {_describe(got)}"
     return f"{where}: {what}, got {_describe(got)}"
+
+
+def undecodable_reason(error: UnicodeDecodeError | RecursionError, payload: bytes) -> str:
+    """The reason for bytes no JSON decoder here can read: invalid UTF-8, or nested too deeply.
+
+    msgspec raises these instead of a ``DecodeError``: ``UnicodeDecodeError`` for a
+    string with bytes that are not UTF-8 (its position is inside that string, so
+    the offset in the payload is found again here, on the rejection path only),
+    ``RecursionError`` for arrays/objects nested about a thousand levels deep (its
+    limit is the interpreter's recursion limit).  No valid input is nested deeper
+    than four levels.
+    """
+    if isinstance(error, UnicodeDecodeError):
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError as located:
+            error = located
+        return (f"not JSON: invalid UTF-8 at byte {error.start} ({error.reason}); "
+                "JSON text must be UTF-8 (any character can be sent as a \\u escape)")
+    return (f"not JSON we accept: arrays/objects nested deeper than about {sys.getrecursionlimit()} levels "
+            "(a valid input needs 4)")
 
 
 def _classification_problem(message) -> str | None:
@@ -107,6 +177,11 @@ def _classification_problem(message) -> str | None:
     return None
 
 
+def _rejection(t_rx: float, topic: str, payload: bytes, reason: str) -> Rejection:
+    text = payload[:_PAYLOAD_ECHO_BYTES].decode("utf-8", errors="replace")
+    return Rejection(t_rx, topic, reason, text)
+
+
 class Ingestor:
     """Topic + payload bytes → Scan or Rejection, with per-sensor duplicate memory."""
 
@@ -119,11 +194,23 @@ class Ingestor:
         self._seq: dict[str, _SeqState] = {}
 
     def ingest(self, t_rx: float, topic: str, payload: bytes, not_before: float = -math.inf) -> Scan | Rejection:
-        """Validate one message; ``not_before`` is the sensor time the reorder buffer has released up to."""
+        """Validate one message; ``not_before`` is the sensor time the reorder buffer has released up to.
 
+        Never raises for any payload: every decoder error has its own reason, and an
+        error nobody foresaw becomes a rejection naming the exception (and is
+        logged), so that one message can never stop the node.
+        """
+        try:
+            return self._ingest(t_rx, topic, payload, not_before)
+        except Exception as error:  # noqa: BLE001 — the last guard of the live loop
+            log.error("ingest: unexpected %s on a message from %s; rejected", type(error).__name__, topic,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
+            return _rejection(t_rx, topic, payload, f"could not be processed ({type(error).__name__}: {error}); "
+                                                    "please report this input")
+
+    def _ingest(self, t_rx: float, topic: str, payload: bytes, not_before: float) -> Scan | Rejection:
         def reject(reason: str) -> Rejection:
-            text = payload[:_PAYLOAD_ECHO_BYTES].decode("utf-8", errors="replace")
-            return Rejection(t_rx, topic, reason, text)
+            return _rejection(t_rx, topic, payload, reason)
 
         if len(payload) > self._limits.max_payload_bytes:
             return reject(f"payload is {len(payload)} bytes, larger than the {self._limits.max_payload_bytes} byte limit")
@@ -136,9 +223,11 @@ class Ingestor:
         try:
             message = decoder.decode(payload)
         except msgspec.ValidationError as error:
-            return reject(format_validation_error(error, payload))
+            return reject(format_validation_error(error, payload, decoder.type))
         except msgspec.DecodeError as error:
             return reject(self._not_json(payload, decoder, error))
+        except (UnicodeDecodeError, RecursionError) as error:
+            return reject(undecodable_reason(error, payload))
         if message.sensor_id != topic_sensor:
             return reject(f"sensor_id: {message.sensor_id!r} does not match the topic's sensor id {topic_sensor!r}")
         sensor = self._sensors.get(message.sensor_id)
@@ -160,7 +249,7 @@ class Ingestor:
             return reject(duplicate)
         try:
             scan = sensor.normalize(message, self._frame)
-        except ValueError as error:
+        except (ValueError, ArithmeticError) as error:
             return reject(f"could not place the detections in the local frame: {error}")
         self._remember(message)
         return scan
@@ -170,12 +259,18 @@ class Ingestor:
         # re-check through it so that the reason names the offending field.
         try:
             document = json.loads(payload)
-        except (ValueError, UnicodeDecodeError) as strict_error:
+        except (UnicodeDecodeError, RecursionError) as strict_error:
+            return undecodable_reason(strict_error, payload)
+        except ValueError as strict_error:
             return f"not JSON: {strict_error}"
         try:
             msgspec.convert(document, decoder.type)
         except msgspec.ValidationError as validation:
-            return format_validation_error(validation, payload)
+            return format_validation_error(validation, payload, decoder.type)
+        except RecursionError as deep:
+            return undecodable_reason(deep, payload)
+        except UnicodeError:  # a lone surrogate escape ("\\ud800"): Python's parser takes it, msgspec does not
+            pass
         return f"not JSON: {error}"
 
     def _duplicate(self, message) -> str | None:

@@ -22,7 +22,6 @@ __all__ = [
     "DroneDetection",
     "DronePlatform",
     "DroneReport",
-    "Envelope",
     "DECODERS",
 ]
 
@@ -95,14 +94,6 @@ class DroneReport(Struct):
     seq: Seq
     platform: DronePlatform | None = None
     detections: Annotated[list[DroneDetection], Meta(max_length=10000)] = []
-
-
-class Envelope(Struct):
-    """Just the fields every input carries, for a payload of an unknown kind."""
-
-    sensor_id: str
-    t: Time
-    seq: Seq
 
 
 DECODERS: dict[str, msgspec.json.Decoder] = {

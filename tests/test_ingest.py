@@ -163,7 +163,8 @@ def test_drone_detection_sigma_is_cep_over_1_1774(demo_site, ingestor):
     np.testing.assert_allclose(result.covariance[0], np.eye(2) * (8.0 / 1.1774) ** 2, rtol=1e-4)
     e, n, _ = demo_site.frame.to_enu(47.012, 8.031)
     np.testing.assert_allclose(result.position[0], (e, n), atol=1e-6)
-    assert result.coverage_radius_m == 400.0 or result.coverage_radius_m > 0
+    # the site file's footprint_radius_m for uav-3 (the DroneSpec default is 400 m)
+    assert result.coverage_radius_m == 500.0
 
 
 def test_bad_message_does_not_disturb_good_ones(ingestor):
@@ -172,3 +173,66 @@ def test_bad_message_does_not_disturb_good_ones(ingestor):
     more = feed(ingestor, radar(seq=3, t=T + 3), t_rx=T + 3.2)
     assert all(not isinstance(g, Rejection) for g in good + [more])
     assert "not JSON" in reason(bad)
+
+
+DEEP = 1100  # deeper than msgspec's (the interpreter's) recursion limit of about 1000
+
+
+@pytest.mark.parametrize("payload,expected", [
+    (b'{"sensor_id":"radar-n1\xff","t":1795000000.0,"seq":1,"plots":[]}', "not JSON: invalid UTF-8 at byte 22"),
+    (b'{"sensor_id":"radar-n1\xff","t":NaN,"seq":1,"plots":[]}', "not JSON: invalid UTF-8 at byte 22"),
+    (b'{"sensor_id":"radar-n1","t":1795000000.0,"seq":1,"plots":[],"x":' + b"[" * DEEP + b"]" * DEEP + b"}",
+     "nested deeper than about"),
+    (b'{"sensor_id":"radar-n1","t":1795000000.0,"seq":1,"plots":[],"x":' + b'{"a":' * DEEP + b"1" + b"}" * DEEP
+     + b"}", "nested deeper than about"),
+    # NaN sends msgspec's strict parser down the Python-parser path, which must survive the nesting too
+    (b'{"sensor_id":"radar-n1","t":NaN,"seq":1,"plots":[],"x":' + b"[" * DEEP + b"]" * DEEP + b"}",
+     "nested deeper than about"),
+    # a validation error before the deep part: looking up the offending value must survive it
+    (b'{"sensor_id":"radar-n1","t":1795000000.0,"seq":null,"plots":[],"x":' + b"[" * DEEP + b"]" * DEEP + b"}",
+     "seq: expected `int`, got `null`"),
+])
+def test_undecodable_payloads_are_rejected_with_a_reason(ingestor, payload, expected):
+    assert expected in reason(feed(ingestor, payload))
+
+
+@pytest.mark.parametrize("over,expected", [
+    ({"sensor_id": None}, "sensor_id: expected `str`, got `null`"),
+    ({"seq": "7"}, 'seq: expected `int`, got `str` "7"'),
+    ({"seq": 1.5}, "seq: expected `int`, got `float` 1.5"),
+    ({"plots": {"range_m": 1}}, "plots: expected `array`, got `object`"),
+])
+def test_reason_names_field_what_arrived_once_and_what_is_valid(ingestor, over, expected):
+    text = reason(feed(ingestor, radar(**over)))
+    assert text == expected
+    assert text.count("got") == 1
+
+
+def test_unknown_sensor_kind_in_site_file_lists_the_valid_kinds(tmp_path):
+    from fusion.config import ConfigError, load_site
+    from tests.conftest import DEMO_SITE
+
+    text = DEMO_SITE.read_text()
+    assert 'kind = "radar"' in text
+    (tmp_path / "site.toml").write_text(text.replace('kind = "radar"', 'kind = "raddar"', 1))
+    (tmp_path / "jurisdictions.geojson").write_bytes((DEMO_SITE.parent / "jurisdictions.geojson").read_bytes())
+    with pytest.raises(ConfigError) as info:
+        load_site(tmp_path / "site.toml")
+    message = str(info.value)
+    assert "sensors[0].kind: invalid value 'raddar', expected one of radar, ground, drone" in message
+    assert message.count("raddar") == 1
+
+
+def test_unexpected_error_in_normalization_is_a_rejection_not_a_crash(ingestor, monkeypatch, caplog):
+    """The last guard: an error nobody foresaw rejects the message, names it, and the next one passes."""
+    from sensors.normalize import SensorModel
+
+    def broken(self, message, frame):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(SensorModel, "normalize", broken)
+    text = reason(feed(ingestor, radar(seq=1)))
+    assert "TypeError: a bug" in text
+    assert "ingest: unexpected TypeError" in caplog.text
+    monkeypatch.undo()
+    assert not isinstance(feed(ingestor, radar(seq=1)), Rejection)  # the failed message changed no state
