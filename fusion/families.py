@@ -363,7 +363,140 @@ def appearing_vanishing(seed: int, n_targets: int = 100) -> Family:
     return _family("appearing_vanishing", seed, truth, [sensor])
 
 
+def _group(rng: np.random.Generator, size: int, start: np.ndarray, heading_rad: float, speed_mps: float,
+           duration_s: float, spacing_m: tuple[float, float] = (10.0, 20.0), wobble_m: float = 2.0,
+           wobble_s: float = 20.0) -> _Truth:
+    """``size`` walkers moving together: a leader's path plus fixed offsets 10–20 m apart across
+    the direction of travel (rotated with the heading), each wobbling about its place
+    (Ornstein–Uhlenbeck, σ ``wobble_m``, time constant ``wobble_s``).  Velocities by differences."""
+    path = _drive(rng, start[None], np.array([heading_rad]), np.array([speed_mps]), duration_s, PERSON,
+                  jitter_rad_per_sqrt_s=0.02)
+    lead, lead_v = path.position[:, 0], path.velocity[:, 0]
+    across = np.cumsum(np.concatenate(([0.0], rng.uniform(*spacing_m, size - 1))))
+    offsets = np.column_stack((across - across.mean(), rng.uniform(-5.0, 5.0, size)))  # (across, along)
+    h = 1.0 / SUBSTEPS
+    steps = lead.shape[0]
+    wobble = np.zeros((steps, size, 2))
+    decay, kick = math.exp(-h / wobble_s), wobble_m * math.sqrt(1.0 - math.exp(-2.0 * h / wobble_s))
+    for k in range(1, steps):
+        wobble[k] = decay * wobble[k - 1] + rng.normal(0.0, kick, (size, 2))
+    forward = lead_v / np.linalg.norm(lead_v, axis=1, keepdims=True)
+    right = np.column_stack((forward[:, 1], -forward[:, 0]))
+    position = (lead[:, None] + offsets[None, :, 0:1] * right[:, None] + offsets[None, :, 1:2] * forward[:, None]
+                + wobble)
+    velocity = np.gradient(position, h, axis=0)
+    return _Truth(position, velocity, np.full(size, PERSON))
+
+
+def groups(seed: int) -> Family:
+    """A group of 5 walkers 10–20 m apart crossing the border together 6 km from a radar (σr 15 m,
+    σβ 0.3°: 31 m across the beam there, more than their spacing), with 8 other targets; 200 s."""
+    rng = np.random.default_rng([3, seed])
+    duration = 200.0
+    speed = rng.uniform(1.2, 1.6)
+    heading = rng.uniform(-0.2, 0.2)
+    start = np.array((rng.uniform(-300, 300), -speed * rng.uniform(80, 120) * math.cos(heading)))
+    truth = _Truth.join(
+        _group(rng, 5, start, heading, speed, duration),
+        _crossers(rng, 4, (-3000, 3000), (1.0, 2.0), duration, PERSON, jitter_rad_per_sqrt_s=0.05),
+        _wanderers(rng, 4, (0.0, -1000.0), 2500.0, (4.0, 12.0), duration, VEHICLE,
+                   turn_rate_rad_s=(0.05, 0.15), straight_s=(20.0, 60.0)),
+    )
+    radar = _radar(rng, truth, _every_second(duration), 0, "radar-0", (-2000.0, -5650.0), 9000.0, 0.9, 5.0)
+    return _family("groups", seed, truth, [radar])
+
+
+def _from_scenario(scenario, target_class: int) -> _Truth:
+    """A 1 Hz :class:`fusion.synthetic.Scenario` on the 10 Hz grid (linear in between)."""
+    fine = np.arange((len(scenario.times) - 1) * SUBSTEPS + 1) / SUBSTEPS
+    def interp(a: np.ndarray) -> np.ndarray:
+        flat = a.reshape(len(scenario.times), -1)
+        return np.stack([np.interp(fine, scenario.times, flat[:, j]) for j in range(flat.shape[1])], 1).reshape(
+            (fine.size,) + a.shape[1:])
+    return _Truth(interp(scenario.position), interp(scenario.velocity),
+                  np.full(scenario.position.shape[1], target_class))
+
+
+def turns_stops(seed: int) -> Family:
+    """Cars (12 m/s) and walkers (1.5 m/s) on straight legs between 90° turns (10–20 °/s) and stops
+    (:func:`fusion.synthetic.manoeuvre_scenario`), one radar at the centre (range 8 km, 10 false
+    alarms per scan); 180 s."""
+    duration = 180.0
+    truth = _Truth.join(
+        _from_scenario(manoeuvre_scenario(16, duration, half_width_m=3000.0, speed_mps=12.0, seed=4000 + seed),
+                       VEHICLE),
+        _from_scenario(manoeuvre_scenario(8, duration, half_width_m=1500.0, speed_mps=1.5, seed=5000 + seed),
+                       PERSON))
+    rng = np.random.default_rng([4, seed])
+    radar = _radar(rng, truth, _every_second(duration), 0, "radar-0", (0.0, -500.0), 8000.0, 0.9, 10.0)
+    return _family("turns_stops", seed, truth, [radar])
+
+
+def coverage_gaps(seed: int) -> Family:
+    """Two radars (range 2 km) 4.3 km apart leave a gap at east ≈ 0 where 3 ground sensors (ρ 50 m)
+    watch the south bank and a drone orbits over the north bank; 10 walkers pass from radar cover
+    through the gap past a ground sensor and across the border, 5 cars cross the gap, 15 targets
+    move under the radars and 5 only the drone sees; 240 s."""
+    rng = np.random.default_rng([5, seed])
+    duration = 240.0
+    ugs_sites = [(-100.0, -60.0), (0.0, -60.0), (100.0, -60.0)]
+    n_walkers = 10
+    site = np.array([ugs_sites[i] for i in rng.integers(0, len(ugs_sites), n_walkers)])
+    side = rng.choice((-1.0, 1.0), n_walkers)  # −1: from the west radar heading north-east
+    heading = -side * rng.uniform(np.radians(40), np.radians(60), n_walkers)
+    speed = rng.uniform(1.2, 1.8, n_walkers)
+    lead = speed * rng.uniform(120, 180, n_walkers)  # seconds to reach the ground sensor
+    start = site + rng.uniform(-20, 20, (n_walkers, 2)) - lead[:, None] * np.column_stack((np.sin(heading),
+                                                                                           np.cos(heading)))
+    car_west = rng.random(5) < 0.5
+    car_start = np.column_stack((np.where(car_west, -1000.0, 1000.0), rng.uniform(-500, -200, 5)))
+    car_heading = np.where(car_west, 1.0, -1.0) * rng.uniform(np.radians(55), np.radians(75), 5)
+    truth = _Truth.join(
+        _drive(rng, start, heading, speed, duration, PERSON, jitter_rad_per_sqrt_s=0.01),
+        _drive(rng, car_start, car_heading, rng.uniform(6.0, 9.0, 5), duration, VEHICLE),
+        _wanderers(rng, 8, (-2150.0, -300.0), 1400.0, (1.0, 8.0), duration, PERSON, jitter_rad_per_sqrt_s=0.05),
+        _wanderers(rng, 7, (2150.0, -300.0), 1400.0, (1.0, 8.0), duration, VEHICLE, jitter_rad_per_sqrt_s=0.05),
+        _wanderers(rng, 5, (0.0, 400.0), 300.0, (0.5, 1.5), duration, PERSON, jitter_rad_per_sqrt_s=0.1),
+    )
+    sensed = [
+        _radar(rng, truth, _every_second(duration, 0.0), 0, "radar-w", (-2150.0, -300.0), 2000.0, 0.9, 5.0),
+        _radar(rng, truth, _every_second(duration, 0.5), 1, "radar-e", (2150.0, -300.0), 2000.0, 0.9, 5.0),
+        *(_ground(rng, truth, _every_second(duration, 0.3), 2 + i, f"ugs-{i}", s) for i, s in enumerate(ugs_sites)),
+        _drone(rng, truth, _every_second(duration, 0.7), 2 + len(ugs_sites), "drone-0", (0.0, 350.0), 300.0,
+               footprint_radius_m=400.0),
+    ]
+    return _family("coverage_gaps", seed, truth, sensed)
+
+
+def mixed_classes(seed: int) -> Family:
+    """Walkers (1–2 m/s), cars (15–25 m/s, road bends), UAVs (12–20 m/s, turning 5–15 °/s) and
+    animals under one radar (range 9 km, 10 false alarms per scan) with a drone over the border
+    that classifies what it sees; 180 s."""
+    rng = np.random.default_rng([6, seed])
+    duration = 180.0
+    truth = _Truth.join(
+        _crossers(rng, 6, (-2500, 2500), (1.0, 2.0), duration, PERSON, jitter_rad_per_sqrt_s=0.05),
+        _wanderers(rng, 6, (0.0, -500.0), 2000.0, (1.0, 2.0), duration, PERSON, jitter_rad_per_sqrt_s=0.05),
+        _crossers(rng, 4, (-3000, 3000), (15.0, 25.0), duration, VEHICLE, cross_at=(0.1, 0.4),
+                  turn_rate_rad_s=(0.02, 0.06), straight_s=(20.0, 60.0), turn_s=(5.0, 15.0)),
+        _wanderers(rng, 4, (0.0, -1500.0), 2000.0, (15.0, 25.0), duration, VEHICLE,
+                   turn_rate_rad_s=(0.03, 0.1), straight_s=(15.0, 40.0), turn_s=(5.0, 15.0)),
+        _wanderers(rng, 6, (0.0, -1000.0), 2000.0, (12.0, 20.0), duration, UAV,
+                   turn_rate_rad_s=(np.radians(5), np.radians(15)), straight_s=(5.0, 20.0), turn_s=(3.0, 10.0)),
+        _wanderers(rng, 4, (0.0, -500.0), 2000.0, (0.5, 3.0), duration, ANIMAL, jitter_rad_per_sqrt_s=0.15),
+    )
+    sensed = [
+        _radar(rng, truth, _every_second(duration), 0, "radar-0", (0.0, -4000.0), 9000.0, 0.9, 10.0),
+        _drone(rng, truth, _every_second(duration, 0.5), 1, "drone-0", (0.0, 0.0), 800.0, footprint_radius_m=600.0),
+    ]
+    return _family("mixed_classes", seed, truth, sensed)
+
+
 FAMILIES: dict[str, Callable[[int], Family]] = {
     "appearing_vanishing": appearing_vanishing,
     "dense_clutter": dense_clutter,
+    "groups": groups,
+    "turns_stops": turns_stops,
+    "coverage_gaps": coverage_gaps,
+    "mixed_classes": mixed_classes,
 }
