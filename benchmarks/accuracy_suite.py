@@ -75,7 +75,7 @@ from fusion.evaluate import score_frames
 from fusion.families import FAMILIES, Family
 from tracking import Tracker, TrackerConfig
 
-__all__ = ["Snapshots", "StoneSoupConfig", "run_ours", "run_stonesoup", "score", "crossings", "GRID_STAGE1"]
+__all__ = ["Snapshots", "StoneSoupConfig", "run_ours", "run_stonesoup", "stonesoup_snapshots", "drive", "tune", "CacheMiss", "score", "crossings", "GRID_STAGE1"]
 
 C_M, P_ORDER = 100.0, 1.0
 SCORE_FROM_S = 5.0
@@ -109,7 +109,7 @@ class Snapshots:
                          np.concatenate([P.reshape(-1, 4, 4) for _, _, P in per_frame]), cpu_s)
 
 
-def _drive(times: np.ndarray, scan_times: list[float], step: Callable[[int], None],
+def drive(times: np.ndarray, scan_times: list[float], step: Callable[[int], None],
            snapshot: Callable[[float], tuple]) -> list[tuple]:
     """Step through the scans; the snapshot at each t in ``times`` is taken once every scan stamped ≤ t is in."""
     out, i = [], 0
@@ -142,7 +142,7 @@ def run_ours(family: Family, doppler: bool = False) -> Snapshots:
             return e.track_id.copy(), e.x[:, :4].copy(), e.P[:, :4, :4].copy()
 
         start = time.process_time()
-        frames = _drive(family.times, [s.time for s in scans], lambda k: tracker.step(scans[k]), snapshot)
+        frames = drive(family.times, [s.time for s in scans], lambda k: tracker.step(scans[k]), snapshot)
         return Snapshots.build(frames, time.process_time() - start)
 
     warm = Tracker(TrackerConfig(), family.n_sensors)  # numba: compile or load the kernels before timing
@@ -179,6 +179,12 @@ def _stage2(best: StoneSoupConfig) -> list[StoneSoupConfig]:
 
 def run_stonesoup(family: Family, config: StoneSoupConfig) -> Snapshots:
     """Stone Soup's GNN multi-target tracker (see the module docstring) over the family's scans."""
+    return stonesoup_snapshots(family.scans, family.times, config)
+
+
+def stonesoup_snapshots(scans: list, times: np.ndarray, config: StoneSoupConfig, pregate: bool = True) -> Snapshots:
+    """Stone Soup over ``scans``, snapshots at ``times``; ``pregate=False``: the plain
+    ``GNNWith2DAssignment`` (same associations, every track-detection pair hypothesised)."""
     from scipy.spatial import cKDTree
     from stonesoup.dataassociator.neighbour import GNNWith2DAssignment
     from stonesoup.deleter.time import UpdateTimeDeleter
@@ -197,7 +203,7 @@ def run_stonesoup(family: Family, config: StoneSoupConfig) -> Snapshots:
         """GNN whose hypothesiser sees, per track, only detections that could pass its gate."""
 
         def generate_hypotheses(self, tracks, detections, timestamp, **kwargs):
-            if not tracks or not detections:
+            if not pregate or not tracks or not detections:
                 return super().generate_hypotheses(tracks, detections, timestamp, **kwargs)
             listed = list(detections)
             tree = cKDTree(np.array([np.ravel(d.state_vector) for d in listed]))
@@ -227,7 +233,7 @@ def run_stonesoup(family: Family, config: StoneSoupConfig) -> Snapshots:
         prior_state=GaussianState(np.zeros((4, 1)), np.diag([0.0, 20.0**2, 0.0, 20.0**2])),
         deleter=deleter, data_associator=associator, updater=updater, min_points=config.min_points)
     feed = []
-    for scan in family.scans:
+    for scan in scans:
         when = EPOCH + timedelta(seconds=scan.time)
         feed.append((when, {Detection(z.reshape(2, 1), timestamp=when, metadata={"can_initiate": bool(ok)},
                                       measurement_model=LinearGaussian(ndim_state=4, mapping=(0, 2), noise_covar=R))
@@ -252,8 +258,12 @@ def run_stonesoup(family: Family, config: StoneSoupConfig) -> Snapshots:
         live = set(next(iterator)[1])
 
     start = time.process_time()
-    frames = _drive(family.times, [s.time for s in family.scans], step, snapshot)
+    frames = drive(times, [s.time for s in scans], step, snapshot)
     return Snapshots.build(frames, time.process_time() - start)
+
+
+class CacheMiss(LookupError):
+    """A Stone Soup result asked for from the cache only is not there."""
 
 
 def _scans_digest(family: Family) -> str:
@@ -271,7 +281,7 @@ def cached_stonesoup(family: Family, config: StoneSoupConfig, cache_only: bool =
         with np.load(path) as data:
             return Snapshots(data["frame"], data["track_id"], data["x"], data["P"], float(data["cpu_s"]))
     if cache_only:
-        raise SystemExit(f"accuracy_suite: no cached Stone Soup result {path.name}; "
+        raise CacheMiss(f"accuracy_suite: no cached Stone Soup result {path.name}; "
                          "run once without --ours-only to fill benchmarks/.cache/")
     _progress(f"  stonesoup {family.name} seed {family.seed} {config.key} ...")
     snaps = run_stonesoup(family, config)
@@ -495,7 +505,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"seed {TUNING_SEED} is the tuning seed; score other seeds")
     lines = []
     for name in names:
-        for line in run_family(name, seeds, args.quick, args.ours_only, args.doppler):
+        try:
+            family_lines = run_family(name, seeds, args.quick, args.ours_only, args.doppler)
+        except CacheMiss as miss:
+            raise SystemExit(str(miss)) from None
+        for line in family_lines:
             print(json.dumps(line), flush=True)
             lines.append(line)
     if args.table:
