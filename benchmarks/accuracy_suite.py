@@ -241,7 +241,7 @@ def stonesoup_snapshots(scans: list, times: np.ndarray, config: StoneSoupConfig,
     tracker = MultiTargetTracker(initiator=initiator, deleter=deleter, detector=feed, data_associator=associator,
                                  updater=updater)
     order = [0, 2, 1, 3]  # Stone Soup's (x, vx, y, vy) → (east, north, v_east, v_north)
-    ids: dict[int, int] = {}
+    ids: dict = {}  # track → number; holds every track, so no id() is ever reused
     live: set = set()
 
     def snapshot(t: float) -> tuple:
@@ -249,7 +249,7 @@ def stonesoup_snapshots(scans: list, times: np.ndarray, config: StoneSoupConfig,
         states = [predictor.predict(track.state, timestamp=when) for track in live]
         x = np.array([np.ravel(s.state_vector)[order] for s in states]).reshape(-1, 4)
         P = np.array([s.covar[np.ix_(order, order)] for s in states]).reshape(-1, 4, 4)
-        return np.array([ids.setdefault(id(track), len(ids) + 1) for track in live], np.int64), x, P
+        return np.array([ids.setdefault(track, len(ids) + 1) for track in live], np.int64), x, P
 
     iterator = iter(tracker)
 
@@ -460,8 +460,28 @@ def run_family(name: str, seeds: list[int], quick: bool, ours_only: bool, dopple
     lines.append({"benchmark": "accuracy_suite", "family": name, "summary": True, "seeds": seeds,
                   "gospa_ours": o["gospa"], "gospa_stonesoup": s["gospa"],
                   "gospa_ratio": round(o["gospa"] / s["gospa"], 3),
-                  "cpu_ratio": round(o["cpu_s"] / s["cpu_s"], 5) if s["cpu_s"] else None})
+                  "cpu_ratio": round(o["cpu_s"] / s["cpu_s"], 5) if s["cpu_s"] else None,
+                  "goals": _goals(list(ours.values()), o["gospa"] / s["gospa"])})
     return lines
+
+
+def _goals(ours: list[dict], gospa_ratio: float) -> dict[str, bool]:
+    """Issue 13's goals for our tracker on one family (every scored seed must meet each)."""
+    def every(test) -> bool:
+        return all(test(r) for r in ours)
+
+    def at_least(value, bound) -> bool:
+        return value is not None and value >= bound
+    return {
+        "gospa_ratio_le_0.8": gospa_ratio <= 0.8,
+        "nees_pos_consistent": every(lambda r: r["nees_pos"]["consistent"]),
+        "crossing_recall_ge_0.98": every(lambda r: r["crossings"]["true"] == 0 or at_least(r["crossings"]["recall"], 0.98)),
+        "crossing_precision_ge_0.98": every(lambda r: r["crossings"]["declared"] == 0
+                                            or at_least(r["crossings"]["precision"], 0.98)),
+        "crossing_delay_p95_le_10s": every(lambda r: r["crossings"]["delay_p95_s"] is None
+                                           or r["crossings"]["delay_p95_s"] <= 10.0),
+        "no_flapping": every(lambda r: r["crossings"]["flaps"] == 0),
+    }
 
 
 def _table(lines: list[dict]) -> str:
