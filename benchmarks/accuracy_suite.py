@@ -33,10 +33,11 @@ t = 5 s (both trackers need a few scans to confirm) to the end:
   (samples of one track are correlated in time, so the band is a strict test);
 * border crossings by ONE rule for both: a track declares a crossing at the
   snapshot where its north estimate passes ``+HYSTERESIS_M`` having last been
-  beyond ``−HYSTERESIS_M`` (or the reverse); a true crossing is a sign change of
-  a target's north (time interpolated).  A declaration matches an unmatched true
-  crossing of the same direction when it comes −10…+30 s after it and the track
-  is within c of that target then (closest in time first).  Recall, precision,
+  beyond ``−HYSTERESIS_M`` (or the reverse); a true crossing is the same rule on the
+  target's true north, timed at its last sign change before (interpolated).  A
+  declaration matches an unmatched true crossing of the same direction when it
+  comes −10…+30 s after it and the track is within c of that target then
+  (closest in time first).  Recall, precision,
   delay (p50, p95) and flaps (a track declaring the reverse crossing within 30 s);
 * CPU seconds (``time.process_time``) of one run per seed on both sides: stepping
   and snapshots, not building the detections.
@@ -294,16 +295,22 @@ def cached_stonesoup(family: Family, config: StoneSoupConfig, cache_only: bool =
 
 # -- scores -----------------------------------------------------------------------------------------
 
-def _true_crossings(family: Family) -> list[tuple[int, float, int]]:
-    """(target, time, direction +1 northbound / −1 southbound) for each sign change of a target's north."""
+def _true_crossings(family: Family, hysteresis_m: float = HYSTERESIS_M) -> list[tuple[int, float, int]]:
+    """(target, time, direction +1 northbound / −1 southbound) of each true crossing: by the
+    tracks' rule (from beyond −h to beyond +h), timed at the last sign change before it
+    (interpolated between samples)."""
     north = family.position[:, :, 1] - family.border_north_m
     out = []
-    for k in range(1, len(family.times)):
-        a, b = north[k - 1], north[k]
-        with np.errstate(invalid="ignore"):
-            changed = np.flatnonzero(np.sign(a) * np.sign(b) < 0)
-        for i in changed:
-            out.append((int(i), float(family.times[k - 1] + a[i] / (a[i] - b[i])), 1 if b[i] > 0 else -1))
+    for i in range(north.shape[1]):
+        side, last_zero = 0, None
+        for k in range(len(family.times)):
+            a, b = (north[k - 1, i] if k else np.nan), north[k, i]
+            if np.isfinite(a) and np.isfinite(b) and a * b < 0:
+                last_zero = float(family.times[k - 1] + a / (a - b))
+            now = 1 if b > hysteresis_m else -1 if b < -hysteresis_m else 0
+            if now and side and now != side and last_zero is not None:
+                out.append((i, last_zero, now))
+            side = now or side
     return out
 
 
