@@ -168,7 +168,7 @@ def _record(line: bytes) -> LogRecord:
     """One line → a record; raises :class:`_BadLine` (why) or msgspec.ValidationError (maybe a header)."""
     try:
         record = _line_decoder.decode(line)
-    except msgspec.ValidationError:
+    except msgspec.ValidationError:  # a subclass of DecodeError: the caller tells a header from a bad record
         raise
     except msgspec.DecodeError as error:
         raise _BadLine(f"not JSON: {error}") from None
@@ -213,6 +213,11 @@ class _Problems:
             if report.skipped_lines == _SHOWN_PROBLEMS:
                 log.warning("%s: further bad lines are counted, not shown", report.path)
 
+    def fatal_or_warn(self, message: str) -> None:
+        if self.strict:
+            raise LogError(message)
+        log.warning("%s", message)
+
     def truncated(self, line: int, message: str) -> None:
         if self.strict:
             raise LogError(message)
@@ -237,33 +242,11 @@ def read_log(path: str | Path, strict: bool = False, report: LogReport | None = 
         raise LogError(f"{path}: cannot open: {error.strerror or error}") from None
     if report.gzip and path.suffix != ".gz":
         log.info("%s: gzip-compressed although not named .gz; reading it as gzip", path)
-    size = os.fstat(raw.fileno()).st_size
-    if size == 0:
-        report.empty = True
-        message = f"{path}: empty file (0 bytes): no header and no records"
-        if strict:
-            raise LogError(message)
-        log.warning("%s", message)
     with handle, raw:
-        lines = _physical_lines(handle)
-        number = 0
-        while True:
-            try:
-                line = next(lines, b"")
-            except _READ_ERRORS as error:
-                what = "gzip stream" if report.gzip else "file"
-                problems.truncated(number + 1, f"{path}:{number + 1}: {what} is damaged or cut short after line {number} "
-                                   f"(at byte {raw.tell()} of {size}): {error}")
-                return
-            if line == b"":
-                return
-            number += 1
-            report.lines = number
-            if line is None:
-                problems.bad_line(f"{path}:{number}: line longer than {MAX_LINE_BYTES} bytes")
-                continue
-            if not line.strip():
-                continue
+        if os.fstat(raw.fileno()).st_size == 0:
+            report.empty = True
+            problems.fatal_or_warn(f"{path}: empty file (0 bytes): no header and no records")
+        for number, line in _numbered_lines(path, handle, raw, problems):
             try:
                 record = _record(line)
             except msgspec.ValidationError as error:
@@ -275,12 +258,35 @@ def read_log(path: str | Path, strict: bool = False, report: LogReport | None = 
             except _BadLine as error:
                 if not line.endswith(b"\n") and report.records:  # the last line of a log, cut mid-way
                     problems.truncated(number, f"{path}:{number}: the file ends in the middle of line {number} "
-                                       f"(cut short?): {error}")
+                                               f"(cut short?): {error}")
                     return
                 problems.bad_line(f"{path}:{number}: {error}")
                 continue
             report.records += 1
             yield record
+
+
+def _numbered_lines(path: Path, handle: IO[bytes], raw: IO[bytes], problems: _Problems) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of the non-blank lines; ends early, reporting it, where the file is damaged."""
+    lines = _physical_lines(handle)
+    number = 0
+    while True:
+        try:
+            line = next(lines, b"")
+        except _READ_ERRORS as error:
+            what = "gzip stream" if problems.report.gzip else "file"
+            size = os.fstat(raw.fileno()).st_size
+            problems.truncated(number + 1, f"{path}:{number + 1}: {what} is damaged or cut short after line "
+                                           f"{number} (at byte {raw.tell()} of {size}): {error}")
+            return
+        if line == b"":
+            return
+        number += 1
+        problems.report.lines = number
+        if line is None:
+            problems.bad_line(f"{path}:{number}: line longer than {MAX_LINE_BYTES} bytes")
+        elif line.strip():
+            yield number, line
 
 
 class LogWriter:

@@ -205,7 +205,7 @@ class Ingestor:
         except Exception as error:  # noqa: BLE001 — the last guard of the live loop
             log.error("ingest: unexpected %s on a message from %s; rejected", type(error).__name__, topic,
                       exc_info=log.isEnabledFor(logging.DEBUG))
-            return _rejection(t_rx, topic, payload, f"could not be processed ({type(error).__name__}: {error}); "
+            return _rejection(t_rx, topic, payload, f"could not be processed ({type(error).__name__}: {str(error)[:200]}); "
                                                     "please report this input")
 
     def _ingest(self, t_rx: float, topic: str, payload: bytes, not_before: float) -> Scan | Rejection:
