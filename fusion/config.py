@@ -164,6 +164,12 @@ def load_site(path: str | Path) -> Site:
         if spec.id in seen:
             raise ConfigError(f"{path}: sensors[{i}].id: duplicate sensor id {spec.id!r}")
         seen.add(spec.id)
+    e = config.tracker.existence
+    if not e.delete < e.show <= e.release:
+        raise ConfigError(f"{path}: tracker.existence: needs delete < show <= release "
+                          f"(got delete {e.delete}, show {e.show}, release {e.release})")
+    if config.tracker.max_capacity < config.tracker.capacity:
+        raise ConfigError(f"{path}: tracker.max_capacity: must be at least tracker.capacity")
     if config.geofence.outside_probability >= config.geofence.inside_probability:
         raise ConfigError(f"{path}: geofence.outside_probability: must be below geofence.inside_probability")
     origin = config.site.origin

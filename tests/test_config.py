@@ -29,8 +29,8 @@ def test_demo_site_loads_into_typed_frozen_objects(demo_site):
     assert {j.kind for j in demo_site.jurisdictions} == {"country", "sector", "zone"}
     with pytest.raises(AttributeError):
         demo_site.config.site.name = "x"
-    assert demo_site.config.tracker.confirm_hits == 3  # defaults serve
-    assert not demo_site.config.tracker.imm.enabled
+    assert demo_site.config.tracker.existence.confirm == 0.95  # defaults serve
+    assert demo_site.config.tracker.imm.enabled
 
 
 def test_imm_option_from_the_site_file(site_dir):
@@ -51,7 +51,8 @@ def test_imm_option_from_the_site_file(site_dir):
     ('port = 1883', 'port = 1883\ntls_key = "client.key"', "mqtt.tls_key: set mqtt.tls_cert too"),
     ('port = 1883', 'port = 1883\ntls_cert = "client.crt"', "mqtt.tls_cert: set mqtt.tls_key too"),
     ('port = 1883', 'port = 1883\nqueue_bytes = 1000', "mqtt.queue_bytes: expected `int` >= 1048576, got 1000"),
-    ('[tracker]', '[tracker]\nconfirm_hits = 9', "tracker.confirm_hits: must not exceed tracker.confirm_window"),
+    ('[tracker]', '[tracker]\nconfirm_hits = 9', "tracker: object contains unknown field `confirm_hits`"),
+    ('[tracker]', '[tracker]\nexistence.delete = 0.6', "tracker.existence: needs delete < show <= release"),
     ('[tracker]', '[tracker]\nimm.enabled = "yes"', "tracker.imm.enabled: expected `bool`, got `str`"),
     ('[tracker]', '[tracker]\nimm.manoeuvre_scale = 0', "tracker.imm.manoeuvre_scale: expected `float` > 0.0"),
     ('name = "demo-valley"', 'name = "demo-valley', "not valid TOML"),
