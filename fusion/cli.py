@@ -12,6 +12,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from fusion.config import ConfigError, Site, load_site
 from fusion.logio import LogError, LogReport
@@ -168,9 +169,9 @@ MAX_SIMULATED_S = 21_600.0
 MAX_TARGET_SECONDS = 2e7
 
 
-def _bounded(kind: type, low: float, high: float, what: str):
+def _bounded(kind: type, low: float, high: float, what: str) -> Callable[[str], float]:
     """An argparse type: a ``kind`` number in [low, high] (finite), with a message saying what is valid."""
-    def convert(text: str):
+    def convert(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
@@ -178,7 +179,6 @@ def _bounded(kind: type, low: float, high: float, what: str):
         if not (low <= value <= high):  # also false for NaN
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
-    convert.__name__ = kind.__name__  # argparse names the type in its own messages
     return convert
 
 
