@@ -107,7 +107,7 @@ class TrackerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     class_confusion_floor: Fraction = 0.05
     #: two confirmed tracks whose states stay this close (chi-square 4 dof probability of
     #: the difference) for ``merge_after_s`` are one target: the younger is merged into the older
-    merge_probability: Fraction = 0.5
+    merge_probability: Fraction = 0.1
     merge_after_s: Positive = 3.0
     #: size of the preallocated track table (live tracks at once); the table grows past it
     #: only up to ``max_capacity``, beyond which new tracks are not started (counted)

@@ -17,7 +17,9 @@ After association, :func:`manage_scan` does, in this order:
 5. **initiate** a one-point tentative track (velocity 0 ± σ_v, existence ε₀) from
    every detection that fell in no gate and may initiate, ids in detection order;
 6. **delete** tracks (but those started by this scan) whose existence fell below
-   the deletion level, or whose position σ² passed the bound.
+   the deletion level, or whose position σ² passed the bound; a tentative track's
+   level is at most half its existence at birth, so a track born from a detection
+   in sparse clutter (ε₀ below the level) lives until a look has spoken against it.
 
 Class: the sensors' evidence ``p_s ∝ p_s · (f + (1 − N f) ℓ)`` (confusion floor
 ``f``) times a kinematic likelihood of the highest speed the track has surely had,
@@ -140,7 +142,7 @@ def _start_track(tab, scan, j, mu0, t, track_id, existence, par):
     tab.mu[i] = mu0
     combine(tab.xm[i], tab.Pm[i], tab.mu[i], tab.x[i], tab.P[i])
     tab.t_state[i] = tab.t_update[i] = tab.t_exist[i] = tab.first_seen[i] = t
-    tab.existence[i] = existence
+    tab.existence[i] = tab.birth_existence[i] = existence
     tab.status[i] = _TENTATIVE
     tab.hits[i] = 1
     tab.top_speed[i] = 0.0
@@ -210,7 +212,8 @@ def manage_scan(tab, scan, tracks, dets, gated, t, next_id, mu0, par):
     for i in range(tab.high[0]):
         if not tab.alive[i] or tab.first_seen[i] == t:  # a track started now has had no look yet
             continue
-        if tab.existence[i] < par.delete or max(tab.P[i, 0, 0], tab.P[i, 1, 1]) > par.max_variance:
+        limit = par.delete if tab.status[i] == _CONFIRMED else min(par.delete, 0.5 * tab.birth_existence[i])
+        if tab.existence[i] < limit or max(tab.P[i, 0, 0], tab.P[i, 1, 1]) > par.max_variance:
             deleted_rows.append(i)
     deleted_ids = np.empty(len(deleted_rows), np.int64)
     for k in range(len(deleted_rows) - 1, -1, -1):  # pushed in reverse: the lowest row is reused first

@@ -19,8 +19,8 @@ class TrackColumns(NamedTuple):
     mixture of the ``n_models`` per-model states ``xm``, ``Pm`` with probabilities
     ``mu`` (see :mod:`tracking.imm`; one model is a plain Kalman filter).
     ``existence`` is the probability that the target exists, last brought to
-    ``t_exist`` (:mod:`tracking.existence`); ``status`` is tentative until it first
-    reaches the confirmation level.  ``hits`` counts detections, ``t_update`` is the
+    ``t_exist`` (:mod:`tracking.existence`), from ``birth_existence`` when it started;
+    ``status`` is tentative until it first reaches the confirmation level.  ``hits`` counts detections, ``t_update`` is the
     last one; ``first_seen`` and ``sensor_mask`` (a bit per contributing sensor) are
     for reporting.  ``class_sensor`` is the class posterior from what the sensors
     said, ``top_speed`` the highest speed the track has surely had (speed less two
@@ -42,6 +42,7 @@ class TrackColumns(NamedTuple):
     t_update: np.ndarray
     t_exist: np.ndarray
     existence: np.ndarray
+    birth_existence: np.ndarray
     first_seen: np.ndarray
     status: np.ndarray
     hits: np.ndarray
@@ -64,7 +65,7 @@ def _empty_columns(capacity: int, words: int, n_models: int) -> TrackColumns:
         xm=np.zeros((capacity, n_models, 4)), Pm=np.zeros((capacity, n_models, 4, 4)),
         mu=np.full((capacity, n_models), 1.0 / n_models),
         t_state=np.zeros(capacity), t_update=np.zeros(capacity), t_exist=np.zeros(capacity),
-        existence=np.zeros(capacity), first_seen=np.zeros(capacity), status=np.zeros(capacity, np.int8),
+        existence=np.zeros(capacity), birth_existence=np.zeros(capacity), first_seen=np.zeros(capacity), status=np.zeros(capacity, np.int8),
         hits=np.zeros(capacity, np.int32), class_sensor=np.full((capacity, N_CLASSES), 1.0 / N_CLASSES),
         top_speed=np.zeros(capacity), class_prob=np.full((capacity, N_CLASSES), 1.0 / N_CLASSES),
         q=np.ones(capacity), sensor_mask=np.zeros((capacity, words), np.uint64),
