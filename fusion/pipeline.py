@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fusion import __version__
 from fusion.config import Site
 from geo.alerts import Alert
 from geo.geofence import Geofence, TrackUpdate
@@ -30,9 +31,7 @@ from sensors.ingest import Ingestor, Rejection
 from sensors.reorder import ReorderBuffer
 from tracking.tracker import STATUS_NAMES, Tracker, TrackEstimates
 
-__all__ = ["VERSION", "Outputs", "Pipeline"]
-
-VERSION = "0.1.0"
+__all__ = ["Outputs", "Pipeline"]
 _CLASSES = ("person", "vehicle", "animal", "uav", "unknown")
 _MAX_SNAPSHOT_CATCH_UP = 10
 
@@ -204,6 +203,6 @@ class Pipeline:
         counters["tracks_live"] = int(self.tracker.table.count)
         counters["reorder_forced"] = int(self.buffer.forced)
         lag = self.latest_rx_t - self.latest_sensor_t if math.isfinite(self.latest_sensor_t) else 0.0
-        return {"node_id": self.site.node_id, "state": "online", "t": round(t, 3), "version": VERSION,
+        return {"node_id": self.site.node_id, "state": "online", "t": round(t, 3), "version": __version__,
                 "counters": counters, "alerts_by_type": dict(sorted(self.alerts_by_type.items())),
                 "lag_s": round(max(0.0, lag), 3)}
