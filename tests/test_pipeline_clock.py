@@ -51,3 +51,24 @@ def test_quiet_sensors_release_after_one_window_of_receive_time(demo_site, demo_
     assert len(pipeline.buffer) < held and pipeline.counters["scans"] > scans
     pipeline.tick(last_rx + window + 1.0)  # a second past the window: nothing is held any more
     assert len(pipeline.buffer) == 0 and pipeline.next_release() == float("inf")
+
+
+def test_a_snapshot_at_t_reflects_the_detections_stamped_t(demo_site):
+    """A radar reports one target at whole seconds; the snapshot at t must hold the update of the
+    scan stamped exactly t (before, it went out just before that scan: a one-step prediction)."""
+    import msgspec
+
+    pipeline, out = Pipeline(demo_site), Outputs()
+    prefix = demo_site.config.mqtt.prefix
+    radar = next(s.spec for s in demo_site.sensors if s.kind == "radar")
+    t0 = 1_795_000_000.0
+    for k in range(20):
+        t = t0 + k
+        plot = {"range_m": 1000.0 + 3.0 * k, "azimuth_deg": 45.0}
+        payload = msgspec.json.encode({"sensor_id": radar.id, "t": t, "seq": k, "plots": [plot]})
+        out.extend(pipeline.feed(t + 0.1, f"{prefix}/raw/radar/{radar.id}", payload))
+    out.extend(pipeline.flush())
+    shown = [s for s in out.snapshots if len(s.estimates)]
+    assert len(shown) >= 10
+    for snapshot in shown:
+        assert snapshot.estimates.last_update.max() == snapshot.t  # the scan at t is in it, none later

@@ -15,8 +15,13 @@ density (false detections per m²) the IPDA update is::
     ε ← (1 − δ) ε / (1 − δ ε)
 
 and a track outside the coverage is left alone: a sensor that did not look says
-nothing about it.  This is IPDA with one (the assigned) detection in the sum, as in
-GNN-IPDA.  A new track from a detection starts at ε₀ = β / (β + λ), β the density
+nothing about it.  With several detections in the gate IPDA sums their ratios.  The
+state follows the GNN assignment: a track assigned a detection sums that one; a
+track that lost its gated detections to confirmed rival tracks sums each of them
+weighted by its share ℓ_ij / Σ_k ℓ_kj of the detection's likelihood over the tracks
+gating it (a crude marginal association probability, as in JIPDA), so a target in a
+tight group whose plot another track took is not counted as missed, while a
+vanished target's grown gate gains little from a neighbour's plots.  A new track from a detection starts at ε₀ = β / (β + λ), β the density
 of new targets, the probability that an unexplained detection is a new target
 rather than clutter.  All functions are pure numba scalars, used by
 :func:`tracking.manage.manage_scan`.
@@ -28,7 +33,7 @@ import math
 
 from numba import njit
 
-__all__ = ["survive", "detected", "missed", "initial"]
+__all__ = ["survive", "likelihood_ratio", "detected", "missed", "initial"]
 
 
 @njit(cache=True)
@@ -43,9 +48,14 @@ def _update(existence, delta):
 
 
 @njit(cache=True)
-def detected(existence, pd, pg, log_likelihood, clutter_density):
-    """ε after a scan that brought the track a detection of log-likelihood ln N(z; ẑ, S)."""
-    ratio = math.exp(min(log_likelihood - math.log(clutter_density), 700.0)) / pg
+def likelihood_ratio(log_likelihood, clutter_density, pg):
+    """ℓ/λ of one detection, from ln N(z; ẑ, S) (bounded, so that exp cannot overflow)."""
+    return math.exp(min(log_likelihood - math.log(clutter_density), 700.0)) / pg
+
+
+@njit(cache=True)
+def detected(existence, pd, pg, ratio):
+    """ε after a scan whose detections in the track's gate have likelihood ratios summing to ``ratio``."""
     return _update(existence, pd * pg * (1.0 - ratio))
 
 

@@ -10,12 +10,16 @@ After association, :func:`manage_scan` does, in this order:
    existence with the detection's likelihood against the clutter density
    (:func:`tracking.existence.detected`); the class (below); hits, last update,
    contributing sensor;
-3. **misses**: a track without detection lowers its existence only where the
+3. **misses**: a track that lost the detections in its gate to confirmed rival
+   tracks updates its existence with their shared likelihood ratios
+   (:mod:`tracking.existence`); one with none lowers its existence only where the
    scan's sensor looked (inside its coverage circle, with its P_D); elsewhere the
    scan says nothing about it;
 4. **confirm** tentative tracks whose existence reached the confirmation level;
 5. **initiate** a one-point tentative track (velocity 0 ± σ_v, existence ε₀) from
-   every detection that fell in no gate and may initiate, ids in detection order;
+   every detection that was not assigned and may initiate, ids in detection order
+   (also one inside another track's gate: in a tight group that is the walker the
+   other tracks do not have; a spurious one dies at its next look);
 6. **delete** tracks (but those started by this scan) whose existence fell below
    the deletion level, or whose position σ² passed the bound; a tentative track's
    level is at most half its existence at birth, so a track born from a detection
@@ -45,10 +49,10 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from tracking.existence import detected, initial, missed, survive
+from tracking.existence import detected, initial, likelihood_ratio, missed, survive
 from tracking.imm import combine, update_track
 
-__all__ = ["manage_scan", "ScanColumns", "ManageParams"]
+__all__ = ["manage_scan", "ScanColumns", "GatedPairs", "ManageParams"]
 
 _TENTATIVE, _CONFIRMED = 0, 1
 _UNKNOWN_PD = 0.5  # a sensor that declares no detection probability: a hit still counts, half as much
@@ -70,6 +74,14 @@ class ScanColumns(NamedTuple):
     clutter_density: float  # per m²; 0: not declared
 
 
+class GatedPairs(NamedTuple):
+    """Every (track row, detection row) pair inside the gate, with ln N(z; ẑ, S) of the pair."""
+
+    track: np.ndarray
+    det: np.ndarray
+    loglik: np.ndarray
+
+
 class ManageParams(NamedTuple):
     """The tracker configuration's numbers the kernel reads."""
 
@@ -84,6 +96,7 @@ class ManageParams(NamedTuple):
     lifetime_s: float
     confirm: float
     delete: float
+    share_within_s: float
 
 
 @njit(cache=True)
@@ -153,9 +166,10 @@ def _start_track(tab, scan, j, mu0, t, track_id, existence, par):
 
 
 @njit(cache=True)
-def manage_scan(tab, scan, tracks, dets, gated, t, next_id, mu0, par):
+def manage_scan(tab, scan, gate, tracks, dets, t, next_id, mu0, par):
     """One scan's management in place; returns (confirmed rows, deleted ids, next track id, detections
-    that found no free row).
+    that found no free row).  ``gate`` holds every gated pair (:class:`GatedPairs`), ``tracks``,
+    ``dets`` the assigned ones.
 
     ``mu0`` the model probabilities of a new track.  ``tab.high[0]`` (rows from
     there up are free) is kept up to date.
@@ -176,18 +190,34 @@ def manage_scan(tab, scan, tracks, dets, gated, t, next_id, mu0, par):
         rv = scan.radial[j] if tab.hits[i] >= 2 else np.nan  # a one-point track's velocity is not yet worth it
         ll = update_track(tab.x, tab.P, tab.xm, tab.Pm, tab.mu, i, scan.z[j], scan.R[j], rv, scan.radial_sigma[j],
                           scan.los[j, 0], scan.los[j, 1], loglik)
-        tab.existence[i] = detected(tab.existence[i], pd_hit, pg, ll, clutter)
+        tab.existence[i] = detected(tab.existence[i], pd_hit, pg, likelihood_ratio(ll, clutter, pg))
         tab.hits[i] += 1
         _class_update(tab, i, scan.likelihood, j, par, False)
         tab.t_update[i] = t
         _mark_sensor(tab.sensor_mask, i, scan.sensor)
         updated[i] = True
 
+    # Σ ℓ/λ over gated detections that confirmed rivals took, each over the number of tracks gating it,
+    # for a track detected within share_within_s (one in a tight group, not a vanished target's)
+    taken_by_confirmed = np.zeros(scan.z.shape[0], np.bool_)
+    for k in range(tracks.shape[0]):
+        taken_by_confirmed[dets[k]] = tab.status[tracks[k]] == _CONFIRMED
+    rivals = np.zeros(scan.z.shape[0])
+    for k in range(gate.track.shape[0]):
+        rivals[gate.det[k]] += 1.0
+    shared = np.zeros(high)
+    for k in range(gate.track.shape[0]):
+        i, j = gate.track[k], gate.det[k]
+        if not updated[i] and taken_by_confirmed[j] and t - tab.t_update[i] <= par.share_within_s:
+            shared[i] += likelihood_ratio(gate.loglik[k], clutter, pg) / rivals[j]
     ce, cn, radius = scan.coverage[0], scan.coverage[1], scan.coverage[2]
-    if radius > 0.0 and scan.pd > 0.0:
-        for i in range(high):
-            if tab.alive[i] and not updated[i] and (tab.x[i, 0] - ce) ** 2 + (tab.x[i, 1] - cn) ** 2 <= radius * radius:
-                tab.existence[i] = missed(tab.existence[i], scan.pd, pg)
+    for i in range(high):
+        if not tab.alive[i] or updated[i]:
+            continue
+        if shared[i] > 0.0:
+            tab.existence[i] = detected(tab.existence[i], pd_hit, pg, shared[i])
+        elif radius > 0.0 and scan.pd > 0.0 and (tab.x[i, 0] - ce) ** 2 + (tab.x[i, 1] - cn) ** 2 <= radius * radius:
+            tab.existence[i] = missed(tab.existence[i], scan.pd, pg)
 
     confirmed = [0][:0]
     for i in range(high):
@@ -200,7 +230,7 @@ def manage_scan(tab, scan, tracks, dets, gated, t, next_id, mu0, par):
     existence0 = initial(par.birth_density, clutter)
     dropped = 0
     for j in range(scan.z.shape[0]):
-        if taken[j] or gated[j] or not scan.can_initiate[j]:
+        if taken[j] or not scan.can_initiate[j]:
             continue
         if tab.n_free[0] == 0:
             dropped += 1

@@ -19,14 +19,14 @@ from tracking.associate import assign
 from tracking.config import TrackerConfig
 from tracking.imm import predict_tracks
 from tracking.kernels import gate_pairs
-from tracking.manage import ManageParams, ScanColumns, manage_scan
+from tracking.manage import GatedPairs, ManageParams, ScanColumns, manage_scan
 from tracking.merge import merge_duplicates
 from tracking.table import CONFIRMED, TrackTable
 
 __all__ = ["Tracker", "ScanLike", "StepResult", "TrackEstimates", "STATUS_NAMES"]
 
 STATUS_NAMES = ("tentative", "confirmed", "coasting")
-_NO_ROWS = np.zeros(0, np.int64)
+_LOG_2PI = float(np.log(2.0 * np.pi))  # ln N(z; ẑ, S) = −½ (d² + ln|S|) − ln 2π in two dimensions
 
 
 class ScanLike(Protocol):
@@ -101,7 +101,7 @@ class Tracker:
             initial_speed_variance=min(config.initial_speed_sigma_mps, config.max_speed_mps) ** 2,
             gate_probability=config.gate_probability, birth_density=e.birth_per_km2 * 1e-6,
             default_clutter_density=e.default_clutter_per_km2 * 1e-6, lifetime_s=e.mean_lifetime_s,
-            confirm=e.confirm, delete=e.delete)
+            confirm=e.confirm, delete=e.delete, share_within_s=2.5)
         self._next_id = 1
         self._next_merge_check = -np.inf
         self.confirmed_total = 0
@@ -116,15 +116,16 @@ class Tracker:
                        tab.q[:h], self._scales, self._sojourn, t, self._quiet_q)
         ti, dj, d2, logdet = gate_pairs(tab.x, tab.P, tab.alive[:h], tab.hits, tab.t_update, t,
                                         self.config.max_speed_mps, scan.position, scan.covariance, self.gate, 0.0)
-        tracks, dets, gated = assign(ti, dj, d2 + logdet, h, scan.position.shape[0])
+        tracks, dets, _ = assign(ti, dj, d2 + logdet, h, scan.position.shape[0])
         tab.reserve(scan.position.shape[0])  # at most one new track per detection
         columns = ScanColumns(
             scan.position, scan.covariance, scan.radial_velocity, scan.radial_velocity_sigma, scan.line_of_sight,
             scan.class_likelihood, scan.can_initiate, int(scan.sensor_index),
             np.array([*scan.coverage_center, scan.coverage_radius_m], float), float(scan.detection_probability),
             float(scan.clutter_density))
+        pairs = GatedPairs(ti, dj, -0.5 * (d2 + logdet) - _LOG_2PI)
         confirmed, deleted, self._next_id, dropped = manage_scan(
-            tab.cols, columns, tracks, dets, gated, t, self._next_id, self._mu0, self._params)
+            tab.cols, columns, pairs, tracks, dets, t, self._next_id, self._mu0, self._params)
         self.confirmed_total += confirmed.size
         self.dropped_for_capacity += dropped
         merged = self._merge(t)
