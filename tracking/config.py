@@ -86,6 +86,9 @@ class ExistenceConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     release: Fraction = 0.9
     #: a track is deleted when its existence falls below this
     delete: Fraction = 0.01
+    #: a track detected within this long that lost the plots in its gate to confirmed rivals keeps
+    #: existence from them (a tight group); a track silent longer takes such a scan as a miss
+    share_within_s: Annotated[float, Meta(ge=0.0, le=1e4)] = 2.5
 
 
 class TrackerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
