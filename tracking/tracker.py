@@ -92,6 +92,7 @@ class Tracker:
         self.table = TrackTable(config.capacity, n_sensors, self._scales.size, config.max_capacity)
         self.gate = float(chi2.ppf(config.gate_probability, df=2))
         self._merge_limit = float(chi2.ppf(config.merge_probability, df=4))
+        self._merge_gate = float(chi2.ppf(0.999, df=2))  # candidate pairs: positions close at all
         a, v, e = config.agility, config.top_speed, config.existence
         self._params = ManageParams(
             class_floor=config.class_confusion_floor,
@@ -111,13 +112,14 @@ class Tracker:
     def step(self, scan: ScanLike) -> StepResult:
         """predict (:mod:`tracking.imm`) → gate and assign → update, existence, confirm, initiate,
         delete (:mod:`tracking.manage`) → merge duplicates (:mod:`tracking.merge`)."""
-        tab, t, h = self.table, float(scan.time), int(self.table.high[0])  # rows from h up are all free
+        tab, t, h = self.table.cols, float(scan.time), int(self.table.high[0])  # rows from h up are all free
         predict_tracks(tab.x[:h], tab.P[:h], tab.xm[:h], tab.Pm[:h], tab.mu[:h], tab.t_state[:h], tab.alive[:h],
                        tab.q[:h], self._scales, self._sojourn, t, self._quiet_q)
         ti, dj, d2, logdet = gate_pairs(tab.x, tab.P, tab.alive[:h], tab.hits, tab.t_update, t,
                                         self.config.max_speed_mps, scan.position, scan.covariance, self.gate, 0.0)
         tracks, dets, _ = assign(ti, dj, d2 + logdet, h, scan.position.shape[0])
-        tab.reserve(scan.position.shape[0])  # at most one new track per detection
+        self.table.reserve(scan.position.shape[0])  # at most one new track per detection
+        tab = self.table.cols  # reserve may have grown the table
         columns = ScanColumns(
             scan.position, scan.covariance, scan.radial_velocity, scan.radial_velocity_sigma, scan.line_of_sight,
             scan.class_likelihood, scan.can_initiate, int(scan.sensor_index),
@@ -125,7 +127,7 @@ class Tracker:
             float(scan.clutter_density))
         pairs = GatedPairs(ti, dj, -0.5 * (d2 + logdet) - _LOG_2PI)
         confirmed, deleted, self._next_id, dropped = manage_scan(
-            tab.cols, columns, pairs, tracks, dets, t, self._next_id, self._mu0, self._params)
+            tab, columns, pairs, tracks, dets, t, self._next_id, self._mu0, self._params)
         self.confirmed_total += confirmed.size
         self.dropped_for_capacity += dropped
         merged = self._merge(t)
@@ -138,17 +140,16 @@ class Tracker:
         if t < self._next_merge_check:
             return np.zeros((0, 2), np.int64)
         self._next_merge_check = t + 1.0
-        tab, h = self.table, int(self.table.high[0])
+        tab, h = self.table.cols, int(self.table.high[0])
         rows = np.flatnonzero(tab.alive[:h] & (tab.status[:h] == CONFIRMED))
         if rows.size < 2:
             return np.zeros((0, 2), np.int64)
-        gate = float(chi2.ppf(0.999, df=2))
         confirmed = np.zeros(h, bool)
         confirmed[rows] = True
         a, k, _, _ = gate_pairs(tab.x, tab.P, confirmed, tab.hits, tab.t_update, t, self.config.max_speed_mps,
                                 np.ascontiguousarray(tab.x[rows, :2]), np.ascontiguousarray(tab.P[rows, :2, :2]),
-                                gate, 0.0)
-        absorbed, survivor = merge_duplicates(tab.cols, a, rows[k], self._merge_limit, t, self.config.merge_after_s)
+                                self._merge_gate, 0.0)
+        absorbed, survivor = merge_duplicates(tab, a, rows[k], self._merge_limit, t, self.config.merge_after_s)
         if absorbed.size == 0:
             return np.zeros((0, 2), np.int64)
         ids = tab.track_id[absorbed].copy()
@@ -170,18 +171,18 @@ class Tracker:
     # -- reading ---------------------------------------------------------------------
     def shown(self, rows: np.ndarray) -> np.ndarray:
         """Which of these tracks belong in the picture: confirmed, and likelier there than not."""
-        tab = self.table
+        tab = self.table.cols
         return (tab.status[rows] == CONFIRMED) & (tab.existence[rows] >= self.config.existence.show)
 
     def established(self, rows: np.ndarray) -> np.ndarray:
         """Which of these tracks may raise alerts: confirmed, with existence at the release level."""
-        tab = self.table
+        tab = self.table.cols
         return (tab.status[rows] == CONFIRMED) & (tab.existence[rows] >= self.config.existence.release)
 
     def estimates(self, t: float, rows: np.ndarray | None = None, include_tentative: bool = False) -> TrackEstimates:
         """Tracks predicted to ``t`` (without changing the table), sorted by id: the shown ones
         (:meth:`shown`), or every live one with ``include_tentative``."""
-        tab = self.table
+        tab = self.table.cols
         if rows is None:
             h = int(tab.high[0])
             every = np.arange(h)
@@ -195,5 +196,5 @@ class Tracker:
         return TrackEstimates(
             t=t, track_id=tab.track_id[rows].copy(), x=x, P=P, status=status, existence=tab.existence[rows].copy(),
             class_prob=tab.class_prob[rows].copy(), first_seen=tab.first_seen[rows].copy(),
-            last_update=tab.t_update[rows].copy(), sensors=[tab.sensors_of(r) for r in rows],
+            last_update=tab.t_update[rows].copy(), sensors=[self.table.sensors_of(r) for r in rows],
         )
