@@ -88,14 +88,17 @@ def _scores(scenario, scans, config):
     return score_frames(frames, c=100.0)
 
 
-def test_imm_default_is_better_on_smooth_targets_and_as_good_on_manoeuvres():
+def test_imm_default_is_better_on_smooth_targets_and_close_on_manoeuvres():
     """The default motion model (the IMM: a quiet near-constant-velocity model and a manoeuvring one)
-    against one model with the class agility: on straight nearly-constant-velocity targets it is
-    more accurate; on sharp turns and stops at 1 Hz it keeps about the same tracks and identities."""
+    against one model with the class agility.  On straight nearly-constant-velocity targets it is
+    clearly more accurate.  On 90° turns at up to 20 °/s and stops at 1 Hz the agile single model
+    keeps identities better (the IMM's quiet model lags the first second of a turn), at about the
+    same GOSPA: the trade-off the defaults make (README, 'The tracker out of the box')."""
     imm = TrackerConfig()
     plain = TrackerConfig(imm=ImmConfig(enabled=False))
     assert imm.imm.enabled
     gospa = {"manoeuvre": [], "straight": []}
+    idf1 = []
     for seed in range(2):
         for kind, scenario in (("manoeuvre", manoeuvre_scenario(30, 300.0, seed=seed)),
                                ("straight", ncv_scenario(30, 300.0, seed=seed, half_width_m=5000.0))):
@@ -103,7 +106,8 @@ def test_imm_default_is_better_on_smooth_targets_and_as_good_on_manoeuvres():
             with_imm, without = _scores(scenario, scans, imm), _scores(scenario, scans, plain)
             gospa[kind].append((with_imm["gospa"]["mean"], without["gospa"]["mean"]))
             if kind == "manoeuvre":
-                assert with_imm["idf1"] > without["idf1"] - 0.05, (seed, with_imm, without)
+                idf1.append((with_imm["idf1"], without["idf1"]))
     ratio = {kind: sum(a for a, _ in pairs) / sum(b for _, b in pairs) for kind, pairs in gospa.items()}
-    assert ratio["straight"] < 0.97, gospa  # measured 0.93
-    assert ratio["manoeuvre"] < 1.05, gospa  # measured 1.00
+    assert ratio["straight"] < 0.9, gospa  # measured 0.84
+    assert ratio["manoeuvre"] < 1.12, gospa  # measured 1.07
+    assert all(a > b - 0.15 for a, b in idf1), idf1  # measured 0.74 / 0.87 and 0.89 / 0.99

@@ -58,8 +58,8 @@ class ImmConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     #: the quiet model's σ_a whatever the class (m/s²), added in quadrature to its class part
     quiet_accel_sigma_mps2: Annotated[float, Meta(ge=0.0, le=1e3)] = 0.15
     manoeuvre_scale: Positive = 3.0
-    quiet_sojourn_s: Positive = 20.0
-    manoeuvre_sojourn_s: Positive = 5.0
+    quiet_sojourn_s: Positive = 40.0
+    manoeuvre_sojourn_s: Positive = 10.0
 
 
 class ExistenceConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -104,13 +104,18 @@ class TrackerConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     max_position_sigma_m: Positive = 300.0
     #: initiation: fastest plausible target; bounds the two-point velocity
     max_speed_mps: Positive = 60.0
+    #: the strongest manoeuvre of a target at speed v is about v × this turn rate, plus
+    #: ``accel_floor_mps2`` (starting, stopping): the motion noise never assumes more
+    max_turn_rate_dps: Positive = 20.0
+    accel_floor_mps2: Positive = 0.5
     #: velocity σ of a one-point track before a second detection
     initial_speed_sigma_mps: Positive = 20.0
     #: floor of the class confusion matrix (one wrong label cannot flip a track)
     class_confusion_floor: Fraction = 0.05
     #: two confirmed tracks whose states stay this close (chi-square 4 dof probability of
-    #: the difference) for ``merge_after_s`` are one target: the younger is merged into the older
-    merge_probability: Fraction = 0.1
+    #: the difference) for ``merge_after_s``, one of them without detections all that time,
+    #: are one target: the younger is merged into the older
+    merge_probability: Fraction = 0.5
     merge_after_s: Positive = 3.0
     #: size of the preallocated track table (live tracks at once); the table grows past it
     #: only up to ``max_capacity``, beyond which new tracks are not started (counted)

@@ -33,7 +33,10 @@ Class: the sensors' evidence ``p_s ∝ p_s · (f + (1 − N f) ℓ)`` (confusion
     L_c(v̂) = exp(−½ ((v̂ − v_c) / (v_c/4))²)   beyond
 
 so a car seen at 15 m/s is no longer a person; ``class_prob ∝ p_s · L`` and the
-noise density ``q = Σ_c p_c σ²_c`` follows it.  The kinematic factor is not
+noise density ``q = Σ_c p_c σ²_c`` follows it, capped by what the track's speed
+allows: a target at speed v turning at most ω manoeuvres with about ω v, so the
+largest model's σ_a is at most ``ω (v + 2σ_v) + a₀`` (a walker at 1.5 m/s is not
+given a car's 5 m/s² however unknown its class).  The kinematic factor is not
 accumulated scan by scan (successive speeds are not independent evidence).
 
 All of it in one kernel because at tens of tracks a step the numpy calls'
@@ -97,6 +100,9 @@ class ManageParams(NamedTuple):
     confirm: float
     delete: float
     share_within_s: float
+    turn_rate: float  # rad/s: the strongest manoeuvre is about speed × turn rate, plus …
+    accel_floor: float  # … this (m/s²) for starts and stops
+    manoeuvre_scale: float  # the largest model's σ_a as a multiple of the class level (1 without the IMM)
 
 
 @njit(cache=True)
@@ -112,12 +118,16 @@ def _class_update(tab, i, likelihood, j, par, fresh):
         total += ps[i, c]
     for c in range(n):
         ps[i, c] /= total
+    speed_high = np.inf  # the fastest the track may be going now (speed + 2σ), once it has a velocity
     if tab.hits[i] >= 3:
         vx, vy = tab.x[i, 2], tab.x[i, 3]
         speed = np.sqrt(vx * vx + vy * vy)
+        sigma = np.sqrt(max(0.5 * (tab.P[i, 2, 2] + tab.P[i, 3, 3]), 0.0))
         if speed > 0.0:
             var = (vx * vx * tab.P[i, 2, 2] + 2.0 * vx * vy * tab.P[i, 2, 3] + vy * vy * tab.P[i, 3, 3]) / (speed * speed)
-            tab.top_speed[i] = max(tab.top_speed[i], speed - 2.0 * np.sqrt(max(var, 0.0)))
+            sigma = np.sqrt(max(var, 0.0))
+            tab.top_speed[i] = max(tab.top_speed[i], speed - 2.0 * sigma)
+        speed_high = speed + 2.0 * sigma
     v = tab.top_speed[i]
     total = 0.0
     for c in range(n):
@@ -132,6 +142,8 @@ def _class_update(tab, i, likelihood, j, par, fresh):
     for c in range(n):
         pc[i, c] /= total
         tab.q[i] += pc[i, c] * par.class_q[c]
+    cap = (par.turn_rate * speed_high + par.accel_floor) / par.manoeuvre_scale
+    tab.q[i] = min(tab.q[i], cap * cap)
 
 
 @njit(cache=True)

@@ -9,7 +9,11 @@ conservative)::
 
     d² = (x_a − x_b)ᵀ (P_a + P_b)⁻¹ (x_a − x_b) ≤ χ²₄(p_merge)
 
-at every check for ``merge_after_s`` of data time.  Then ``b`` is deleted and its
+at every check for ``merge_after_s`` of data time, while one of the two has had no
+detection for that long: the other one has its detections (two tracks that both keep
+being detected are two targets close together, as in a group, and stay apart; where a
+sensor declares its coverage, the silent one of a duplicate pair loses existence and
+goes by itself).  Then ``b`` is deleted and its
 id reported with ``a``'s, so that what ``b`` had raised is not raised again under
 ``a`` (the geofence moves ``b``'s per-track state to ``a``).  The older id
 survives because consumers have seen it longer.  Candidate pairs come from the
@@ -52,6 +56,8 @@ def merge_duplicates(tab, pair_a, pair_b, limit, t, after_s):
             continue
         if tab.track_id[a] > tab.track_id[b]:
             a, b = b, a  # a: the older track
+        if t - tab.t_update[a] < after_s and t - tab.t_update[b] < after_s:
+            continue  # both detected lately: two targets close together, as in a group
         d2 = _difference_d2(tab.x, tab.P, a, b)
         if d2 <= limit and d2 < best[b]:
             best[b] = d2

@@ -102,7 +102,9 @@ class Tracker:
             initial_speed_variance=min(config.initial_speed_sigma_mps, config.max_speed_mps) ** 2,
             gate_probability=config.gate_probability, birth_density=e.birth_per_km2 * 1e-6,
             default_clutter_density=e.default_clutter_per_km2 * 1e-6, lifetime_s=e.mean_lifetime_s,
-            confirm=e.confirm, delete=e.delete, share_within_s=e.share_within_s)
+            confirm=e.confirm, delete=e.delete, share_within_s=e.share_within_s,
+            turn_rate=np.radians(config.max_turn_rate_dps), accel_floor=config.accel_floor_mps2,
+            manoeuvre_scale=imm.manoeuvre_scale if imm.enabled else 1.0)
         self._next_id = 1
         self._next_merge_check = -np.inf
         self.confirmed_total = 0
