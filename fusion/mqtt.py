@@ -398,7 +398,7 @@ class _Live:
         self.snapshots.extend(out.snapshots)
         # track snapshots wait while input is queued (they cost ~10 ms per 1,000 tracks), but not forever
         while self.snapshots and (self.inbox.empty() or len(self.snapshots) > _MAX_DEFERRED_SNAPSHOTS):
-            self._publish_snapshot(bulk, _encode(self.snapshots.popleft().to_dict()))
+            self._publish_snapshot(bulk, self.snapshots.popleft().to_json())
 
     def _status(self, state: str = "online") -> dict:
         status = self.pipeline.status(time.time())

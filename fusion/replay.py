@@ -59,7 +59,7 @@ class JsonLinesSink:
                 self._alerts.write(enc(alert.to_dict()) + b"\n")
         if self._tracks:
             for snapshot in out.snapshots:
-                self._tracks.write(enc(snapshot.to_dict()) + b"\n")
+                self._tracks.write(snapshot.to_json() + b"\n")
         if self._rejected:
             for rejection in out.rejected:
                 self._rejected.write(enc(rejection.to_dict()) + b"\n")

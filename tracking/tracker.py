@@ -72,7 +72,7 @@ class TrackEstimates:
     class_prob: np.ndarray
     first_seen: np.ndarray
     last_update: np.ndarray
-    sensors: list[list[int]]
+    sensor_mask: np.ndarray  # (n, words) uint64: bit s of a row, sensor s contributed
 
     def __len__(self) -> int:
         return int(self.track_id.size)
@@ -194,5 +194,5 @@ class Tracker:
         return TrackEstimates(
             t=t, track_id=tab.track_id[rows].copy(), x=x, P=P, status=status, existence=tab.existence[rows].copy(),
             class_prob=tab.class_prob[rows].copy(), first_seen=tab.first_seen[rows].copy(),
-            last_update=tab.t_update[rows].copy(), sensors=[tab.sensors_of(r) for r in rows],
+            last_update=tab.t_update[rows].copy(), sensor_mask=tab.sensor_mask[rows],
         )
