@@ -21,15 +21,19 @@ replaces.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
 import numpy as np
 from numba import njit
 
 from tracking.tracker import STATUS_NAMES
+from tracking.warmup import cache_is_cold, warm_up
 
-__all__ = ["CLASSES", "SnapshotTable", "snapshot_table", "snapshot_json", "sensor_lists_json", "empty_snapshot_json"]
+__all__ = ["CLASSES", "SnapshotTable", "snapshot_table", "snapshot_json", "sensor_lists_json", "empty_snapshot_json",
+           "warm_up_kernels"]
 
 CLASSES = ("person", "vehicle", "animal", "uav", "unknown")
 
@@ -227,6 +231,26 @@ def snapshot_json(table: SnapshotTable) -> bytes:
 
 def empty_snapshot_json(node_id: str, t: float) -> bytes:
     return _encode({"node_id": node_id, "t": round(t, 3), "tracks": []})
+
+
+def _compile() -> None:
+    """Render two tracks, one with a number for each path (digits, msgspec): compiles the kernel."""
+    n = 2
+    zeros = np.zeros(n)
+    table = SnapshotTable(
+        node_id="warm-up", t=0.0, track_id=np.arange(n), status=np.zeros(n, np.int8), lat=zeros, lon=zeros,
+        east_m=np.array([1.5, np.nan]), north_m=zeros, vel_east_mps=zeros, vel_north_mps=zeros, speed_mps=zeros,
+        heading_deg=zeros, position_sigma_m=zeros, covariance=np.zeros((n, 4, 4)), existence=zeros,
+        class_prob=np.zeros((n, len(CLASSES))), country=np.array([0, -1]), country_ids=("a",),
+        sensor_bits=np.ones((n, 1), bool), sensor_ids=("s",), first_seen=zeros, last_update=zeros)
+    snapshot_json(table)
+
+
+def warm_up_kernels(progress=sys.stderr) -> float:
+    """Compile (or load) every kernel of the pipeline, the tracker's and the renderer's, with progress
+    on ``progress`` when the cache is cold (:func:`tracking.warmup.warm_up`); returns the seconds taken."""
+    cold = cache_is_cold() or cache_is_cold(Path(__file__).parent, ("render",))
+    return warm_up(extra=[("snapshot rendering", _compile)], progress=progress, cold=cold)
 
 
 # -- the kernel ---------------------------------------------------------------------------------
