@@ -91,9 +91,21 @@ def cmd_replay(args) -> int:
         print(f"published {count} messages from {args.log}")
         return 0
     from fusion.logio import LogError, LogReport
+    from fusion.parquet import ParquetUnavailable, is_parquet, require_pyarrow
     from fusion.render import warm_up_kernels
     from fusion.replay import replay_file
 
+    if is_parquet(args.rejected_out):
+        print(f"borderfusion replay: --rejected-out {args.rejected_out}: rejected inputs are written as JSON Lines "
+              "only (use a .jsonl name); Parquet is for --tracks-out and --alerts-out", file=sys.stderr)
+        return 2
+    try:
+        for path in (args.alerts_out, args.tracks_out):
+            if is_parquet(path):
+                require_pyarrow(path)
+    except ParquetUnavailable as error:
+        print(f"borderfusion replay: {error}", file=sys.stderr)
+        return 2
     warm_up_kernels()
     started = time.perf_counter()
     report = LogReport(args.log)
@@ -235,8 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=_speed, default=None, metavar="X|max",
                    help="with --publish: X times real time, or 'max' (default: max)")
     p.add_argument("--publish", action="store_true", help="re-publish the log to the broker instead of processing it")
-    p.add_argument("--alerts-out", metavar="F", help="write alerts (JSON Lines)")
-    p.add_argument("--tracks-out", metavar="F", help="write track snapshots (JSON Lines)")
+    p.add_argument("--alerts-out", metavar="F",
+                   help="write alerts: JSON Lines, or Parquet when F ends in .parquet (needs the 'parquet' extra)")
+    p.add_argument("--tracks-out", metavar="F",
+                   help="write track snapshots: JSON Lines, or Parquet (one row per track per snapshot) when F "
+                        "ends in .parquet (needs the 'parquet' extra)")
     p.add_argument("--rejected-out", metavar="F", help="write rejected inputs (JSON Lines)")
     p.add_argument("--strict", action="store_true",
                    help="stop with exit status 1 at the first bad log line (default: skip bad lines, count "
