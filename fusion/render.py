@@ -122,6 +122,13 @@ _SLOTS = ([(_INT, 0), (_PICK, 0)] + [(_FLOAT, c) for c in range(9 + 16 + 1 + 5)]
           + [(_PICK, 1), (_PICK, 2), (_FLOAT, 31), (_FLOAT, 32)])
 _SLOT_KIND = np.array([kind for kind, _ in _SLOTS], np.int64)
 _SLOT_COLUMN = np.array([column for _, column in _SLOTS], np.int64)
+#: covariance entry (r, c) below the diagonal: the slot of (c, r), whose text it repeats when the rounded
+#: values are equal (P is symmetric: they nearly always are); −1 elsewhere
+_COVARIANCE_SLOT = 2 + len(_NUMBERS_BEFORE)
+_MIRROR = np.full(len(_SLOTS), -1, np.int64)
+for _r in range(4):
+    for _c in range(_r):
+        _MIRROR[_COVARIANCE_SLOT + 4 * _r + _c] = _COVARIANCE_SLOT + 4 * _c + _r
 _POW10 = 10 ** np.arange(19, dtype=np.int64)
 _PAIRS = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), np.uint8).copy()
 #: the shortest text a fast-path float can need: sign, 15 digits, point, 7 decimals
@@ -225,7 +232,7 @@ def snapshot_json(table: SnapshotTable) -> bytes:
             + int(token_lengths[picks].sum()) + int(token_lengths[odd_base:].sum()) + fragment_buffer.size)
     out = np.empty(size, np.uint8)
     end = _write_tracks(out, floats, _DECIMALS, fallback, table.track_id.astype(np.int64), picks, _SLOT_KIND,
-                        _SLOT_COLUMN, fragment_buffer, fragment_offsets, token_buffer, token_offsets, _POW10, _PAIRS)
+                        _SLOT_COLUMN, _MIRROR, fragment_buffer, fragment_offsets, token_buffer, token_offsets, _POW10, _PAIRS)
     return out[:end].tobytes()
 
 
@@ -254,21 +261,44 @@ def warm_up_kernels(progress=sys.stderr) -> float:
 
 
 # -- the kernel ---------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _copy(out, pos, buffer, offsets, k):
     start, end = offsets[k], offsets[k + 1]
     out[pos:pos + end - start] = buffer[start:end]
     return pos + end - start
 
 
-@njit(cache=True)
-def _write_digits(out, pos, value, width, pow10, pairs):
-    """``value`` ≥ 0 in decimal, zero-padded to ``width`` digits (0: as many as it takes); two
-    digits per division (a chain of divisions is the cost)."""
-    digits = 1
-    while digits < 19 and value >= pow10[digits]:
-        digits += 1
-    end = pos + max(digits, width)
+@njit(cache=True, inline="always")
+def _digit_count(value):
+    """Decimal digits of ``value`` ≥ 0 (comparisons: no division for the usual sizes)."""
+    if value < 10:
+        return 1
+    if value < 100:
+        return 2
+    if value < 1000:
+        return 3
+    if value < 10000:
+        return 4
+    if value < 100000:
+        return 5
+    if value < 1000000:
+        return 6
+    if value < 10000000:
+        return 7
+    if value < 100000000:
+        return 8
+    count = 9
+    value //= 1000000000
+    while value > 0:
+        count += 1
+        value //= 10
+    return count
+
+
+@njit(cache=True, inline="always")
+def _write_backwards(out, end, value, pairs):
+    """The digits of ``value`` ≥ 0 ending just before ``end``, two per division (the chain of divisions
+    is the cost); returns where they start."""
     i = end
     while value >= 100:
         quotient = value // 100
@@ -280,17 +310,23 @@ def _write_digits(out, pos, value, width, pow10, pairs):
     if value >= 10:
         out[i - 2] = pairs[2 * value]
         out[i - 1] = pairs[2 * value + 1]
-        i -= 2
-    else:
-        out[i - 1] = 48 + value
-        i -= 1
-    while i > pos:
-        out[i - 1] = 48
-        i -= 1
+        return i - 2
+    out[i - 1] = 48 + value
+    return i - 1
+
+
+@njit(cache=True, inline="always")
+def _write_int(out, pos, value, pairs):
+    if value < 0:
+        out[pos] = 45  # '-'
+        pos += 1
+        value = -value
+    end = pos + _digit_count(value)
+    _write_backwards(out, end, value, pairs)
     return end
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _write_float(out, pos, value, decimals, pow10, pairs):
     """A fast-path float (see _fast_floats): k = |v|·10ᵈ as digits with the point d places in,
     trailing zeros of the fraction dropped but one."""
@@ -300,41 +336,51 @@ def _write_float(out, pos, value, decimals, pow10, pairs):
     scale = pow10[decimals]
     k = np.int64(abs(value) * scale + 0.5)
     whole = k // scale
-    pos = _write_digits(out, pos, whole, 0, pow10, pairs)
-    out[pos] = 46  # '.'
     fraction = k - whole * scale
+    point = _write_int(out, pos, whole, pairs)
+    out[point] = 46  # '.'
     if fraction == 0:
-        out[pos + 1] = 48
-        return pos + 2
-    pos = _write_digits(out, pos + 1, fraction, decimals, pow10, pairs)
-    while out[pos - 1] == 48:  # trailing zeros: the fraction is not 0, so a nonzero digit stops it
-        pos -= 1
-    return pos
+        out[point + 1] = 48
+        return point + 2
+    width = decimals
+    while fraction % 10 == 0:  # the fraction is not 0: a nonzero digit stops this
+        fraction //= 10
+        width -= 1
+    end = point + 1 + width
+    start = _write_backwards(out, end, fraction, pairs)
+    for i in range(point + 1, start):  # leading zeros of the fraction
+        out[i] = 48
+    return end
 
 
 @njit(cache=True)
-def _write_tracks(out, floats, decimals, fallback, ints, picks, slot_kind, slot_column, fragments, fragment_offsets,
-                  tokens, token_offsets, pow10, pairs):
+def _write_tracks(out, floats, decimals, fallback, ints, picks, slot_kind, slot_column, mirror, fragments,
+                  fragment_offsets, tokens, token_offsets, pow10, pairs):
     """Every track object, fixed text and values interleaved; returns the length written."""
     n, slots = floats.shape[0], slot_kind.size
+    span = np.zeros((slots, 2), np.int64)  # where each value of the current track was written
     pos = _copy(out, 0, fragments, fragment_offsets, 0)
     for i in range(n):
         for j in range(slots):
             kind, c = slot_kind[j], slot_column[j]
+            start = pos
             if kind == 0:
+                twin = mirror[j]
                 if fallback[i, c] >= 0:
                     pos = _copy(out, pos, tokens, token_offsets, fallback[i, c])
+                elif (twin >= 0 and floats[i, c] == floats[i, slot_column[twin]]
+                      and math.copysign(1.0, floats[i, c]) == math.copysign(1.0, floats[i, slot_column[twin]])
+                      and fallback[i, slot_column[twin]] < 0):
+                    for b in range(span[twin, 0], span[twin, 1]):  # the same number (and sign): the same text
+                        out[pos] = out[b]
+                        pos += 1
                 else:
                     pos = _write_float(out, pos, floats[i, c], decimals[c], pow10, pairs)
             elif kind == 1:
-                value = ints[i]
-                if value < 0:
-                    out[pos] = 45
-                    pos += 1
-                    value = -value
-                pos = _write_digits(out, pos, value, 0, pow10, pairs)
+                pos = _write_int(out, pos, ints[i], pairs)
             else:
                 pos = _copy(out, pos, tokens, token_offsets, picks[i, c])
+            span[j, 0], span[j, 1] = start, pos
             if j < slots - 1:
                 pos = _copy(out, pos, fragments, fragment_offsets, 1 + j)
         pos = _copy(out, pos, fragments, fragment_offsets, slots + (1 if i == n - 1 else 0))
