@@ -12,7 +12,7 @@ From the table, two renderings:
   huge) and the strings that take few values (status, country, the sensor list of a
   bitmask) are encoded by msgspec once and copied.  The bytes are those of
   ``msgspec.json.encode(snapshot dict)`` (tested against that renderer).
-* :func:`snapshot_arrow` (for Parquet), one row per track with typed columns.
+* Parquet rows (:mod:`fusion.parquet`), one per track, straight from the columns.
 
 Cost: well under a microsecond per track, against ~40 µs for the dict per track it
 replaces.
@@ -32,8 +32,7 @@ from numba import njit
 from tracking.tracker import STATUS_NAMES
 from tracking.warmup import cache_is_cold, warm_up
 
-__all__ = ["CLASSES", "SnapshotTable", "snapshot_table", "snapshot_json", "sensor_lists_json", "empty_snapshot_json",
-           "warm_up_kernels"]
+__all__ = ["CLASSES", "SnapshotTable", "snapshot_table", "snapshot_json", "sensor_lists_json", "warm_up_kernels"]
 
 CLASSES = ("person", "vehicle", "animal", "uav", "unknown")
 
@@ -104,10 +103,6 @@ def snapshot_table(node_id: str, t: float, estimates, lat: np.ndarray, lon: np.n
 
 
 # -- JSON -----------------------------------------------------------------------------------
-def _text(value) -> bytes:
-    return _encode(value)
-
-
 def _key(name: str) -> bytes:
     return _encode(name) + b":"
 
@@ -131,7 +126,7 @@ for _r in range(4):
         _MIRROR[_COVARIANCE_SLOT + 4 * _r + _c] = _COVARIANCE_SLOT + 4 * _c + _r
 _POW10 = 10 ** np.arange(19, dtype=np.int64)
 _PAIRS = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), np.uint8).copy()
-#: the shortest text a fast-path float can need: sign, 15 digits, point, 7 decimals
+#: room for a fast-path float's text: sign, 15 digits, point, 7 decimals (and to spare)
 _FLOAT_BYTES = 32
 
 
@@ -234,10 +229,6 @@ def snapshot_json(table: SnapshotTable) -> bytes:
     end = _write_tracks(out, floats, _DECIMALS, fallback, table.track_id.astype(np.int64), picks, _SLOT_KIND,
                         _SLOT_COLUMN, _MIRROR, fragment_buffer, fragment_offsets, token_buffer, token_offsets, _POW10, _PAIRS)
     return out[:end].tobytes()
-
-
-def empty_snapshot_json(node_id: str, t: float) -> bytes:
-    return _encode({"node_id": node_id, "t": round(t, 3), "tracks": []})
 
 
 def _compile() -> None:
@@ -364,7 +355,7 @@ def _write_tracks(out, floats, decimals, fallback, ints, picks, slot_kind, slot_
         for j in range(slots):
             kind, c = slot_kind[j], slot_column[j]
             start = pos
-            if kind == 0:
+            if kind == 0:  # _FLOAT (1: _INT, 2: _PICK)
                 twin = mirror[j]
                 if fallback[i, c] >= 0:
                     pos = _copy(out, pos, tokens, token_offsets, fallback[i, c])
