@@ -125,7 +125,20 @@ for _r in range(4):
     for _c in range(_r):
         _MIRROR[_COVARIANCE_SLOT + 4 * _r + _c] = _COVARIANCE_SLOT + 4 * _c + _r
 _POW10 = 10 ** np.arange(19, dtype=np.int64)
-_PAIRS = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), np.uint8).copy()
+
+def _quad_table() -> np.ndarray:
+    """Row g (0–9999): the 4 ASCII digits of g zero-padded, its digit count, its trailing zeros."""
+    table = np.zeros((10_000, 6), np.uint8)
+    for g in range(10_000):
+        text = f"{g:04d}"
+        table[g, :4] = np.frombuffer(text.encode(), np.uint8)
+        table[g, 4] = len(str(g))
+        table[g, 5] = len(text) - len(text.rstrip("0"))
+    return table
+
+
+_QUADS = _quad_table()
+assert _DECIMALS.max() <= 8  # _write_fraction writes at most two groups of four
 #: room for a fast-path float's text: sign, 15 digits, point, 7 decimals (and to spare)
 _FLOAT_BYTES = 32
 
@@ -227,7 +240,7 @@ def snapshot_json(table: SnapshotTable) -> bytes:
             + int(token_lengths[picks].sum()) + int(token_lengths[odd_base:].sum()) + fragment_buffer.size)
     out = np.empty(size, np.uint8)
     end = _write_tracks(out, floats, _DECIMALS, fallback, table.track_id.astype(np.int64), picks, _SLOT_KIND,
-                        _SLOT_COLUMN, _MIRROR, fragment_buffer, fragment_offsets, token_buffer, token_offsets, _POW10, _PAIRS)
+                        _SLOT_COLUMN, _MIRROR, fragment_buffer, fragment_offsets, token_buffer, token_offsets, _POW10, _QUADS)
     return out[:end].tobytes()
 
 
@@ -254,71 +267,71 @@ def warm_up_kernels(progress=sys.stderr) -> float:
 # -- the kernel ---------------------------------------------------------------------------------
 @njit(cache=True, inline="always")
 def _copy(out, pos, buffer, offsets, k):
-    start, end = offsets[k], offsets[k + 1]
-    out[pos:pos + end - start] = buffer[start:end]
-    return pos + end - start
+    for b in range(offsets[k], offsets[k + 1]):
+        out[pos] = buffer[b]
+        pos += 1
+    return pos
 
 
 @njit(cache=True, inline="always")
-def _digit_count(value):
-    """Decimal digits of ``value`` ≥ 0 (comparisons: no division for the usual sizes)."""
-    if value < 10:
-        return 1
-    if value < 100:
-        return 2
-    if value < 1000:
-        return 3
-    if value < 10000:
-        return 4
-    if value < 100000:
-        return 5
-    if value < 1000000:
-        return 6
-    if value < 10000000:
-        return 7
-    if value < 100000000:
-        return 8
-    count = 9
-    value //= 1000000000
-    while value > 0:
-        count += 1
-        value //= 10
-    return count
+def _write_quad(out, pos, quads, group, digits):
+    """The last ``digits`` (1–4) of the 4-digit text of ``group`` (0–9999)."""
+    for d in range(4 - digits, 4):
+        out[pos] = quads[group, d]
+        pos += 1
+    return pos
 
 
 @njit(cache=True, inline="always")
-def _write_backwards(out, end, value, pairs):
-    """The digits of ``value`` ≥ 0 ending just before ``end``, two per division (the chain of divisions
-    is the cost); returns where they start."""
-    i = end
-    while value >= 100:
-        quotient = value // 100
-        pair = 2 * (value - quotient * 100)
-        out[i - 2] = pairs[pair]
-        out[i - 1] = pairs[pair + 1]
-        i -= 2
-        value = quotient
-    if value >= 10:
-        out[i - 2] = pairs[2 * value]
-        out[i - 1] = pairs[2 * value + 1]
-        return i - 2
-    out[i - 1] = 48 + value
-    return i - 1
-
-
-@njit(cache=True, inline="always")
-def _write_int(out, pos, value, pairs):
+def _write_int(out, pos, value, quads):
+    """``value`` in decimal, four digits per division (a chain of divisions is the cost)."""
     if value < 0:
         out[pos] = 45  # '-'
         pos += 1
         value = -value
-    end = pos + _digit_count(value)
-    _write_backwards(out, end, value, pairs)
-    return end
+    if value < 10_000:
+        return _write_quad(out, pos, quads, value, quads[value, 4])
+    if value < 100_000_000:
+        high = value // 10_000
+        pos = _write_quad(out, pos, quads, high, quads[high, 4])
+        return _write_quad(out, pos, quads, value - high * 10_000, 4)
+    groups = np.empty(5, np.int64)  # the rare long number: groups from the right
+    count = 0
+    while value >= 10_000:
+        rest = value // 10_000
+        groups[count] = value - rest * 10_000
+        count += 1
+        value = rest
+    pos = _write_quad(out, pos, quads, value, quads[value, 4])
+    for g in range(count - 1, -1, -1):
+        pos = _write_quad(out, pos, quads, groups[g], 4)
+    return pos
 
 
 @njit(cache=True, inline="always")
-def _write_float(out, pos, value, decimals, pow10, pairs):
+def _write_fraction(out, pos, fraction, decimals, pow10, quads):
+    """The ``decimals`` digits of ``fraction`` (0 < fraction < 10ᵈ), less its trailing zeros."""
+    if decimals <= 4:
+        return _write_head(out, pos, quads, fraction * pow10[4 - decimals])
+    high = fraction // 1_000 if decimals == 7 else fraction // pow10[decimals - 4]  # 4 digits, then up to 4 more
+    low = (fraction - high * pow10[decimals - 4]) * pow10[8 - decimals]
+    if low == 0:
+        return _write_head(out, pos, quads, high)
+    pos = _write_quad(out, pos, quads, high, 4)
+    return _write_head(out, pos, quads, low)
+
+
+@njit(cache=True, inline="always")
+def _write_head(out, pos, quads, group):
+    """The 4-digit text of ``group`` (≠ 0) less its trailing zeros."""
+    for d in range(4 - quads[group, 5]):
+        out[pos] = quads[group, d]
+        pos += 1
+    return pos
+
+
+@njit(cache=True, inline="always")
+def _write_float(out, pos, value, decimals, pow10, quads):
     """A fast-path float (see _fast_floats): k = |v|·10ᵈ as digits with the point d places in,
     trailing zeros of the fraction dropped but one."""
     if value < 0.0 or (value == 0.0 and math.copysign(1.0, value) < 0.0):
@@ -326,27 +339,29 @@ def _write_float(out, pos, value, decimals, pow10, pairs):
         pos += 1
     scale = pow10[decimals]
     k = np.int64(abs(value) * scale + 0.5)
-    whole = k // scale
+    # division by a constant is a multiply and a shift; by a variable, tens of cycles
+    if decimals == 4:
+        whole = k // 10_000
+    elif decimals == 3:
+        whole = k // 1_000
+    elif decimals == 2:
+        whole = k // 100
+    elif decimals == 7:
+        whole = k // 10_000_000
+    else:
+        whole = k // scale
     fraction = k - whole * scale
-    point = _write_int(out, pos, whole, pairs)
-    out[point] = 46  # '.'
+    pos = _write_int(out, pos, whole, quads)
+    out[pos] = 46  # '.'
     if fraction == 0:
-        out[point + 1] = 48
-        return point + 2
-    width = decimals
-    while fraction % 10 == 0:  # the fraction is not 0: a nonzero digit stops this
-        fraction //= 10
-        width -= 1
-    end = point + 1 + width
-    start = _write_backwards(out, end, fraction, pairs)
-    for i in range(point + 1, start):  # leading zeros of the fraction
-        out[i] = 48
-    return end
+        out[pos + 1] = 48
+        return pos + 2
+    return _write_fraction(out, pos + 1, fraction, decimals, pow10, quads)
 
 
 @njit(cache=True)
 def _write_tracks(out, floats, decimals, fallback, ints, picks, slot_kind, slot_column, mirror, fragments,
-                  fragment_offsets, tokens, token_offsets, pow10, pairs):
+                  fragment_offsets, tokens, token_offsets, pow10, quads):
     """Every track object, fixed text and values interleaved; returns the length written."""
     n, slots = floats.shape[0], slot_kind.size
     span = np.zeros((slots, 2), np.int64)  # where each value of the current track was written
@@ -366,9 +381,9 @@ def _write_tracks(out, floats, decimals, fallback, ints, picks, slot_kind, slot_
                         out[pos] = out[b]
                         pos += 1
                 else:
-                    pos = _write_float(out, pos, floats[i, c], decimals[c], pow10, pairs)
+                    pos = _write_float(out, pos, floats[i, c], decimals[c], pow10, quads)
             elif kind == 1:
-                pos = _write_int(out, pos, ints[i], pairs)
+                pos = _write_int(out, pos, ints[i], quads)
             else:
                 pos = _copy(out, pos, tokens, token_offsets, picks[i, c])
             span[j, 0], span[j, 1] = start, pos
