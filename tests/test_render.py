@@ -122,3 +122,48 @@ def test_sensor_lists_are_encoded_per_track():
     bits = np.array([[1, 0, 1], [0, 0, 0], [1, 0, 1], [0, 1, 0]], bool)
     texts, which = sensor_lists_json(bits, ("a", "b", "c"))
     assert [texts[k] for k in which] == [b'["a","c"]', b"[]", b'["a","c"]', b'["b"]']
+
+
+def _table_reference(table) -> bytes:
+    """msgspec's encoding of the dict form of a SnapshotTable (the numbers as they are, per track)."""
+    tracks = []
+    for i in range(len(table)):
+        tracks.append({
+            "track_id": f"{table.node_id}-{int(table.track_id[i])}", "status": STATUS_NAMES[table.status[i]],
+            **{name: float(getattr(table, name)[i]) for name in (
+                "lat", "lon", "east_m", "north_m", "vel_east_mps", "vel_north_mps", "speed_mps", "heading_deg",
+                "position_sigma_m")},
+            "covariance": table.covariance[i].tolist(), "existence": float(table.existence[i]),
+            "classification": dict(zip(CLASSES, table.class_prob[i].tolist())),
+            "jurisdiction": table.country_ids[table.country[i]] if table.country[i] >= 0 else None,
+            "sensors": [s for s, on in zip(table.sensor_ids, table.sensor_bits[i]) if on],
+            "first_seen": float(table.first_seen[i]), "last_update": float(table.last_update[i])})
+    return _encode({"node_id": table.node_id, "t": table.t, "tracks": tracks})
+
+
+def test_every_digit_pattern_of_rounded_numbers_renders_as_msgspec():
+    """Rounded values with every count of trailing zeros, long integer parts, both sides of 10⁻⁴ and
+    10¹⁵, asymmetric covariances, non-ASCII ids: the kernel's digits against msgspec's."""
+    from fusion.render import SnapshotTable, snapshot_json
+
+    rng = np.random.default_rng(9)
+    n = 4000
+    scale = 10.0 ** rng.integers(-6, 16, n)  # magnitudes from 1e-6 to 1e15
+
+    def column(decimals, shape=(n,)):
+        raw = rng.normal(0, 1, shape) * scale.reshape((n,) + (1,) * (len(shape) - 1))
+        short = rng.random(shape) < 0.2
+        raw[short] = np.round(raw[short], 1)  # short fractions: trailing zeros to drop
+        return np.round(raw, decimals)
+
+    table = SnapshotTable(
+        node_id="nœud-7", t=round(1.795e9 + 0.1234, 3), track_id=rng.integers(0, 10**18, n),
+        status=rng.integers(0, 3, n).astype(np.int8), lat=column(7), lon=np.round(rng.uniform(-180, 180, n), 7),
+        east_m=column(2), north_m=column(2), vel_east_mps=column(3), vel_north_mps=column(3), speed_mps=column(3),
+        heading_deg=np.round(rng.uniform(0, 360, n), 2), position_sigma_m=column(2),
+        covariance=column(4, (n, 4, 4)), existence=np.round(rng.random(n), 4),
+        class_prob=np.round(rng.dirichlet(np.ones(5), n), 4), country=rng.integers(-1, 2, n),
+        country_ids=("país-a", "b"), sensor_bits=rng.random((n, 70)) < 0.05,
+        sensor_ids=tuple(f"s{k}" for k in range(70)), first_seen=np.round(1.795e9 + rng.random(n) * 1e4, 3),
+        last_update=np.round(rng.choice([0.0, 1.5, 1.795e9, 123.456]), 3) + np.zeros(n))
+    assert snapshot_json(table) == _table_reference(table)
