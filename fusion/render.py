@@ -14,8 +14,8 @@ From the table, two renderings:
   ``msgspec.json.encode(snapshot dict)`` (tested against that renderer).
 * Parquet rows (:mod:`fusion.parquet`), one per track, straight from the columns.
 
-Cost: well under a microsecond per track, against ~40 µs for the dict per track it
-replaces.
+Cost (2-core box, busy): columns ~0.5 µs and JSON ~1.5 µs per track (10,000 tracks:
+~5 + ~15 ms of CPU), against ~40 µs per track for the dict per track it replaced.
 """
 
 from __future__ import annotations
