@@ -76,8 +76,9 @@ class OutputSink:
         elif self._alerts_parquet:
             self._alerts_parquet.write(out.alerts)
         if self._tracks:
-            for snapshot in out.snapshots:
-                self._tracks.write(snapshot.to_json() + b"\n")
+            for snapshot in out.snapshots:  # two writes: no copy of a multi-megabyte snapshot to add a newline
+                self._tracks.write(snapshot.to_json())
+                self._tracks.write(b"\n")
         elif self._tracks_parquet:
             for snapshot in out.snapshots:
                 self._tracks_parquet.write(snapshot.table)
