@@ -106,7 +106,9 @@ def cmd_replay(args) -> int:
     except ParquetUnavailable as error:
         print(f"borderfusion replay: {error}", file=sys.stderr)
         return 2
-    warm_up_kernels()
+    from fusion.pipeline import Pipeline
+
+    warm_up_kernels(extra=[("geofence of the site", lambda: Pipeline(site))])  # its kernels compile on first build
     started = time.perf_counter()
     report = LogReport(args.log)
     outputs = ", ".join(f for f in (args.alerts_out, args.tracks_out, args.rejected_out) if f) or "none"

@@ -257,11 +257,12 @@ def _compile() -> None:
     snapshot_json(table)
 
 
-def warm_up_kernels(progress=sys.stderr) -> float:
-    """Compile (or load) every kernel of the pipeline, the tracker's and the renderer's, with progress
-    on ``progress`` when the cache is cold (:func:`tracking.warmup.warm_up`); returns the seconds taken."""
+def warm_up_kernels(extra=(), progress=sys.stderr) -> float:
+    """Compile (or load) the tracker's and the renderer's kernels, then run the ``extra`` stages
+    ((label, callable): e.g. building the pipeline, which compiles the geofence's), with progress on
+    ``progress`` when the cache is cold (:func:`tracking.warmup.warm_up`); returns the seconds taken."""
     cold = cache_is_cold() or cache_is_cold(Path(__file__).parent, ("render",))
-    return warm_up(extra=[("snapshot rendering", _compile)], progress=progress, cold=cold)
+    return warm_up(extra=[("snapshot rendering", _compile), *extra], progress=progress, cold=cold)
 
 
 # -- the kernel ---------------------------------------------------------------------------------

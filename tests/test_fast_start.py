@@ -40,7 +40,7 @@ def test_a_cold_cache_is_announced_with_progress():
     warm_up(extra=[("something else", lambda: None)], progress=shown, cold=True)
     text = shown.getvalue()
     assert "compiling" in text and "one-time" in text and "minutes" in text
-    assert "[1/3] tracker" in text and "[3/3] something else" in text
+    assert "[1/2] tracker" in text and "[2/2] something else" in text
     quiet = io.StringIO()
     warm_up(progress=quiet, cold=False)
     assert quiet.getvalue() == ""

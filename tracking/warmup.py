@@ -32,11 +32,9 @@ Stage = tuple[str, Callable[[], object]]
 def cache_is_cold(package_dir: Path | None = None, modules: Sequence[str] = KERNEL_MODULES) -> bool:
     """Whether some kernel module has no numba cache index yet (so warm-up compiles)."""
     package_dir = package_dir or Path(__file__).parent
-    places = [package_dir / "__pycache__"]
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        places.append(Path(os.environ["NUMBA_CACHE_DIR"]))
-    return not all(any(any(place.rglob(f"{module}.*.nbi")) for place in places if place.is_dir())
-                   for module in modules)
+    # numba caches next to the sources, or only under NUMBA_CACHE_DIR when that is set
+    place = Path(os.environ["NUMBA_CACHE_DIR"]) if os.environ.get("NUMBA_CACHE_DIR") else package_dir / "__pycache__"
+    return not (place.is_dir() and all(any(place.rglob(f"{module}.*.nbi")) for module in modules))
 
 
 def warm_up(extra: Sequence[Stage] = (), progress: TextIO | None = sys.stderr, cold: bool | None = None) -> float:
@@ -49,8 +47,7 @@ def warm_up(extra: Sequence[Stage] = (), progress: TextIO | None = sys.stderr, c
     (``cold``; found out by :func:`cache_is_cold` when None) each stage is reported on
     ``progress`` (None: silent).
     """
-    stages: list[Stage] = [("tracker, one motion model", lambda: _run_tracker(ImmConfig(enabled=False))),
-                           ("tracker, IMM (two motion models)", lambda: _run_tracker(ImmConfig())), *extra]
+    stages: list[Stage] = [("tracker: gating, assignment, filters, IMM, track management", _run_trackers), *extra]
     cold = cache_is_cold() if cold is None else cold
     show = progress if cold else None
     if show is not None:
@@ -69,13 +66,14 @@ def warm_up(extra: Sequence[Stage] = (), progress: TextIO | None = sys.stderr, c
     return time.perf_counter() - started
 
 
-def _run_tracker(imm: ImmConfig) -> None:
+def _run_trackers() -> None:
     from tracking.tracker import Tracker
 
-    tracker = Tracker(TrackerConfig(imm=imm, capacity=16), 1)
-    for k in range(3):
-        tracker.step(_Scan(float(k), np.array([[0.0, 0.0], [5.0, 0.0], [1.0, 1.0]])))
-    tracker.estimates(3.0)
+    for imm in (ImmConfig(enabled=False), ImmConfig()):
+        tracker = Tracker(TrackerConfig(imm=imm, capacity=16), 1)
+        for k in range(3):
+            tracker.step(_Scan(float(k), np.array([[0.0, 0.0], [5.0, 0.0], [1.0, 1.0]])))
+        tracker.estimates(3.0)
 
 
 class _Scan:
