@@ -91,23 +91,14 @@ def cmd_replay(args) -> int:
         print(f"published {count} messages from {args.log}")
         return 0
     from fusion.logio import LogError, LogReport
-    from fusion.parquet import ParquetUnavailable, is_parquet, require_pyarrow
+    from fusion.pipeline import Pipeline
     from fusion.render import warm_up_kernels
     from fusion.replay import replay_file
 
-    if is_parquet(args.rejected_out):
-        print(f"borderfusion replay: --rejected-out {args.rejected_out}: rejected inputs are written as JSON Lines "
-              "only (use a .jsonl name); Parquet is for --tracks-out and --alerts-out", file=sys.stderr)
+    problem = _output_format_problem(args)
+    if problem:
+        print(f"borderfusion replay: {problem}", file=sys.stderr)
         return 2
-    try:
-        for path in (args.alerts_out, args.tracks_out):
-            if is_parquet(path):
-                require_pyarrow(path)
-    except ParquetUnavailable as error:
-        print(f"borderfusion replay: {error}", file=sys.stderr)
-        return 2
-    from fusion.pipeline import Pipeline
-
     warm_up_kernels(extra=[("geofence of the site", lambda: Pipeline(site))])  # its kernels compile on first build
     started = time.perf_counter()
     report = LogReport(args.log)
@@ -121,6 +112,23 @@ def cmd_replay(args) -> int:
         raise error from None
     _print_json({**_summary(pipeline, time.perf_counter() - started), "log": report.to_dict()})
     return _replay_verdict(report, outputs)
+
+
+def _output_format_problem(args) -> str | None:
+    """Why the output files cannot be written as named (Parquet without pyarrow, rejected inputs as
+    Parquet), before any work is done; None when they can."""
+    from fusion.parquet import ParquetUnavailable, is_parquet, require_pyarrow
+
+    if is_parquet(args.rejected_out):
+        return (f"--rejected-out {args.rejected_out}: rejected inputs are written as JSON Lines only (use a .jsonl "
+                "name); Parquet is for --tracks-out and --alerts-out")
+    try:
+        for path in (args.alerts_out, args.tracks_out):
+            if is_parquet(path):
+                require_pyarrow(path)
+    except ParquetUnavailable as error:
+        return str(error)
+    return None
 
 
 def _replay_verdict(report: LogReport, outputs: str) -> int:
