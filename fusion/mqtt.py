@@ -48,7 +48,7 @@ from paho.mqtt.packettypes import PacketTypes
 from fusion.config import ConfigError, Site
 from fusion.logio import LogWriter, read_log
 from fusion.pipeline import Outputs, Pipeline
-from tracking.warmup import warm_up
+from fusion.render import warm_up_kernels
 
 __all__ = ["run_live", "record", "publish_log", "Outbox", "connect"]
 
@@ -398,7 +398,7 @@ class _Live:
         self.snapshots.extend(out.snapshots)
         # track snapshots wait while input is queued (they cost ~10 ms per 1,000 tracks), but not forever
         while self.snapshots and (self.inbox.empty() or len(self.snapshots) > _MAX_DEFERRED_SNAPSHOTS):
-            self._publish_snapshot(bulk, _encode(self.snapshots.popleft().to_dict()))
+            self._publish_snapshot(bulk, self.snapshots.popleft().to_json())
 
     def _status(self, state: str = "online") -> dict:
         status = self.pipeline.status(time.time())
@@ -475,7 +475,7 @@ class _Live:
             final.wait_for_publish(5)
 
     def run(self) -> int:
-        warm_seconds = warm_up()
+        warm_seconds = warm_up_kernels()
         log.info("kernels ready in %.2f s", warm_seconds)
         # everything loaded so far (numba, scipy, shapely, the site) lives for the whole run:
         # keep it out of the cyclic collector, whose full passes over it stalled the loop ~100 ms

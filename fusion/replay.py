@@ -1,4 +1,4 @@
-"""File-mode replay: a recorded log through the pipeline, outputs as JSON Lines.
+"""File-mode replay: a recorded log through the pipeline, outputs as JSON Lines (or Parquet).
 
 The output files are created readable by their owner only (mode 0600): alerts,
 track positions and echoed sensor payloads are surveillance data, and any local
@@ -18,9 +18,10 @@ from tqdm import tqdm
 
 from fusion.config import Site
 from fusion.logio import LogReport, read_log
+from fusion.parquet import AlertsParquetWriter, TracksParquetWriter, is_parquet, require_pyarrow
 from fusion.pipeline import Outputs, Pipeline
 
-__all__ = ["replay_file", "JsonLinesSink", "open_private"]
+__all__ = ["replay_file", "OutputSink", "open_private"]
 
 
 def open_private(path: str | Path) -> IO[bytes]:
@@ -38,28 +39,49 @@ def open_private(path: str | Path) -> IO[bytes]:
         raise
 
 
-class JsonLinesSink:
-    """Writes each output kind to its own JSON Lines file (or nowhere)."""
+class OutputSink:
+    """Writes each output kind to its own file (or nowhere): JSON Lines, or Parquet for tracks and
+    alerts whose path ends in ``.parquet`` (:mod:`fusion.parquet`, needs pyarrow)."""
 
     def __init__(self, stack: ExitStack, alerts: str | Path | None, tracks: str | Path | None,
                  rejected: str | Path | None) -> None:
         self._encoder = msgspec.json.Encoder()
-        self._alerts = self._open(stack, alerts)
-        self._tracks = self._open(stack, tracks)
+        if is_parquet(rejected):
+            raise ValueError(f"{rejected}: rejected inputs are written as JSON Lines only (use a .jsonl name)")
+        for path in (alerts, tracks):
+            if is_parquet(path):
+                require_pyarrow(path)  # before any file is created
+        self._alerts_parquet = self._parquet(stack, alerts, AlertsParquetWriter)
+        self._tracks_parquet = self._parquet(stack, tracks, TracksParquetWriter)
+        self._alerts = None if self._alerts_parquet else self._open(stack, alerts)
+        self._tracks = None if self._tracks_parquet else self._open(stack, tracks)
         self._rejected = self._open(stack, rejected)
 
     @staticmethod
     def _open(stack: ExitStack, path) -> IO[bytes] | None:
         return stack.enter_context(open_private(path)) if path else None
 
+    @staticmethod
+    def _parquet(stack: ExitStack, path, kind):
+        if not is_parquet(path):
+            return None
+        handle = stack.enter_context(open_private(path))
+        return stack.enter_context(kind(path, handle))
+
     def write(self, out: Outputs) -> None:
         enc = self._encoder.encode
         if self._alerts:
             for alert in out.alerts:
                 self._alerts.write(enc(alert.to_dict()) + b"\n")
+        elif self._alerts_parquet:
+            self._alerts_parquet.write(out.alerts)
         if self._tracks:
+            for snapshot in out.snapshots:  # two writes: no copy of a multi-megabyte snapshot to add a newline
+                self._tracks.write(snapshot.to_json())
+                self._tracks.write(b"\n")
+        elif self._tracks_parquet:
             for snapshot in out.snapshots:
-                self._tracks.write(enc(snapshot.to_dict()) + b"\n")
+                self._tracks_parquet.write(snapshot.table)
         if self._rejected:
             for rejection in out.rejected:
                 self._rejected.write(enc(rejection.to_dict()) + b"\n")
@@ -78,7 +100,7 @@ def replay_file(site: Site, log: str | Path, alerts_out=None, tracks_out=None, r
     pipeline = Pipeline(site)
     show = sys.stderr.isatty() if progress is None else progress
     with ExitStack() as stack:
-        sink = JsonLinesSink(stack, alerts_out, tracks_out, rejected_out)
+        sink = OutputSink(stack, alerts_out, tracks_out, rejected_out)
         bar = stack.enter_context(tqdm(desc="replay", unit=" msg", disable=not show, mininterval=0.5))
         for record in read_log(log, strict=strict, report=report):
             out = pipeline.feed(record.t_rx, record.topic, record.payload)

@@ -122,11 +122,23 @@ class Geofence:
         tracks.warned[a] |= tracks.warned[b]
         self.forget([absorbed_id])
 
+    @property
+    def country_ids(self) -> tuple[str, ...]:
+        """The countries' ids, in the order :meth:`country_index_of` counts them."""
+        return tuple(self.jurisdictions[c].id for c in self.countries)
+
+    def country_index_of(self, xy: np.ndarray) -> np.ndarray:
+        """(n,) index into :attr:`country_ids` of the country containing each point (−1: none);
+        where countries overlap (on a shared border), the first one.  One containment pass."""
+        inside = self.index.inside(xy)[:, self.countries]
+        if inside.shape[1] == 0:
+            return np.full(inside.shape[0], -1, np.int64)
+        return np.where(inside.any(axis=1), np.argmax(inside, axis=1), -1).astype(np.int64)
+
     def countries_of(self, xy: np.ndarray) -> list[str | None]:
         """Id of the country containing each point (None outside every country)."""
-        inside = self.index.inside(xy)[:, self.countries]
-        ids = [self.jurisdictions[c].id for c in self.countries]
-        return [ids[int(np.argmax(row))] if row.any() else None for row in inside]
+        ids = self.country_ids
+        return [ids[k] if k >= 0 else None for k in self.country_index_of(xy).tolist()]
 
     @property
     def tracked(self) -> int:

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["TrackTable", "TrackColumns", "TENTATIVE", "CONFIRMED", "N_CLASSES"]
+__all__ = ["TrackTable", "TrackColumns", "TENTATIVE", "CONFIRMED", "N_CLASSES", "sensor_bits"]
 
 TENTATIVE, CONFIRMED = 0, 1
 N_CLASSES = 5
@@ -73,6 +73,17 @@ def _empty_columns(capacity: int, words: int, n_models: int) -> TrackColumns:
         free=np.arange(capacity - 1, -1, -1, dtype=np.int64),  # row 0 on top
         n_free=np.array([capacity], np.int64), high=np.zeros(1, np.int64),
     )
+
+
+def sensor_bits(sensor_mask: np.ndarray, n_sensors: int) -> np.ndarray:
+    """(n, n_sensors) bool from (n, words) uint64 bitmasks: ``[i, s]`` is bit ``s % 64`` of word ``s // 64``.
+
+    The words are read as little-endian bytes and unpacked least significant bit first,
+    so byte b, bit k of a row is sensor 8·b + k: all rows in one ``unpackbits``.
+    """
+    as_bytes = np.ascontiguousarray(sensor_mask, dtype="<u8").view(np.uint8).reshape(
+        sensor_mask.shape[0], 8 * sensor_mask.shape[1])
+    return np.unpackbits(as_bytes, axis=1, count=n_sensors, bitorder="little").astype(bool)
 
 
 class TrackTable:
