@@ -1,0 +1,132 @@
+// The full operator map (MapLibre GL JS, vendored ES module; no online tiles, fonts or glyphs:
+// text such as track ids is drawn into images on the fly).
+import * as maplibregl from '/static/vendor/maplibre/maplibre-gl.mjs';
+import {connectFeed, circle, ellipse, ahead, severityColour} from '/static/feed.js';
+import {CLASS_STYLE, KIND_STYLE, drawSymbol, jurisdictionColours, renderLegend} from '/static/symbols.js';
+
+const EMPTY = {type: 'FeatureCollection', features: []};
+const fc = (features) => ({type: 'FeatureCollection', features});
+let map = null;
+let mapReady = false;
+let pending = null;
+
+function hasWebGL() {
+  const canvas = document.createElement('canvas');
+  return Boolean(canvas.getContext('webgl2') || canvas.getContext('webgl'));
+}
+
+function imageOf(width, height, draw) {
+  const canvas = document.createElement('canvas');
+  canvas.width = width; canvas.height = height;
+  const ctx = canvas.getContext('2d');
+  draw(ctx);
+  return ctx.getImageData(0, 0, width, height);
+}
+
+function createMap() {
+  map = new maplibregl.Map({
+    container: 'map', attributionControl: false, center: [0, 0], zoom: 1,
+    style: {version: 8, sources: {}, layers: [{id: 'background', type: 'background', paint: {'background-color': '#e8ece6'}}]},
+  });
+  map.addControl(new maplibregl.NavigationControl({showCompass: true}));
+  map.addControl(new maplibregl.ScaleControl({unit: 'metric'}));
+  // no glyphs offline: a track's id label is an image drawn when the map first needs it
+  map.setMissingStyleImageResolver((id) => {
+    if (!id.startsWith('label:') || map.hasImage(id)) return;
+    const text = id.slice(6);
+    map.addImage(id, imageOf(8 + 7 * text.length, 16, (ctx) => {
+      ctx.font = '11px sans-serif'; ctx.lineWidth = 3; ctx.strokeStyle = '#fff'; ctx.fillStyle = '#111';
+      ctx.strokeText(text, 3, 12); ctx.fillText(text, 3, 12);
+    }));
+  });
+  map.on('load', () => {
+    for (const cls of Object.keys(CLASS_STYLE)) {
+      map.addImage(`class-${cls}`, imageOf(18, 18, (ctx) => drawSymbol(ctx, cls, 9, 9, 7)));
+    }
+    for (const id of ['jurisdictions', 'coverage', 'sensors', 'trails', 'ellipses', 'headings', 'tracks', 'alerts']) {
+      map.addSource(id, {type: 'geojson', data: EMPTY});
+    }
+    map.addLayer({id: 'jurisdiction-fill', type: 'fill', source: 'jurisdictions',
+                  paint: {'fill-color': ['get', 'colour'], 'fill-opacity': ['get', 'opacity']}});
+    map.addLayer({id: 'jurisdiction-line', type: 'line', source: 'jurisdictions',
+                  paint: {'line-color': ['get', 'colour'], 'line-width': ['match', ['get', 'kind'], 'country', 2, 1.2]}});
+    map.addLayer({id: 'coverage', type: 'line', source: 'coverage', paint: {'line-color': '#555', 'line-dasharray': [1, 2], 'line-width': 1}});
+    map.addLayer({id: 'sensors', type: 'circle', source: 'sensors',
+                  paint: {'circle-radius': 4, 'circle-color': '#111', 'circle-stroke-color': '#fff', 'circle-stroke-width': 1}});
+    map.addLayer({id: 'trails', type: 'line', source: 'trails', paint: {'line-color': '#333', 'line-width': 1.2, 'line-opacity': 0.6}});
+    map.addLayer({id: 'ellipses', type: 'line', source: 'ellipses',
+                  paint: {'line-color': '#444', 'line-width': 1, 'line-dasharray': ['case', ['get', 'coasting'], ['literal', [2, 2]], ['literal', [1, 0]]]}});
+    map.addLayer({id: 'headings', type: 'line', source: 'headings', paint: {'line-color': '#222', 'line-width': 1.5}});
+    map.addLayer({id: 'alerts', type: 'circle', source: 'alerts',
+                  paint: {'circle-radius': 6, 'circle-color': ['get', 'colour'], 'circle-opacity': 0.8,
+                          'circle-stroke-color': '#000', 'circle-stroke-width': 1}});
+    map.addLayer({id: 'tracks', type: 'symbol', source: 'tracks',
+                  layout: {'icon-image': ['concat', 'class-', ['get', 'class']], 'icon-allow-overlap': true},
+                  paint: {'icon-opacity': ['case', ['get', 'coasting'], 0.4, 1]}});
+    map.addLayer({id: 'track-labels', type: 'symbol', source: 'tracks', minzoom: 11,
+                  layout: {'icon-image': ['concat', 'label:', ['get', 'track_id']], 'icon-anchor': 'left', 'icon-offset': [9, 0]}});
+    mapReady = true;
+    if (pending) { pending(); pending = null; }
+  });
+}
+
+const view = {
+  site(state) {
+    renderLegend(document.getElementById('legend'), state.jurisdictions);
+    const draw = () => {
+      const colours = jurisdictionColours(state.jurisdictions);
+      const features = state.jurisdictions.features.map((f) => ({...f, properties: {...f.properties,
+        colour: colours[f.properties.id], opacity: KIND_STYLE[f.properties.kind].opacity}}));
+      map.getSource('jurisdictions').setData(fc(features));
+      map.getSource('sensors').setData(fc(state.sensors.filter((s) => s.lat !== undefined).map((s) => ({
+        type: 'Feature', properties: {id: s.id, kind: s.kind}, geometry: {type: 'Point', coordinates: [s.lon, s.lat]}}))));
+      map.getSource('coverage').setData(fc(state.sensors.filter((s) => s.range_m).map((s) => ({
+        type: 'Feature', properties: {id: s.id}, geometry: {type: 'LineString', coordinates: circle([s.lon, s.lat], s.range_m)}}))));
+      const bounds = new maplibregl.LngLatBounds();
+      for (const f of state.jurisdictions.features) {
+        const polys = f.geometry.type === 'Polygon' ? [f.geometry.coordinates] : f.geometry.coordinates;
+        for (const poly of polys) for (const p of poly[0]) bounds.extend(p);
+      }
+      map.fitBounds(bounds, {padding: 20, duration: 0});
+      view.alerts(state);
+      view.tracks(state);
+    };
+    if (map && mapReady) draw(); else pending = draw;
+  },
+  tracks(state) {
+    if (!map || !mapReady) return;
+    const points = [], ellipses = [], headings = [], trails = [];
+    for (const t of state.tracks) {
+      const coasting = t.status === 'coasting';
+      const props = {track_id: t.track_id, class: t.class, coasting};
+      points.push({type: 'Feature', properties: props, geometry: {type: 'Point', coordinates: [t.lon, t.lat]}});
+      ellipses.push({type: 'Feature', properties: props,
+                     geometry: {type: 'LineString', coordinates: ellipse([t.lon, t.lat], t.ellipse_m, state.ellipseScale)}});
+      headings.push({type: 'Feature', properties: props,
+                     geometry: {type: 'LineString', coordinates: [[t.lon, t.lat], ahead(t, 60)]}});
+      const trail = state.trails.get(t.track_id);
+      if (trail && trail.points.length > 1) {
+        trails.push({type: 'Feature', properties: props, geometry: {type: 'LineString', coordinates: trail.points}});
+      }
+    }
+    map.getSource('tracks').setData(fc(points));
+    map.getSource('ellipses').setData(fc(ellipses));
+    map.getSource('headings').setData(fc(headings));
+    map.getSource('trails').setData(fc(trails));
+  },
+  alerts(state) {
+    if (!map || !mapReady) return;
+    map.getSource('alerts').setData(fc([...state.alerts.values()].map((a) => ({
+      type: 'Feature', properties: {alert_id: a.alert_id, colour: severityColour(a.severity)},
+      geometry: {type: 'Point', coordinates: [a.lon, a.lat]}}))));
+  },
+  flyTo(lonlat) { if (map) map.flyTo({center: lonlat, zoom: Math.max(map.getZoom(), 14)}); },
+};
+
+if (hasWebGL()) {
+  try { createMap(); } catch (error) { console.error(error); document.getElementById('nogl').hidden = false; }
+} else {
+  document.getElementById('nogl').hidden = false;
+}
+window.borderfusionMap = {get loaded() { return mapReady; }};
+connectFeed(view);

@@ -1,0 +1,63 @@
+// The lite operator map on Leaflet (no WebGL needed): canvas-drawn vectors, same feed and panel.
+import {connectFeed, circle, ellipse, ahead, severityColour} from '/static/feed.js';
+import {KIND_STYLE, jurisdictionColours, renderLegend, symbolDataUrl} from '/static/symbols.js';
+
+const L = window.L;
+const map = L.map('map', {preferCanvas: true, attributionControl: false, zoomSnap: 0.25});
+L.control.scale({imperial: false}).addTo(map);
+const latlngs = (ring) => ring.map(([lon, lat]) => [lat, lon]);
+const layers = {site: L.layerGroup().addTo(map), trails: L.layerGroup().addTo(map), tracks: L.layerGroup().addTo(map),
+                alerts: L.layerGroup().addTo(map)};
+const icons = {};
+function icon(cls, coasting) {
+  const key = `${cls}-${coasting}`;
+  icons[key] = icons[key] || L.icon({iconUrl: symbolDataUrl(cls, 16, coasting ? 0.4 : 1), iconSize: [16, 16], iconAnchor: [8, 8]});
+  return icons[key];
+}
+const LABELS_UP_TO = 300;  // permanent id labels cost one DOM node each: only for small scenes
+
+const view = {
+  site(state) {
+    renderLegend(document.getElementById('legend'), state.jurisdictions);
+    layers.site.clearLayers();
+    const colours = jurisdictionColours(state.jurisdictions);
+    const geo = L.geoJSON(state.jurisdictions, {style: (f) => ({
+      color: colours[f.properties.id], weight: f.properties.kind === 'country' ? 2 : 1.2,
+      fillOpacity: KIND_STYLE[f.properties.kind].opacity, dashArray: KIND_STYLE[f.properties.kind].dash})});
+    geo.addTo(layers.site);
+    for (const s of state.sensors) {
+      if (s.lat === undefined) continue;
+      if (s.range_m) L.polyline(latlngs(circle([s.lon, s.lat], s.range_m)), {color: '#555', weight: 1, dashArray: '2 4'}).addTo(layers.site);
+      L.circleMarker([s.lat, s.lon], {radius: 4, color: '#fff', weight: 1, fillColor: '#111', fillOpacity: 1})
+        .bindTooltip(s.id).addTo(layers.site);
+    }
+    map.fitBounds(geo.getBounds(), {padding: [10, 10]});
+  },
+  tracks(state) {
+    layers.tracks.clearLayers();
+    layers.trails.clearLayers();
+    const labels = state.tracks.length <= LABELS_UP_TO;
+    for (const t of state.tracks) {
+      const coasting = t.status === 'coasting';
+      const marker = L.marker([t.lat, t.lon], {icon: icon(t.class, coasting), keyboard: false});
+      if (labels) marker.bindTooltip(t.track_id, {permanent: true, direction: 'right', className: 'track-label', offset: [6, 0]});
+      marker.addTo(layers.tracks);
+      L.polygon(latlngs(ellipse([t.lon, t.lat], t.ellipse_m, state.ellipseScale)),
+                {color: '#444', weight: 1, fill: false, dashArray: coasting ? '3 3' : null, interactive: false}).addTo(layers.tracks);
+      L.polyline(latlngs([[t.lon, t.lat], ahead(t, 60)]), {color: '#222', weight: 1.5, interactive: false}).addTo(layers.tracks);
+      const trail = state.trails.get(t.track_id);
+      if (trail && trail.points.length > 1) L.polyline(latlngs(trail.points), {color: '#333', weight: 1.2, opacity: 0.6, interactive: false}).addTo(layers.trails);
+    }
+  },
+  alerts(state) {
+    layers.alerts.clearLayers();
+    for (const a of state.alerts.values()) {
+      L.circleMarker([a.lat, a.lon], {radius: 6, color: '#000', weight: 1, fillColor: severityColour(a.severity), fillOpacity: 0.8})
+        .bindTooltip(`${a.type} ${a.track_id}`).addTo(layers.alerts);
+    }
+  },
+  flyTo(lonlat) { map.flyTo([lonlat[1], lonlat[0]], Math.max(map.getZoom(), 15)); },
+};
+
+map.setView([0, 0], 2);
+connectFeed(view);
