@@ -128,5 +128,9 @@ if (hasWebGL()) {
 } else {
   document.getElementById('nogl').hidden = false;
 }
-window.borderfusionMap = {get loaded() { return mapReady; }};
+// read-only, for tests: whether the map drew its style, and where it looks
+window.borderfusionMap = Object.freeze({
+  get loaded() { return mapReady; },
+  get center() { return map ? [map.getCenter().lng, map.getCenter().lat] : null; },
+});
 connectFeed(view);

@@ -60,4 +60,9 @@ const view = {
 };
 
 map.setView([0, 0], 2);
+// read-only, for tests: where the map looks
+window.borderfusionMap = Object.freeze({
+  get loaded() { return true; },
+  get center() { const c = map.getCenter(); return [c.lng, c.lat]; },
+});
 connectFeed(view);
