@@ -83,6 +83,8 @@ def cmd_replay(args) -> int:
         count = publish_log(site, args.log, speed=args.speed)
         print(f"published {count} messages from {args.log}")
         return 0
+    if args.web:
+        return _replay_web(site, args)
     from fusion.replay import replay_file
     from tracking.warmup import warm_up
 
@@ -99,6 +101,20 @@ def cmd_replay(args) -> int:
         raise error from None
     _print_json({**_summary(pipeline, time.perf_counter() - started), "log": report.to_dict()})
     return _replay_verdict(report, outputs)
+
+
+def _replay_web(site: Site, args) -> int:
+    """``replay LOG --web HOST:PORT [--speed X]``: the log played onto the operator map."""
+    from fusion.web.player import serve_replay
+    from tracking.warmup import warm_up
+
+    warm_up()
+    speed = args.speed if args.speed is not None else 1.0
+
+    def ready(url: str) -> None:
+        print(f"replaying {args.log} at ×{speed:g} on the operator map: {url} (lite page: {url}lite); "
+              "Ctrl-C to stop", flush=True)
+    return serve_replay(site, args.log, args.web, speed=speed, on_ready=ready)
 
 
 def _replay_verdict(report: LogReport, outputs: str) -> int:
@@ -140,7 +156,15 @@ def cmd_evaluate(args) -> int:
 def cmd_demo(args) -> int:
     from fusion.demo import run_demo
 
-    return run_demo(Path(args.out), DEMO_SITE, duration_s=args.duration, seed=args.seed)
+    status = run_demo(Path(args.out), DEMO_SITE, duration_s=args.duration, seed=args.seed)
+    if status != 0 or not args.web:
+        return status
+    from fusion.web.player import serve_replay
+
+    def ready(url: str) -> None:
+        print(f"demo on the operator map at ×{args.speed:g}: {url} (lite page: {url}lite); Ctrl-C to stop", flush=True)
+    return serve_replay(load_site(DEMO_SITE), Path(args.out) / "sensors.jsonl.gz", args.web, speed=args.speed,
+                        on_ready=ready)
 
 
 def cmd_run(args) -> int:
@@ -201,6 +225,19 @@ def _speed(text: str) -> float | None:
     return value
 
 
+def _listen(text: str) -> str:
+    from fusion.web.server import parse_listen
+
+    try:
+        parse_listen(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+_web_speed = _bounded(float, 1e-3, 1000.0, "a speed factor greater than 0 and at most 1000")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="borderfusion",
@@ -215,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-out", help="directory for alerts, tracks, log and map (default: demo-out)")
     p.add_argument("--duration", type=_duration, default=600.0, help="simulated seconds (default 600)")
     p.add_argument("--seed", type=_seed, default=7, help="scenario seed (default 7)")
+    p.add_argument("--web", nargs="?", const="127.0.0.1:8080", type=_listen, metavar="HOST:PORT",
+                   help="then play the demo on the operator map at HOST:PORT (default 127.0.0.1:8080) until Ctrl-C")
+    p.add_argument("--speed", type=_web_speed, default=5.0, metavar="X", help="with --web: X times real time (default 5)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="the live pipeline against the MQTT broker of the site config")
@@ -225,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("log", metavar="LOG", help="a .jsonl or .jsonl.gz log (or a mosquitto_sub -F %%J capture)")
     p.add_argument("--config", required=True, metavar="SITE.toml")
     p.add_argument("--speed", type=_speed, default=None, metavar="X|max",
-                   help="with --publish: X times real time, or 'max' (default: max)")
+                   help="with --publish: X times real time, or 'max' (default: max); with --web: X (default 1)")
+    p.add_argument("--web", type=_listen, metavar="HOST:PORT",
+                   help="play the log on the operator map served at HOST:PORT, with play/pause/speed/time controls")
     p.add_argument("--publish", action="store_true", help="re-publish the log to the broker instead of processing it")
     p.add_argument("--alerts-out", metavar="F", help="write alerts (JSON Lines)")
     p.add_argument("--tracks-out", metavar="F", help="write track snapshots (JSON Lines)")

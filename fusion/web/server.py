@@ -106,6 +106,9 @@ class WebServer:
         self.config = config
         self.host, self.port = parse_listen(listen or config.listen)
         self.operators: dict[str, Operator] = load_tokens(site, site.resolve(config.tokens)) if config.tokens else {}
+        if not self.operators and self.host not in ("127.0.0.1", "localhost", "::1"):
+            raise ConfigError(f"{site.path}: web.tokens: needed to listen on {self.host} (not a loopback address): "
+                              "without a tokens file every browser would see every agency's tracks and alerts")
         self.views = agency_views(site, config.track_margin_m)
         self.acks = acks
         self.publish_ack = publish_ack
@@ -164,6 +167,11 @@ class WebServer:
         if self._loop is not None and self._thread is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+
+    def close(self) -> None:
+        """Stop serving and close the ack store."""
+        self.stop()
+        self.acks.close()
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
