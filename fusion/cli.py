@@ -153,6 +153,25 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_map(args) -> int:
+    """``borderfusion map``: the static map of any run's tracks and alerts."""
+    from fusion.evaluate import EvaluationError, _lines
+    from fusion.mapplot import AlertLine, SnapshotLine, draw_map, drone_paths
+
+    site = _site(args.config)
+    try:
+        snapshots = _lines(args.tracks, SnapshotLine, "track snapshot (interface 3.1)")
+        alerts = _lines(args.alerts, AlertLine, "alert (interface 3.2)") if args.alerts else []
+    except EvaluationError as error:
+        print(f"borderfusion map: {error}", file=sys.stderr)
+        return 2
+    drones = drone_paths(args.log) if args.log else None
+    draw_map(site, snapshots, alerts, args.out, drones=drones)
+    print(f"wrote {args.out}: {len({t['track_id'] for s in snapshots for t in s['tracks']})} tracks, "
+          f"{len(alerts)} alerts")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from fusion.demo import run_demo
 
@@ -302,6 +321,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-check", action="store_true",
                    help="score the files even if they do not look like one site and run (see docs/interface.md)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("map", help="draw a run's tracks and alerts on the site as a PNG")
+    p.add_argument("--config", required=True, metavar="SITE.toml")
+    p.add_argument("--tracks", required=True, metavar="T", help="track snapshots (JSON Lines, from replay --tracks-out)")
+    p.add_argument("--alerts", metavar="A", help="alerts (JSON Lines, from replay --alerts-out)")
+    p.add_argument("--log", metavar="LOG", help="the sensor log, to draw the drones' flown paths")
+    p.add_argument("--out", required=True, metavar="map.png", help="the picture to write (PNG)")
+    p.set_defaults(func=cmd_map)
 
     p = sub.add_parser("validate-config", help="check a site file and its jurisdictions without running")
     p.add_argument("config", metavar="SITE.toml")
