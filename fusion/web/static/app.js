@@ -9,6 +9,7 @@ const fc = (features) => ({type: 'FeatureCollection', features});
 let map = null;
 let mapReady = false;
 let pending = null;
+let lastState = {tracks: [], trails: new Map(), ellipseScale: 2.4477};
 
 function hasWebGL() {
   const canvas = document.createElement('canvas');
@@ -43,7 +44,7 @@ function createMap() {
     for (const cls of Object.keys(CLASS_STYLE)) {
       map.addImage(`class-${cls}`, imageOf(18, 18, (ctx) => drawSymbol(ctx, cls, 9, 9, 7)));
     }
-    for (const id of ['jurisdictions', 'coverage', 'sensors', 'trails', 'ellipses', 'headings', 'tracks', 'alerts']) {
+    for (const id of ['jurisdictions', 'coverage', 'sensors', 'lines', 'tracks', 'alerts']) {
       map.addSource(id, {type: 'geojson', data: EMPTY});
     }
     map.addLayer({id: 'jurisdiction-fill', type: 'fill', source: 'jurisdictions',
@@ -53,18 +54,24 @@ function createMap() {
     map.addLayer({id: 'coverage', type: 'line', source: 'coverage', paint: {'line-color': '#555', 'line-dasharray': [1, 2], 'line-width': 1}});
     map.addLayer({id: 'sensors', type: 'circle', source: 'sensors',
                   paint: {'circle-radius': 4, 'circle-color': '#111', 'circle-stroke-color': '#fff', 'circle-stroke-width': 1}});
-    map.addLayer({id: 'trails', type: 'line', source: 'trails', paint: {'line-color': '#333', 'line-width': 1.2, 'line-opacity': 0.6}});
-    map.addLayer({id: 'ellipses', type: 'line', source: 'ellipses',
-                  paint: {'line-color': '#444', 'line-width': 1, 'line-dasharray': ['case', ['get', 'coasting'], ['literal', [2, 2]], ['literal', [1, 0]]]}});
-    map.addLayer({id: 'headings', type: 'line', source: 'headings', paint: {'line-color': '#222', 'line-width': 1.5}});
+    // trails, ellipses and heading lines share one source (one transfer to the worker per snapshot)
+    map.addLayer({id: 'trails', type: 'line', source: 'lines', filter: ['==', ['get', 'kind'], 'trail'],
+                  paint: {'line-color': '#333', 'line-width': 1.2, 'line-opacity': 0.6}});
+    map.addLayer({id: 'ellipses', type: 'line', source: 'lines', filter: ['==', ['get', 'kind'], 'ellipse'],
+                  paint: {'line-color': '#444', 'line-width': 1}});
+    map.addLayer({id: 'ellipses-coasting', type: 'line', source: 'lines', filter: ['==', ['get', 'kind'], 'ellipse-coasting'],
+                  paint: {'line-color': '#444', 'line-width': 1, 'line-dasharray': [2, 2]}});
+    map.addLayer({id: 'headings', type: 'line', source: 'lines', filter: ['==', ['get', 'kind'], 'heading'],
+                  paint: {'line-color': '#222', 'line-width': 1.5}});
     map.addLayer({id: 'alerts', type: 'circle', source: 'alerts',
                   paint: {'circle-radius': 6, 'circle-color': ['get', 'colour'], 'circle-opacity': 0.8,
                           'circle-stroke-color': '#000', 'circle-stroke-width': 1}});
     map.addLayer({id: 'tracks', type: 'symbol', source: 'tracks',
                   layout: {'icon-image': ['concat', 'class-', ['get', 'class']], 'icon-allow-overlap': true},
                   paint: {'icon-opacity': ['case', ['get', 'coasting'], 0.4, 1]}});
-    map.addLayer({id: 'track-labels', type: 'symbol', source: 'tracks', minzoom: 11,
+    map.addLayer({id: 'track-labels', type: 'symbol', source: 'tracks', minzoom: 13.5,
                   layout: {'icon-image': ['concat', 'label:', ['get', 'track_id']], 'icon-anchor': 'left', 'icon-offset': [9, 0]}});
+    map.on('zoomend', () => view.tracks(lastState));
     mapReady = true;
     if (pending) { pending(); pending = null; }
   });
@@ -94,25 +101,25 @@ const view = {
     if (map && mapReady) draw(); else pending = draw;
   },
   tracks(state) {
+    lastState = state;
     if (!map || !mapReady) return;
-    const points = [], ellipses = [], headings = [], trails = [];
+    const points = [], lines = [];
+    // an ellipse smaller than the symbol says nothing: drawn only when its semi-major axis spans ≥ 6 px
+    const metresPerPixel = 40075016.7 * Math.cos(map.getCenter().lat * Math.PI / 180) / (512 * 2 ** map.getZoom());
+    const line = (kind, coordinates) => ({type: 'Feature', properties: {kind}, geometry: {type: 'LineString', coordinates}});
     for (const t of state.tracks) {
       const coasting = t.status === 'coasting';
-      const props = {track_id: t.track_id, class: t.class, coasting};
-      points.push({type: 'Feature', properties: props, geometry: {type: 'Point', coordinates: [t.lon, t.lat]}});
-      ellipses.push({type: 'Feature', properties: props,
-                     geometry: {type: 'LineString', coordinates: ellipse([t.lon, t.lat], t.ellipse_m, state.ellipseScale)}});
-      headings.push({type: 'Feature', properties: props,
-                     geometry: {type: 'LineString', coordinates: [[t.lon, t.lat], ahead(t, 60)]}});
-      const trail = state.trails.get(t.track_id);
-      if (trail && trail.points.length > 1) {
-        trails.push({type: 'Feature', properties: props, geometry: {type: 'LineString', coordinates: trail.points}});
+      points.push({type: 'Feature', properties: {track_id: t.track_id, class: t.class, coasting},
+                   geometry: {type: 'Point', coordinates: [t.lon, t.lat]}});
+      if (t.ellipse_m[0] * state.ellipseScale >= 6 * metresPerPixel) {
+        lines.push(line(coasting ? 'ellipse-coasting' : 'ellipse', ellipse([t.lon, t.lat], t.ellipse_m, state.ellipseScale)));
       }
+      lines.push(line('heading', [[t.lon, t.lat], ahead(t, 60)]));
+      const trail = state.trails.get(t.track_id);
+      if (trail && trail.points.length > 1) lines.push(line('trail', trail.points));
     }
     map.getSource('tracks').setData(fc(points));
-    map.getSource('ellipses').setData(fc(ellipses));
-    map.getSource('headings').setData(fc(headings));
-    map.getSource('trails').setData(fc(trails));
+    map.getSource('lines').setData(fc(lines));
   },
   alerts(state) {
     if (!map || !mapReady) return;

@@ -4,8 +4,8 @@
 // Test hook (read-only, documented in docs/interface.md): window.borderfusion
 //   .tracks   copies of the tracks of the newest snapshot this browser received
 //   .alerts   copies of the alerts this browser holds, newest first, each with its ack state
-//   .status   the node's newest status, plus {connected, view, snapshot_t, snapshot_produced,
-//             snapshot_received, frames}
+//   .status   the node's newest status, plus {connected, view, snapshot_t, snapshot_produced (node's
+//             wall clock when it handed the snapshot over), snapshot_received, snapshot_drawn, frames}
 //   .replay   the replay state (null outside replay mode)
 //   .ready    true once the first 'hello' frame has arrived
 
@@ -20,7 +20,7 @@ export function connectFeed(view) {
   const state = {
     ready: false, connected: false, view: null, operator: null, site: null, jurisdictions: null, sensors: [],
     tracks: [], alerts: new Map(), acks: new Map(), status: null, replay: null, controls: false,
-    snapshotT: null, snapshotProduced: null, snapshotReceived: null, frames: 0, trails: new Map(),
+    snapshotT: null, snapshotProduced: null, snapshotReceived: null, snapshotDrawn: null, frames: 0, trails: new Map(),
     ellipseScale: 2.4477, error: null,
   };
   const copy = (x) => JSON.parse(JSON.stringify(x));
@@ -31,7 +31,8 @@ export function connectFeed(view) {
     get alerts() { return alertsNewestFirst().map((a) => ({...copy(a), ack: copy(state.acks.get(a.alert_id) || null)})); },
     get status() {
       return {...copy(state.status || {}), connected: state.connected, view: state.view, snapshot_t: state.snapshotT,
-              snapshot_produced: state.snapshotProduced, snapshot_received: state.snapshotReceived, frames: state.frames};
+              snapshot_produced: state.snapshotProduced, snapshot_received: state.snapshotReceived,
+              snapshot_drawn: state.snapshotDrawn, frames: state.frames};
     },
     get replay() { return copy(state.replay); },
   });
@@ -55,6 +56,7 @@ export function connectFeed(view) {
     }
     for (const [id, trail] of state.trails) if (!seen.has(id) && frame.t - trail.last > TRAIL_FORGET_S) state.trails.delete(id);
     view.tracks(state);
+    state.snapshotDrawn = Date.now() / 1000;
   }
 
   function handle(frame) {
