@@ -77,6 +77,10 @@ def _summary(pipeline, elapsed: float) -> dict:
 
 def cmd_replay(args) -> int:
     site = _site(args.config)
+    if args.web and args.publish:
+        print("borderfusion replay: --web and --publish exclude each other: --web plays the log onto the map "
+              "here, --publish sends it to the broker", file=sys.stderr)
+        return 2
     if args.publish:
         from fusion.mqtt import publish_log
 

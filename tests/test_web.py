@@ -42,8 +42,10 @@ def server(tmp_path, demo_site):
     store.close()
 
 
-def collect(url: str, token: str, seconds: float, send: list[dict] | None = None, until=None) -> list[dict]:
-    """Every frame one browser of ``token`` receives in ``seconds`` (after sending ``send``)."""
+def collect(url: str, token: str, seconds: float, send: list[dict] | None = None, until=None,
+            draws: bool = True) -> list[dict]:
+    """Every frame one browser of ``token`` receives in ``seconds`` (after sending ``send``); it reports
+    each snapshot drawn at once unless ``draws`` is false."""
     async def run() -> list[dict]:
         frames = []
         async with aiohttp.ClientSession() as session:
@@ -59,6 +61,8 @@ def collect(url: str, token: str, seconds: float, send: list[dict] | None = None
                     if message.type != aiohttp.WSMsgType.TEXT:
                         break
                     frames.append(json.loads(message.data))
+                    if frames[-1]["type"] == "snapshot" and draws:  # as a browser does once it has drawn it
+                        await ws.send_str(json.dumps({"type": "drawn", "t": frames[-1]["t"]}))
                     if until and until(frames):
                         break
         return frames
@@ -287,3 +291,61 @@ def test_ack_decoding_names_the_bad_field():
         decode_ack(b'{"alert_id": "a1", "agency_id": "agency-a", "state": "maybe", "operator": "x", "t": 5}')
     with pytest.raises(AckError, match="not JSON"):
         decode_ack(b"{")
+
+
+def test_https_and_wss_with_the_configured_certificate(tmp_path, demo_site):
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "web.key", tmp_path / "web.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    config = WebConfig(listen="127.0.0.1:0", tls_cert=str(cert), tls_key=str(key),
+                       tokens=str(write_tokens(tmp_path)))
+    store = AckStore(tmp_path / "acks.sqlite")
+    server = WebServer(demo_site, config, acks=store).start()
+    client_context = ssl.create_default_context(cafile=str(cert))
+
+    async def visit():
+        async with aiohttp.ClientSession() as session:
+            async with session.get(server.url + "lite", ssl=client_context) as response:
+                page = await response.text()
+            async with session.ws_connect(f"{server.url}ws?token={TOKENS['agency-b']}", ssl=client_context) as ws:
+                hello = json.loads((await ws.receive(timeout=5)).data)
+            try:  # without the certificate's CA the client refuses: it is really TLS, verified
+                async with session.get(server.url, ssl=ssl.create_default_context()):
+                    refused = False
+            except aiohttp.ClientConnectorCertificateError:
+                refused = True
+        return page, hello, refused
+    try:
+        assert server.url.startswith("https://")
+        page, hello, refused = asyncio.run(visit())
+        assert "leaflet" in page and hello["type"] == "hello" and hello["view"] == "agency-b" and refused
+    finally:
+        server.stop()
+        store.close()
+
+
+def test_a_browser_gets_the_next_snapshot_only_once_it_has_drawn_the_last(server, short_log):
+    """Flow control: a client that never reports a snapshot drawn gets one, then the next only after
+    the timeout, however many the node hands over meanwhile; one that reports gets each."""
+    from fusion.web import server as server_module
+
+    snapshot = short_log[1].snapshots[-1].to_dict()
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        silent = loop.run_in_executor(None, lambda: collect(server.url, TOKENS["agency-b"], 3.0, draws=False))
+        drawing = loop.run_in_executor(None, lambda: collect(server.url, TOKENS["agency-b"], 3.0))
+        await asyncio.sleep(0.5)
+        for i in range(10):
+            server.on_snapshot(dict(snapshot, t=i))
+            await asyncio.sleep(0.2)
+        return await silent, await drawing
+
+    silent, drawing = asyncio.run(scenario())
+    assert server_module._DRAWN_TIMEOUT_S > 3.0
+    assert [f["t"] for f in silent if f["type"] == "snapshot"] == [0]
+    assert len([f for f in drawing if f["type"] == "snapshot"]) >= 8

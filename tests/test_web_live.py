@@ -46,6 +46,8 @@ class FeedReader:
                     if message.type != aiohttp.WSMsgType.TEXT:
                         return
                     self.frames.append(json.loads(message.data))
+                    if self.frames[-1]["type"] == "snapshot":  # drawn at once, as a fast browser would
+                        await ws.send_str(json.dumps({"type": "drawn", "t": self.frames[-1]["t"]}))
 
     def of(self, kind: str) -> list[dict]:
         return [f for f in list(self.frames) if f["type"] == kind]

@@ -116,3 +116,10 @@ def test_bad_web_address_is_refused_with_exit_2(short_log):
     result = subprocess.run([sys.executable, "-m", "fusion.cli", "replay", str(log), "--config", str(DEMO_SITE),
                              "--web", "0.0.0.0:0"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "web.tokens: needed" in result.stderr
+
+
+def test_web_and_publish_together_are_refused(short_log):
+    log, _ = short_log
+    result = subprocess.run([sys.executable, "-m", "fusion.cli", "replay", str(log), "--config", str(DEMO_SITE),
+                             "--web", "127.0.0.1:0", "--publish"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--web and --publish exclude each other" in result.stderr

@@ -17,7 +17,10 @@ file is configured; a wrong token gets HTTP 401 before any data).
 Feed frames (JSON text, server → browser): ``hello`` (view, site, jurisdictions
 GeoJSON, sensors, recent alerts and acks, status, replay state), ``snapshot``,
 ``alert``, ``ack``, ``status``, ``replay``, ``reset`` (replay moved back), ``error``.
-Browser → server: ``{"type": "ack", "alert_id", "state"}`` and, in replay mode,
+Browser → server: ``{"type": "drawn", "t"}`` once a snapshot is drawn (flow control: the
+next snapshot is sent only then, so a slow browser is never sent a backlog that would wait
+in its socket buffers; after :data:`_DRAWN_TIMEOUT_S` it is sent anyway),
+``{"type": "ack", "alert_id", "state"}`` and, in replay mode,
 ``{"type": "control", "action": "play"|"pause"|"speed"|"seek", "value": x}``.
 """
 
@@ -59,6 +62,9 @@ _CSP = ("default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; wor
 _MAX_CLIENT_FRAMES = 5000  # alerts/acks waiting for one browser; beyond it the browser is dropped
 _MAX_PENDING_ALERTS = 10_000  # alerts handed over but not yet taken by the web thread
 _CONTROL_ACTIONS = ("play", "pause", "speed", "seek")
+#: a browser that has not reported a snapshot drawn within this gets the next one anyway (a client
+#: that never reports, e.g. a script, gets one snapshot per this many seconds at most)
+_DRAWN_TIMEOUT_S = 5.0
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -78,6 +84,8 @@ class _Client:
     snapshot: str | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     overflowed: bool = False
+    #: monotonic time the last snapshot was sent and not yet reported drawn (None: the browser is ready)
+    in_flight_since: float | None = None
 
     def push(self, frame: str) -> None:
         if len(self.frames) >= _MAX_CLIENT_FRAMES:
@@ -369,15 +377,22 @@ class WebServer:
         }).decode()
 
     async def _write(self, client: _Client) -> None:
-        """One browser's sender: queued alerts/acks first, then the newest snapshot (never a backlog)."""
+        """One browser's sender: queued alerts/acks first, then the newest snapshot once the browser
+        has drawn the one before (never a backlog)."""
         try:
             while not client.ws.closed:
-                await client.wake.wait()
+                try:
+                    await asyncio.wait_for(client.wake.wait(), _DRAWN_TIMEOUT_S / 4)
+                except asyncio.TimeoutError:
+                    pass
                 client.wake.clear()
                 while client.frames:
                     await client.ws.send_str(client.frames.popleft())
-                if client.snapshot:
+                busy = client.in_flight_since is not None and \
+                    time.monotonic() - client.in_flight_since < _DRAWN_TIMEOUT_S
+                if client.snapshot and not busy:
                     frame, client.snapshot = client.snapshot, None
+                    client.in_flight_since = time.monotonic()
                     await client.ws.send_str(frame)
         except (ConnectionError, RuntimeError):  # the browser went away mid-send
             pass
@@ -388,7 +403,10 @@ class WebServer:
             command = json.loads(text)
             if not isinstance(command, dict):
                 raise ValueError("expected a JSON object")
-            if command.get("type") == "ack":
+            if command.get("type") == "drawn":
+                client.in_flight_since = None
+                client.wake.set()
+            elif command.get("type") == "ack":
                 self._ack_from(client, command)
             elif command.get("type") == "control" and self.controls is not None:
                 self._control(command)

@@ -72,7 +72,11 @@ export function connectFeed(view) {
         if (frame.snapshot) takeSnapshot(frame.snapshot);
         renderAlerts(); renderStatus(); renderReplay();
         break;
-      case 'snapshot': takeSnapshot(frame); renderStatus(); break;
+      case 'snapshot':
+        takeSnapshot(frame); renderStatus();
+        // flow control: ask for the next snapshot once this one is painted (after the next frame)
+        requestAnimationFrame(() => setTimeout(() => send({type: 'drawn', t: frame.t}), 0));
+        break;
       case 'alert': state.alerts.set(frame.alert.alert_id, frame.alert); renderAlerts(); view.alerts(state); break;
       case 'ack': state.acks.set(frame.ack.alert_id, frame.ack); renderAlerts(); break;
       case 'status': state.status = frame.status; renderStatus(); break;

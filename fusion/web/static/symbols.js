@@ -49,15 +49,22 @@ export function symbolDataUrl(cls, size = 14, alpha = 1) {
 export function renderLegend(box, geojson) {
   const colours = jurisdictionColours(geojson);
   box.replaceChildren();
-  const add = (html) => { const s = document.createElement('span'); s.innerHTML = html; box.append(s); };
-  for (const cls of Object.keys(CLASS_STYLE)) add(`<img src="${symbolDataUrl(cls)}" width="12" height="12"> ${cls}`);
-  add(`<img src="${symbolDataUrl('person', 14, 0.4)}" width="12" height="12"> coasting (faded, dashed ellipse)`);
-  add('<i style="border:1px solid #444;border-radius:50%;background:none"></i> 95 % ellipse');
-  add('<i style="height:2px;background:#333"></i> heading (60 s) / trail');
+  // built from elements, never from HTML text: jurisdiction names come from a file
+  const add = (swatch, text) => {
+    const span = document.createElement('span');
+    span.append(swatch, document.createTextNode(` ${text}`));
+    box.append(span);
+  };
+  const image = (url) => { const img = document.createElement('img'); img.src = url; img.width = img.height = 12; return img; };
+  const box_ = (style) => { const i = document.createElement('i'); Object.assign(i.style, style); return i; };
+  for (const cls of Object.keys(CLASS_STYLE)) add(image(symbolDataUrl(cls)), cls);
+  add(image(symbolDataUrl('person', 14, 0.4)), 'coasting (faded, dashed ellipse)');
+  add(box_({border: '1px solid #444', borderRadius: '50%', background: 'none'}), '95 % ellipse');
+  add(box_({height: '2px', background: '#333'}), 'heading (60 s) / trail');
   for (const f of geojson.features) {
     const p = f.properties;
-    add(`<i style="background:${colours[p.id]};opacity:0.6"></i> ${p.name} (${p.kind}, ${p.agency})`);
+    add(box_({background: colours[p.id], opacity: '0.6'}), `${p.name} (${p.kind}, ${p.agency})`);
   }
-  add('<i style="border:1px dotted #555;border-radius:50%"></i> sensor coverage');
-  add('<i style="background:#c0392b;border-radius:50%"></i> alert (colour: severity)');
+  add(box_({border: '1px dotted #555', borderRadius: '50%'}), 'sensor coverage');
+  add(box_({background: '#c0392b', borderRadius: '50%'}), 'alert (colour: severity)');
 }
