@@ -18,12 +18,13 @@ from tests.test_web_browser import browser, offline_page, wait_until  # noqa: F4
 
 
 @pytest.mark.browser
-def test_replay_controls_from_the_page(browser, demo_site, short_log):  # noqa: F811
+def test_replay_controls_from_the_page(browser, demo_site, short_log, tmp_path):  # noqa: F811
     log, expected = short_log
     stop = threading.Event()
     ready: list[str] = []
     thread = threading.Thread(target=serve_replay, args=(demo_site, log, "127.0.0.1:0"),
-                              kwargs={"speed": 30.0, "on_ready": ready.append, "stop": stop}, daemon=True)
+                              kwargs={"speed": 30.0, "on_ready": ready.append, "stop": stop,
+                                      "acks": tmp_path / "acks.sqlite"}, daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + 30
@@ -89,13 +90,17 @@ def _serve(command: list[str], port: int, timeout_s: float = 240.0) -> tuple[int
             process.communicate()
 
 
-def test_replay_web_command_serves_and_stops_cleanly(short_log):
+def test_replay_web_command_serves_and_stops_cleanly(short_log, tmp_path):
+    from tests.broker import write_site
+
     log, _ = short_log
     port = free_port()
-    code, out, err = _serve(["replay", str(log), "--config", str(DEMO_SITE), "--web", f"127.0.0.1:{port}",
+    site = write_site(tmp_path / "site", 1883, outbox=tmp_path / "outbox")
+    code, out, err = _serve(["replay", str(log), "--config", str(site), "--web", f"127.0.0.1:{port}",
                              "--speed", "10"], port)
     assert code == 0, err
     assert f"http://127.0.0.1:{port}/" in out and "×10" in out
+    assert (tmp_path / "outbox" / "edge-1-acks.sqlite").exists()  # acks where the live node keeps them
 
 
 @pytest.mark.slow
@@ -105,7 +110,7 @@ def test_demo_web_runs_the_demo_then_serves_it(tmp_path):
                              f"127.0.0.1:{port}"], port)
     assert code == 0, err
     assert "borderfusion demo" in out and f"http://127.0.0.1:{port}/" in out
-    assert (tmp_path / "demo" / "map.png").exists()
+    assert (tmp_path / "demo" / "map.png").exists() and (tmp_path / "demo" / "acks.sqlite").exists()
 
 
 def test_bad_web_address_is_refused_with_exit_2(short_log):

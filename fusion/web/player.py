@@ -117,10 +117,11 @@ class ReplayPlayer:
 
 
 def serve_replay(site: Site, log_path: str | Path, listen: str, speed: float = 1.0, on_ready=None,
-                 stop: threading.Event | None = None) -> int:
+                 stop: threading.Event | None = None, acks: Path | None = None) -> int:
     """Serve the map at ``listen`` and play ``log_path`` on it until ``stop`` (or Ctrl-C/SIGTERM).
 
-    ``on_ready(url)`` is called once the server listens.
+    ``on_ready(url)`` is called once the server listens; operators' acks are kept in ``acks``
+    (default: as the live node keeps them, see :func:`~fusion.web.sinks.acks_path`).
     """
     import signal
 
@@ -131,7 +132,7 @@ def serve_replay(site: Site, log_path: str | Path, listen: str, speed: float = 1
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-    (server,) = [s for s in node_sinks(site, listen=listen, controls=controls) if hasattr(s, "url")]
+    (server,) = [s for s in node_sinks(site, listen=listen, controls=controls, acks=acks) if hasattr(s, "url")]
     try:
         player = ReplayPlayer(site, log_path, server, controls, speed=speed)
         if on_ready:

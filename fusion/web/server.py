@@ -102,12 +102,12 @@ class _Client:
 class WebServer:
     """The map server; start with :meth:`start`, hand data with the ``on_*`` methods (any thread).
 
-    ``publish_ack(ack)`` is called (in the web thread) for every ack an operator makes,
+    ``acks`` is the ack store, or the path of one to open.  ``publish_ack(ack)`` is called (in the web thread) for every ack an operator makes,
     e.g. to publish it on MQTT; ``controls`` receives replay control dicts (the page
     shows replay controls only when it is given).
     """
 
-    def __init__(self, site: Site, config: WebConfig, *, acks: AckStore,
+    def __init__(self, site: Site, config: WebConfig, *, acks: AckStore | Path,
                  publish_ack: Callable[[Ack], None] | None = None,
                  controls: queue.Queue | None = None, listen: str | None = None) -> None:
         self.site = site
@@ -118,12 +118,12 @@ class WebServer:
             raise ConfigError(f"{site.path}: web.tokens: needed to listen on {self.host} (not a loopback address): "
                               "without a tokens file every browser would see every agency's tracks and alerts")
         self.views = agency_views(site, config.track_margin_m)
-        self.acks = acks
         self.publish_ack = publish_ack
         self.controls = controls
         self._ssl = self._ssl_context() if config.tls_cert else None
         self._geojson = json.loads(site.resolve(site.config.site.jurisdictions).read_bytes())
         self._sensors = [_sensor_dict(s) for s in site.sensors]
+        self.acks = acks if isinstance(acks, AckStore) else AckStore(acks)  # opened once everything is checked
         # handed over by the node, under _lock
         self._lock = threading.Lock()
         self._pending_snapshot: tuple[dict, float] | None = None

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from fusion.config import Site
-from fusion.web.acks import Ack, AckStore
+from fusion.web.acks import Ack
 
 __all__ = ["Sink", "node_sinks", "acks_path"]
 
@@ -35,9 +35,10 @@ def acks_path(site: Site) -> Path:
 
 
 def node_sinks(site: Site, publish_ack: Callable[[Ack], None] | None = None, *, listen: str | None = None,
-               controls=None) -> list[Sink]:
-    """Start what the site configures: the map server (``[web]``, or ``listen`` given) and the TAK feed
-    (``[outputs.cot]``).  Raises :class:`~fusion.config.ConfigError` / OSError if one cannot start."""
+               controls=None, acks: Path | None = None) -> list[Sink]:
+    """Start what the site configures: the map server (``[web]``, or ``listen`` given; its acks in
+    ``acks`` or :func:`acks_path`) and the TAK feed (``[outputs.cot]``).  Raises
+    :class:`~fusion.config.ConfigError` / OSError if one cannot start."""
     from fusion.config import WebConfig
     from fusion.web.server import WebServer
 
@@ -45,7 +46,7 @@ def node_sinks(site: Site, publish_ack: Callable[[Ack], None] | None = None, *, 
     try:
         web = site.config.web
         if web is not None or listen is not None:
-            server = WebServer(site, web or WebConfig(), acks=AckStore(acks_path(site)), publish_ack=publish_ack,
+            server = WebServer(site, web or WebConfig(), acks=acks or acks_path(site), publish_ack=publish_ack,
                                controls=controls, listen=listen).start()
             log.info("operator map at %s (lite page: %slite)", server.url, server.url)
             sinks.append(server)
