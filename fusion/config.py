@@ -133,6 +133,9 @@ class WebConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     recent_alerts: Annotated[int, Meta(ge=1, le=100_000)] = 500
     #: acknowledgements database (relative to the site file); default beside the outbox
     acks: str | None = None
+    #: a local PMTiles (v3) file of raster tiles (PNG, JPEG or WebP) drawn under the map; the
+    #: map never loads online tiles
+    basemap: str | None = None
 
 
 class SiteFile(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -204,3 +204,67 @@ def test_2000_tracks_at_1_hz_are_on_the_page_within_1_s(browser, tmp_path, demo_
         assert np.median(steady) < 1.0 and max(steady) < 2.0, steady
     finally:
         server.stop()
+
+
+def write_basemap(path: Path, tile_type: str = "PNG", zooms=range(9, 15)) -> Path:
+    """A raster PMTiles file of plain magenta tiles over the demo site (the ``pmtiles`` writer, test extra)."""
+    from PIL import Image
+    from pmtiles.tile import Compression, TileType, zxy_to_tileid
+    from pmtiles.writer import Writer
+
+    png = io.BytesIO()
+    Image.new("RGB", (256, 256), (255, 0, 255)).save(png, format="PNG")
+    west, south, east, north = 7.85, 46.90, 8.20, 47.12
+
+    def tile_xy(lon: float, lat: float, z: int) -> tuple[int, int]:
+        n = 2 ** z
+        y = (1 - np.arcsinh(np.tan(np.radians(lat))) / np.pi) / 2 * n
+        return int((lon + 180) / 360 * n), int(y)
+
+    tiles = {}
+    for z in zooms:
+        (x0, y0), (x1, y1) = tile_xy(west, north, z), tile_xy(east, south, z)
+        for x in range(x0, x1 + 1):
+            for y in range(y0, y1 + 1):
+                tiles[zxy_to_tileid(z, x, y)] = png.getvalue()
+    with open(path, "wb") as handle:
+        writer = Writer(handle)
+        for tile_id in sorted(tiles):
+            writer.write_tile(tile_id, tiles[tile_id])
+        writer.finalize({"tile_type": getattr(TileType, tile_type), "tile_compression": Compression.NONE,
+                         "min_zoom": min(zooms), "max_zoom": max(zooms), "min_lon_e7": int(west * 1e7),
+                         "min_lat_e7": int(south * 1e7), "max_lon_e7": int(east * 1e7), "max_lat_e7": int(north * 1e7),
+                         "center_zoom": 12, "center_lon_e7": int(8.0 * 1e7), "center_lat_e7": int(47.0 * 1e7)}, {})
+    return path
+
+
+@pytest.mark.parametrize("path", ["", "lite"])
+def test_a_local_pmtiles_basemap_is_drawn_under_the_map(browser, tmp_path, demo_site, path):
+    basemap = write_basemap(tmp_path / "valley.pmtiles")
+    config = WebConfig(listen="127.0.0.1:0", basemap=str(basemap))
+    server = WebServer(demo_site, config, acks=tmp_path / "acks.sqlite").start()
+    try:
+        blocked: list[str] = []
+        page = offline_page(browser, blocked)
+        page.goto(server.url + path)
+        wait_until(page, "window.borderfusion.ready && window.borderfusionMap.loaded", 20)
+        page.wait_for_timeout(3000)  # tiles are read with HTTP ranges and decoded asynchronously
+        pixels = _map_pixels(page).reshape(-1, 3).astype(int)
+        magenta = (pixels[:, 0] > 180) & (pixels[:, 1] < 120) & (pixels[:, 2] > 180)
+        assert magenta.mean() > 0.3, f"the basemap is not drawn ({magenta.mean():.1%} of the map is its colour)"
+        assert not blocked and not page.errors, (blocked, page.errors)
+    finally:
+        server.close()
+
+
+def test_a_basemap_that_is_not_raster_pmtiles_is_refused(tmp_path, demo_site):
+    from fusion.config import ConfigError
+
+    vector = write_basemap(tmp_path / "vector.pmtiles", tile_type="MVT", zooms=range(9, 10))
+    with pytest.raises(ConfigError, match=r"web\.basemap: .*vector \(MVT\) tiles; the map draws raster basemaps only"):
+        WebServer(demo_site, WebConfig(listen="127.0.0.1:0", basemap=str(vector)), acks=tmp_path / "a.sqlite")
+    (tmp_path / "not.pmtiles").write_bytes(b"hello")
+    with pytest.raises(ConfigError, match=r"web\.basemap: .* is not a PMTiles version 3 file"):
+        WebServer(demo_site, WebConfig(listen="127.0.0.1:0", basemap=str(tmp_path / "not.pmtiles")),
+                  acks=tmp_path / "a.sqlite")
+    assert not (tmp_path / "a.sqlite").exists()

@@ -123,6 +123,8 @@ class WebServer:
         self._ssl = self._ssl_context() if config.tls_cert else None
         self._geojson = json.loads(site.resolve(site.config.site.jurisdictions).read_bytes())
         self._sensors = [_sensor_dict(s) for s in site.sensors]
+        self._basemap = site.resolve(config.basemap) if config.basemap else None
+        self._basemap_zooms = _check_basemap(site, self._basemap) if self._basemap else None
         self.acks = acks if isinstance(acks, AckStore) else AckStore(acks)  # opened once everything is checked
         # handed over by the node, under _lock
         self._lock = threading.Lock()
@@ -207,6 +209,8 @@ class WebServer:
         app.router.add_get("/lite", self._page("lite.html"))
         app.router.add_get("/static/{path:.+}", self._static)
         app.router.add_get("/ws", self._feed)
+        if self._basemap is not None:  # served with HTTP ranges: the page reads only the tiles it shows
+            app.router.add_get("/basemap.pmtiles", self._basemap_file)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl)
@@ -336,6 +340,9 @@ class WebServer:
             raise web.HTTPNotFound()
         return _file_response(path)
 
+    async def _basemap_file(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(self._basemap, headers={"Content-Type": "application/octet-stream"})
+
     def _authorise(self, request: web.Request) -> tuple[AgencyView, str]:
         if not self.operators:
             return self.views[ALL], request.query.get("operator", "operator")[:64] or "operator"
@@ -372,7 +379,9 @@ class WebServer:
                      "origin": {"lat": self.site.config.site.origin.lat, "lon": self.site.config.site.origin.lon}},
             "jurisdictions": self._geojson, "sensors": self._sensors, "alerts": alerts,
             "acks": [a.to_dict() for a in acks], "status": self._status, "replay": self._replay,
-            "controls": self.controls is not None, "ellipse_sigma_scale": round(ELLIPSE_SIGMA_SCALE, 4),
+            "controls": self.controls is not None,
+            "basemap": {"url": "/basemap.pmtiles", "min_zoom": self._basemap_zooms[0],
+                        "max_zoom": self._basemap_zooms[1]} if self._basemap else None, "ellipse_sigma_scale": round(ELLIPSE_SIGMA_SCALE, 4),
             "snapshot": json.loads(snapshot) if snapshot else None,
         }).decode()
 
@@ -455,6 +464,26 @@ async def _headers(request: web.Request, handler):
 def _file_response(path: Path) -> web.Response:
     headers = {"Cache-Control": "no-cache" if path.suffix == ".html" else "max-age=3600"}
     return web.Response(body=path.read_bytes(), headers={**headers, "Content-Type": _MIME[path.suffix]})
+
+
+#: PMTiles v3 header: the magic, then the tile type at byte 99 and min/max zoom at 100/101
+_PMTILES_RASTER = {2: "png", 3: "jpeg", 4: "webp"}
+
+
+def _check_basemap(site: Site, path: Path) -> tuple[int, int]:
+    """The (min, max) zoom of a raster PMTiles v3 file; :class:`ConfigError` naming ``web.basemap`` otherwise."""
+    where = f"{site.path}: web.basemap"
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(127)
+    except OSError as error:
+        raise ConfigError(f"{where}: cannot read {path}: {error.strerror}") from None
+    if len(header) < 127 or header[:7] != b"PMTiles" or header[7] != 3:
+        raise ConfigError(f"{where}: {path} is not a PMTiles version 3 file")
+    if header[99] not in _PMTILES_RASTER:
+        raise ConfigError(f"{where}: {path} holds {'vector (MVT)' if header[99] == 1 else 'unknown'} tiles; "
+                          "the map draws raster basemaps only (PNG, JPEG or WebP tiles)")
+    return header[100], header[101]
 
 
 def _sensor_dict(sensor) -> dict:

@@ -81,6 +81,11 @@ const view = {
   site(state) {
     renderLegend(document.getElementById('legend'), state.jurisdictions);
     const draw = () => {
+      if (state.basemap && !map.getSource('basemap')) {  // a local raster PMTiles file, under everything
+        maplibregl.addProtocol('pmtiles', new window.pmtiles.Protocol().tile);
+        map.addSource('basemap', {type: 'raster', url: `pmtiles://${location.origin}${state.basemap.url}`, tileSize: 256});
+        map.addLayer({id: 'basemap', type: 'raster', source: 'basemap'}, 'jurisdiction-fill');
+      }
       const colours = jurisdictionColours(state.jurisdictions);
       const features = state.jurisdictions.features.map((f) => ({...f, properties: {...f.properties,
         colour: colours[f.properties.id], opacity: KIND_STYLE[f.properties.kind].opacity}}));

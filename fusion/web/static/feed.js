@@ -21,7 +21,7 @@ export function connectFeed(view) {
     ready: false, connected: false, view: null, operator: null, site: null, jurisdictions: null, sensors: [],
     tracks: [], alerts: new Map(), acks: new Map(), status: null, replay: null, controls: false,
     snapshotT: null, snapshotProduced: null, snapshotReceived: null, snapshotDrawn: null, frames: 0, trails: new Map(),
-    ellipseScale: 2.4477, error: null,
+    ellipseScale: 2.4477, error: null, basemap: null,
   };
   const copy = (x) => JSON.parse(JSON.stringify(x));
   const alertsNewestFirst = () => [...state.alerts.values()].sort((a, b) => b.t - a.t || (b.alert_id < a.alert_id ? -1 : 1));
@@ -65,7 +65,7 @@ export function connectFeed(view) {
       case 'hello':
         state.ready = true; state.view = frame.view; state.operator = frame.operator; state.site = frame.site;
         state.jurisdictions = frame.jurisdictions; state.sensors = frame.sensors; state.status = frame.status;
-        state.replay = frame.replay; state.controls = frame.controls; state.ellipseScale = frame.ellipse_sigma_scale;
+        state.replay = frame.replay; state.controls = frame.controls; state.basemap = frame.basemap; state.ellipseScale = frame.ellipse_sigma_scale;
         state.alerts = new Map(frame.alerts.map((a) => [a.alert_id, a]));
         state.acks = new Map(frame.acks.map((a) => [a.alert_id, a]));
         view.site(state);

@@ -10,6 +10,7 @@ const layers = {site: L.layerGroup().addTo(map), trails: L.layerGroup().addTo(ma
                 alerts: L.layerGroup().addTo(map)};
 const icons = {};
 let lastState = null;
+let basemap = null;
 function icon(cls, coasting) {
   const key = `${cls}-${coasting}`;
   icons[key] = icons[key] || L.icon({iconUrl: symbolDataUrl(cls, 16, coasting ? 0.4 : 1), iconSize: [16, 16], iconAnchor: [8, 8]});
@@ -30,6 +31,11 @@ const view = {
   site(state) {
     renderLegend(document.getElementById('legend'), state.jurisdictions);
     layers.site.clearLayers();
+    if (state.basemap && !basemap) {  // a local raster PMTiles file, under everything
+      basemap = window.pmtiles.leafletRasterLayer(new window.pmtiles.PMTiles(`${location.origin}${state.basemap.url}`),
+                                                  {maxNativeZoom: state.basemap.max_zoom, minNativeZoom: state.basemap.min_zoom});
+      basemap.addTo(map).bringToBack();
+    }
     const colours = jurisdictionColours(state.jurisdictions);
     const geo = L.geoJSON(state.jurisdictions, {style: (f) => ({
       color: colours[f.properties.id], weight: f.properties.kind === 'country' ? 2 : 1.2,
