@@ -83,14 +83,16 @@ def scale_bar_km(width_km: float) -> float:
     return max((m * power for m in (1.0, 2.0, 5.0) if m * power <= target), default=power)
 
 
-def spread_markers(points_px: np.ndarray, spacing_px: float = _MARKER_SPACING_PX) -> np.ndarray:
-    """Screen positions for markers at ``points_px`` (N×2 pixels) that are at least ``spacing_px`` apart.
+def spread_markers(points_px: np.ndarray, spacing_px: float = _MARKER_SPACING_PX,
+                   occupied_px: np.ndarray | None = None) -> np.ndarray:
+    """Screen positions for markers at ``points_px`` (N×2 pixels) that are at least ``spacing_px`` apart
+    from each other and from the spots in ``occupied_px`` (markers already drawn).
 
     Greedy, in the given order: a marker stays where it belongs if that spot is free,
     else takes the nearest free spot on rings of radius spacing, 2·spacing, … around it
     (12 directions a ring).  Deterministic; O(N²), fine for the few hundred alerts of a run.
     """
-    placed: list[np.ndarray] = []
+    placed: list[np.ndarray] = [] if occupied_px is None else list(np.asarray(occupied_px, dtype=float))
     out = np.empty_like(points_px, dtype=float)
     angles = np.radians(np.arange(0, 360, 30))
     for i, point in enumerate(points_px):
@@ -181,6 +183,7 @@ def draw_map(site: Site, snapshots: list[dict], alerts: list[dict], path: str | 
     paths = _track_paths(snapshots)
     longest = sorted(paths, key=lambda k: -len(paths[k]["lonlat"]))[:_MAX_LABELS]
     classes_drawn: set[str] = set()
+    labels: list[tuple[str, np.ndarray, str]] = []  # (text, end point, colour): placed once the view is fixed
     for track_id, entry in paths.items():
         lonlat = np.asarray(entry["lonlat"])
         classes = entry["classification"]
@@ -193,8 +196,7 @@ def draw_map(site: Site, snapshots: list[dict], alerts: list[dict], path: str | 
             ax.annotate("", xy=lonlat[-1], xytext=lonlat[-2], zorder=5,
                         arrowprops=dict(arrowstyle="-|>", color=colour, lw=1.4, mutation_scale=12))
         if track_id in longest:
-            ax.annotate(track_id.rsplit("-", 1)[-1], lonlat[-1], xytext=(4, 3), textcoords="offset points",
-                        fontsize=7, color=colour, zorder=7)
+            labels.append((track_id.rsplit("-", 1)[-1], lonlat[-1], colour))
     for cls in sorted(classes_drawn):
         handles.append(Line2D([], [], color=_CLASS_COLOURS.get(cls, "#7f8c8d"), lw=1.4, label=f"track: {cls}"))
     if paths:
@@ -205,7 +207,8 @@ def draw_map(site: Site, snapshots: list[dict], alerts: list[dict], path: str | 
     ax.autoscale_view()
     x0, x1 = ax.get_xlim()
     y0, y1 = ax.get_ylim()
-    _alerts(fig, ax, alerts, handles)
+    alert_px = _alerts(fig, ax, alerts, handles)
+    _labels(fig, ax, labels, alert_px)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     _scale_bar(ax, origin.lat)
@@ -223,14 +226,15 @@ def draw_map(site: Site, snapshots: list[dict], alerts: list[dict], path: str | 
     plt.close(fig)
 
 
-def _alerts(fig, ax, alerts: list[dict], handles: list) -> None:
-    """Alert markers, spread on screen so none hides another, each tied to its true spot."""
+def _alerts(fig, ax, alerts: list[dict], handles: list) -> np.ndarray:
+    """Alert markers, spread on screen so none hides another, each tied to its true spot; their pixels."""
     if not alerts:
-        return
+        return np.zeros((0, 2))
     ordered = sorted(alerts, key=lambda a: (a["t"], a["alert_id"]))
     fig.canvas.draw()  # fixes the data → pixel transform
     true_px = ax.transData.transform(np.array([(a["lon"], a["lat"]) for a in ordered]))
-    shown = ax.transData.inverted().transform(spread_markers(true_px))
+    shown_px = spread_markers(true_px)
+    shown = ax.transData.inverted().transform(shown_px)
     for alert, (lon, lat) in zip(ordered, shown):
         colour = _SEVERITY_COLOURS.get(alert["severity"], "0.4")
         if (lon, lat) != (alert["lon"], alert["lat"]):
@@ -246,6 +250,23 @@ def _alerts(fig, ax, alerts: list[dict], handles: list) -> None:
                               label=f"alert {kind.replace('_', ' ')} ({n})"))
     for severity, colour in _SEVERITY_COLOURS.items():
         handles.append(Patch(facecolor=colour, label=f"alert severity {severity}"))
+    return shown_px
+
+
+def _labels(fig, ax, labels: list[tuple[str, np.ndarray, str]], alert_px: np.ndarray) -> None:
+    """Track numbers beside their ends, spread so that none covers another or an alert marker
+    (a leader line when moved)."""
+    if not labels:
+        return
+    fig.canvas.draw()
+    ends_px = ax.transData.transform(np.array([end for _, end, _ in labels]))
+    anchors_px = ends_px + np.array([12.0, 6.0])  # up and to the right of the arrow head
+    placed = ax.transData.inverted().transform(spread_markers(anchors_px, spacing_px=14.0, occupied_px=alert_px))
+    for (text, end, colour), spot, anchor in zip(labels, placed, ax.transData.inverted().transform(anchors_px)):
+        if np.hypot(*(spot - anchor)) > 0:
+            ax.plot([end[0], spot[0]], [end[1], spot[1]], color=colour, lw=0.4, alpha=0.7, zorder=6)
+        ax.annotate(text, spot, fontsize=7, color=colour, ha="center", va="center", zorder=9,
+                    bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.7))
 
 
 def _scale_bar(ax, lat0_deg: float) -> None:

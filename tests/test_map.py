@@ -70,3 +70,11 @@ def test_map_command_names_the_bad_line(tmp_path, capsys):
     assert main(["map", "--config", str(DEMO_SITE), "--tracks", str(tracks), "--out", str(tmp_path / "m.png")]) == 2
     err = capsys.readouterr().err
     assert f"{tracks}:2" in err and "track snapshot" in err
+
+
+def test_spread_markers_keep_clear_of_occupied_spots():
+    occupied = np.array([[0.0, 0.0], [10.0, 0.0]])
+    out = spread_markers(np.array([[0.0, 0.0], [5.0, 0.0], [40.0, 40.0]]), 10.0, occupied_px=occupied)
+    for spot in out:
+        assert np.all(np.hypot(*(occupied - spot).T) >= 10.0 - 1e-9)
+    assert np.array_equal(out[2], [40.0, 40.0])
