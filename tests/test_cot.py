@@ -59,9 +59,12 @@ class Listener:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
-        connection, _ = self.server.accept()
-        if self.tls is not None:
-            connection = self.tls.wrap_socket(connection, server_side=True)
+        try:
+            connection, _ = self.server.accept()
+            if self.tls is not None:
+                connection = self.tls.wrap_socket(connection, server_side=True)
+        except OSError:  # closed, or a client that refused our certificate (ssl.SSLError)
+            return
         while data := connection.recv(65536):
             with self.lock:
                 self.buffer += data
@@ -74,10 +77,6 @@ class Listener:
 
     def close(self) -> None:
         self.server.close()
-
-
-def _site_with(demo_site, **cot):
-    return demo_site, CotConfig(**cot)
 
 
 def _snapshot(short_log):
@@ -211,9 +210,8 @@ def test_tls_feed_verifies_the_server_and_sends(demo_site, short_log, tmp_path):
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(cert, key)
     listener = Listener(server_context)
-    site = demo_site
     config = CotConfig(url=f"tls://127.0.0.1:{listener.port}", max_events_per_s=1000.0, tls_ca=str(cert))
-    feed = CotFeed(site, config).start()
+    feed = CotFeed(demo_site, config).start()
     try:
         feed.on_alerts(alerts[:3])
         assert _wait(lambda: len(listener.events()) >= 3)
@@ -277,3 +275,18 @@ def test_cot_config_is_checked(tmp_path):
         path.write_text(text.replace("[outputs]", f"[outputs.cot]\n{table}\n[outputs]"))
         with pytest.raises(ConfigError, match=message):
             load_site(path)
+
+
+def test_tls_feed_refuses_a_server_it_cannot_verify(demo_site, tmp_path):
+    key, cert = tmp_path / "server.key", tmp_path / "server.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    listener = Listener(server_context)
+    try:  # no tls_ca: the system's CA store does not know this self-signed server
+        feed = CotFeed(demo_site, CotConfig(url=f"tls://127.0.0.1:{listener.port}"))
+        assert feed._connect() is None
+    finally:
+        listener.close()
