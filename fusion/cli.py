@@ -84,12 +84,18 @@ def _summary(pipeline, elapsed: float) -> dict:
 
 def cmd_replay(args) -> int:
     site = _site(args.config)
+    if args.web and args.publish:
+        print("borderfusion replay: --web and --publish exclude each other: --web plays the log onto the map "
+              "here, --publish sends it to the broker", file=sys.stderr)
+        return 2
     if args.publish:
         from fusion.mqtt import publish_log
 
         count = publish_log(site, args.log, speed=args.speed)
         print(f"published {count} messages from {args.log}")
         return 0
+    if args.web:
+        return _replay_web(site, args)
     from fusion.logio import LogError, LogReport
     from fusion.pipeline import Pipeline
     from fusion.render import warm_up_kernels
@@ -131,6 +137,20 @@ def _output_format_problem(args) -> str | None:
     return None
 
 
+def _replay_web(site: Site, args) -> int:
+    """``replay LOG --web HOST:PORT [--speed X]``: the log played onto the operator map."""
+    from fusion.web.player import serve_replay
+    from tracking.warmup import warm_up
+
+    warm_up()
+    speed = args.speed if args.speed is not None else 1.0
+
+    def ready(url: str) -> None:
+        print(f"replaying {args.log} at ×{speed:g} on the operator map: {url} (lite page: {url}lite); "
+              "Ctrl-C to stop", flush=True)
+    return serve_replay(site, args.log, args.web, speed=speed, on_ready=ready)
+
+
 def _replay_verdict(report: LogReport, outputs: str) -> int:
     """One closing line on what was wrong with the log (the reader logged each problem with its
     file and line); 1 when the outputs do not cover a whole log."""
@@ -167,10 +187,37 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_map(args) -> int:
+    """``borderfusion map``: the static map of any run's tracks and alerts."""
+    from fusion.evaluate import EvaluationError, _lines
+    from fusion.mapplot import AlertLine, SnapshotLine, draw_map, drone_paths
+
+    site = _site(args.config)
+    try:
+        snapshots = _lines(args.tracks, SnapshotLine, "track snapshot (interface 3.1)")
+        alerts = _lines(args.alerts, AlertLine, "alert (interface 3.2)") if args.alerts else []
+    except EvaluationError as error:
+        print(f"borderfusion map: {error}", file=sys.stderr)
+        return 2
+    drones = drone_paths(args.log) if args.log else None
+    draw_map(site, snapshots, alerts, args.out, drones=drones)
+    print(f"wrote {args.out}: {len({t['track_id'] for s in snapshots for t in s['tracks']})} tracks, "
+          f"{len(alerts)} alerts")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from fusion.demo import run_demo
 
-    return run_demo(Path(args.out), DEMO_SITE, duration_s=args.duration, seed=args.seed)
+    status = run_demo(Path(args.out), DEMO_SITE, duration_s=args.duration, seed=args.seed)
+    if status != 0 or not args.web:
+        return status
+    from fusion.web.player import serve_replay
+
+    def ready(url: str) -> None:
+        print(f"demo on the operator map at ×{args.speed:g}: {url} (lite page: {url}lite); Ctrl-C to stop", flush=True)
+    return serve_replay(load_site(DEMO_SITE), Path(args.out) / "sensors.jsonl.gz", args.web, speed=args.speed,
+                        on_ready=ready, acks=Path(args.out) / "acks.sqlite")
 
 
 def cmd_run(args) -> int:
@@ -230,6 +277,19 @@ def _speed(text: str) -> float | None:
     return value
 
 
+def _listen(text: str) -> str:
+    from fusion.web.server import parse_listen
+
+    try:
+        parse_listen(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+_web_speed = _bounded(float, 1e-3, 1000.0, "a speed factor greater than 0 and at most 1000")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="borderfusion",
@@ -244,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-out", help="directory for alerts, tracks, log and map (default: demo-out)")
     p.add_argument("--duration", type=_duration, default=600.0, help="simulated seconds (default 600)")
     p.add_argument("--seed", type=_seed, default=7, help="scenario seed (default 7)")
+    p.add_argument("--web", nargs="?", const="127.0.0.1:8080", type=_listen, metavar="HOST:PORT",
+                   help="then play the demo on the operator map at HOST:PORT (default 127.0.0.1:8080) until Ctrl-C")
+    p.add_argument("--speed", type=_web_speed, default=5.0, metavar="X", help="with --web: X times real time (default 5)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="the live pipeline against the MQTT broker of the site config")
@@ -254,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("log", metavar="LOG", help="a .jsonl or .jsonl.gz log (or a mosquitto_sub -F %%J capture)")
     p.add_argument("--config", required=True, metavar="SITE.toml")
     p.add_argument("--speed", type=_speed, default=None, metavar="X|max",
-                   help="with --publish: X times real time, or 'max' (default: max)")
+                   help="with --publish: X times real time, or 'max' (default: max); with --web: X (default 1)")
+    p.add_argument("--web", type=_listen, metavar="HOST:PORT",
+                   help="play the log on the operator map served at HOST:PORT, with play/pause/speed/time controls")
     p.add_argument("--publish", action="store_true", help="re-publish the log to the broker instead of processing it")
     p.add_argument("--alerts-out", metavar="F",
                    help="write alerts: JSON Lines, or Parquet when F ends in .parquet (needs the 'parquet' extra)")
@@ -292,6 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-check", action="store_true",
                    help="score the files even if they do not look like one site and run (see docs/interface.md)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("map", help="draw a run's tracks and alerts on the site as a PNG")
+    p.add_argument("--config", required=True, metavar="SITE.toml")
+    p.add_argument("--tracks", required=True, metavar="T", help="track snapshots (JSON Lines, from replay --tracks-out)")
+    p.add_argument("--alerts", metavar="A", help="alerts (JSON Lines, from replay --alerts-out)")
+    p.add_argument("--log", metavar="LOG", help="the sensor log, to draw the drones' flown paths")
+    p.add_argument("--out", required=True, metavar="map.png", help="the picture to write (PNG)")
+    p.set_defaults(func=cmd_map)
 
     p = sub.add_parser("validate-config", help="check a site file and its jurisdictions without running")
     p.add_argument("config", metavar="SITE.toml")

@@ -12,7 +12,7 @@ import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -26,7 +26,7 @@ from sensors.schema import Lat, Lon
 from sensors.specs import SensorSpec
 from tracking.config import TrackerConfig
 
-__all__ = ["ConfigError", "Site", "SiteFile", "load_site"]
+__all__ = ["ConfigError", "Site", "SiteFile", "load_site", "WebConfig", "CotConfig"]
 
 Name = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
@@ -82,11 +82,60 @@ class IngestConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     max_future_s: Annotated[float, Meta(gt=0.0, le=86400.0)] = 30.0
 
 
+HostPort = Annotated[str, Meta(pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$")]
+
+
+class CotConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[outputs.cot]``: confirmed tracks and alerts as Cursor-on-Target events to TAK (see :mod:`fusion.interop.cot`)."""
+
+    #: ``tcp://HOST:PORT``, ``tls://HOST:PORT`` or ``udp://HOST:PORT`` (a multicast group for a field LAN)
+    url: Annotated[str, Meta(pattern=r"^(tcp|tls|udp)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$")]
+    #: the most events sent per second, alerts first (a field radio link carries little)
+    max_events_per_s: Annotated[float, Meta(gt=0.0, le=100_000.0)] = 10.0
+    #: a track is re-sent at most this often (its last event stays on the TAK map until stale)
+    track_interval_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 5.0
+    #: added to a track's coasting horizon for its event's stale time
+    stale_margin_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 10.0
+    #: how long an alert event stays on the TAK map
+    alert_stale_s: Annotated[float, Meta(gt=0.0, le=86400.0)] = 600.0
+    #: CoT affiliation per jurisdiction id (f friend, n neutral, u unknown, s suspect, h hostile); default u
+    affiliation: dict[str, Literal["f", "n", "u", "s", "h"]] = {}
+    #: multicast hop limit (udp to a multicast group)
+    multicast_ttl: Annotated[int, Meta(ge=1, le=255)] = 1
+    #: TLS (``tls://``): the server's CA (else the system store), and a client certificate and key
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
 class OutputsConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     #: track snapshots per second of data time
     tracks_rate_hz: Annotated[float, Meta(gt=0.0, le=100.0)] = 1.0
     #: include tentative tracks in snapshots
     include_tentative: bool = False
+    #: the TAK feed, off unless the table is given
+    cot: CotConfig | None = None
+
+
+class WebConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[web]``: the live map served by the node (see :mod:`fusion.web`)."""
+
+    #: HOST:PORT to listen on (HTTP, or HTTPS with ``tls_cert`` and ``tls_key``)
+    listen: HostPort = "127.0.0.1:8080"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: a TOML file of ``[[operator]] token = "…", agency = "…"`` (mode 0600); without it every
+    #: browser sees the whole picture (allowed only on a loopback address)
+    tokens: str | None = None
+    #: an agency sees tracks inside, or within this distance of, the jurisdictions it receives alerts of
+    track_margin_m: Annotated[float, Meta(ge=0.0, le=1_000_000.0)] = 2000.0
+    #: the newest alerts kept for a browser that connects
+    recent_alerts: Annotated[int, Meta(ge=1, le=100_000)] = 500
+    #: acknowledgements database (relative to the site file); default beside the outbox
+    acks: str | None = None
+    #: a local PMTiles (v3) file of raster tiles (PNG, JPEG or WebP) drawn under the map; the
+    #: map never loads online tiles
+    basemap: str | None = None
 
 
 class SiteFile(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -97,6 +146,7 @@ class SiteFile(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     tracker: TrackerConfig = TrackerConfig()
     geofence: GeofenceConfig = GeofenceConfig()
     outputs: OutputsConfig = OutputsConfig()
+    web: WebConfig | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,6 +188,23 @@ def _mqtt_problem(mqtt: MqttConfig) -> str | None:
     return None
 
 
+def _web_problem(config: SiteFile) -> str | None:
+    """The first ``[web]`` / ``[outputs.cot]`` setting that cannot work, as ``field: why``; None if none."""
+    web, cot = config.web, config.outputs.cot
+    if web is not None and bool(web.tls_cert) != bool(web.tls_key):
+        return "web.tls_cert, web.tls_key: give both (the server certificate and its private key) or neither"
+    if web is not None and web.tokens is None:
+        host = web.listen.rsplit(":", 1)[0].strip("[]")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            return (f"web.tokens: needed when web.listen is not a loopback address (got {web.listen!r}): "
+                    "without a tokens file every browser would see every agency's tracks and alerts")
+    if cot is not None and bool(cot.tls_cert) != bool(cot.tls_key):
+        return "outputs.cot.tls_cert, outputs.cot.tls_key: give both or neither"
+    if cot is not None and not cot.url.startswith("tls://") and (cot.tls_ca or cot.tls_cert):
+        return "outputs.cot.tls_ca: TLS settings need a tls:// url"
+    return None
+
+
 def _error_text(error: msgspec.ValidationError, document: dict) -> str:
     import json
 
@@ -170,6 +237,8 @@ def load_site(path: str | Path) -> Site:
                           f"(got delete {e.delete}, show {e.show}, release {e.release})")
     if config.tracker.max_capacity < config.tracker.capacity:
         raise ConfigError(f"{path}: tracker.max_capacity: must be at least tracker.capacity")
+    if problem := _web_problem(config):
+        raise ConfigError(f"{path}: {problem}")
     if config.geofence.outside_probability >= config.geofence.inside_probability:
         raise ConfigError(f"{path}: geofence.outside_probability: must be below geofence.inside_probability")
     origin = config.site.origin

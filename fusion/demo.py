@@ -16,7 +16,7 @@ import numpy as np
 
 from fusion.config import Site, load_site
 from fusion.evaluate import evaluate
-from fusion.mapplot import draw_map
+from fusion.mapplot import draw_map, drone_paths
 from fusion.pipeline import Outputs
 from fusion.replay import replay_file
 from fusion.simulate import simulate
@@ -58,7 +58,8 @@ def _run(out: Path, site: Site, duration_s: float, seed: int) -> None:
     (out / "scores.json").write_text(json.dumps(scores, indent=2) + "\n")
     t = sim["truth"]
     truth_paths = [t.position[i][np.isfinite(t.position[i, :, 0])] for i in range(len(t.target_ids))]
-    draw_map(site, [s.to_dict() for s in kept.snapshots], [a.to_dict() for a in kept.alerts], out / "map.png", truth_paths)
+    draw_map(site, [s.to_dict() for s in kept.snapshots], [a.to_dict() for a in kept.alerts], out / "map.png", truth_paths,
+             drones=drone_paths(log))
     status = pipeline.status(pipeline.latest_sensor_t)
     c = status["counters"]
     crossings = scores.get("border_crossings", {})

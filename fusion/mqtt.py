@@ -298,8 +298,12 @@ class _Live:
     its reason code, and nothing the network thread runs can raise.
     """
 
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site, sinks: tuple = ()) -> None:
         self.site = site
+        #: the node's other outputs (the map server, the TAK feed): they take snapshots, alerts,
+        #: statuses and acks without blocking (see :mod:`fusion.web.sinks`)
+        self.sinks = list(sinks)
+        self.urgent: mqtt.Client | None = None  # the urgent connection, once connected
         cfg = site.config.mqtt
         self.prefix = cfg.prefix
         self.inbox = _Inbox(cfg.queue_size, cfg.queue_bytes)  # what it drops is the status's "shed"
@@ -321,6 +325,25 @@ class _Live:
     def on_connect(self, client: mqtt.Client) -> None:
         self._connected.set()
 
+    def on_ack_message(self, client, userdata, message) -> None:
+        """An operator's ack (``PREFIX/acks/{agency_id}``) from any node: checked, handed to the sinks."""
+        from fusion.web.acks import AckError, decode_ack
+
+        try:
+            ack = decode_ack(message.payload)
+            if message.topic.rsplit("/", 1)[-1] != ack.agency_id:
+                raise AckError(f"ack: agency_id {ack.agency_id!r} does not match the topic {message.topic}")
+        except AckError as error:
+            log.warning("ignored an ack on %s: %s", message.topic, error)
+            return
+        for sink in self.sinks:
+            sink.on_ack(ack)
+
+    def publish_ack(self, ack) -> None:
+        """An ack made on this node's map: QoS 1 on ``PREFIX/acks/{agency_id}`` (paho's publish is thread-safe)."""
+        if self.urgent is not None:
+            self.urgent.publish(f"{self.prefix}/acks/{ack.agency_id}", _encode(ack.to_dict()), qos=1)
+
     # main thread --------------------------------------------------------------------
     def _after_connect(self, client: mqtt.Client) -> None:
         """Subscribe, announce, and re-send what the outbox holds that is not in flight.
@@ -329,6 +352,9 @@ class _Live:
         others were refused by the broker or left by an earlier run of this node.
         """
         client.subscribe(f"{self.prefix}/raw/+/+", qos=1)
+        if self.sinks:
+            client.message_callback_add(f"{self.prefix}/acks/+", self.on_ack_message)
+            client.subscribe(f"{self.prefix}/acks/+", qos=1)
         client.publish(self.status_topic, _encode(self._status()), qos=1, retain=True)
         self.forget_acknowledged()
         flying = set(self.in_flight.values())
@@ -393,12 +419,19 @@ class _Live:
         if copies:
             for row, (topic, payload) in zip(self.outbox.add(copies), copies):
                 self._send_alert(client, row, topic, payload)
+            for sink in self.sinks:
+                sink.on_alerts([alert.to_dict() for alert in out.alerts])
         for rejection in out.rejected:
             self._publish_bulk(bulk, f"{self.prefix}/rejected", _encode(rejection.to_dict()), qos=1)
         self.snapshots.extend(out.snapshots)
         # track snapshots wait while input is queued (they cost ~10 ms per 1,000 tracks), but not forever
         while self.snapshots and (self.inbox.empty() or len(self.snapshots) > _MAX_DEFERRED_SNAPSHOTS):
-            self._publish_snapshot(bulk, self.snapshots.popleft().to_json())
+            snapshot = self.snapshots.popleft()
+            self._publish_snapshot(bulk, snapshot.to_json())
+            if self.sinks:  # the map's feed takes the snapshot as a dict (decoded from the same JSON)
+                as_dict = snapshot.to_dict()
+                for sink in self.sinks:
+                    sink.on_snapshot(as_dict)
 
     def _status(self, state: str = "online") -> dict:
         status = self.pipeline.status(time.time())
@@ -408,6 +441,8 @@ class _Live:
         status["counters"]["queued"] = self.inbox.qsize()
         status["counters"]["queued_bytes"] = self.inbox.queued_bytes
         status["counters"]["outbox"] = len(self.outbox)  # decided, not yet acknowledged
+        for sink in self.sinks:
+            sink.on_status(status)
         return status
 
     def _mark_crashed(self, client: mqtt.Client, error: BaseException) -> None:
@@ -492,6 +527,7 @@ class _Live:
                              on_connect=self.on_connect, on_message=self.inbox.on_message,
                              on_publish=self.on_publish)
             clients.append(client)
+            self.urgent = client
             try:
                 self._loop(client, bulk)
                 self._finish(client, bulk)
@@ -503,12 +539,17 @@ class _Live:
                 c.disconnect()
                 c.loop_stop()
             self.outbox.close()
+            for sink in self.sinks:
+                sink.close()
         return 0
 
 
 def run_live(site: Site) -> int:
     """``borderfusion run``: until SIGINT/SIGTERM; then drain, publish, mark offline, exit 0."""
+    from fusion.web.sinks import node_sinks
+
     live = _Live(site)
+    live.sinks = node_sinks(site, publish_ack=live.publish_ack)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: live.stop.set())
     return live.run()
