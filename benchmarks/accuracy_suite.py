@@ -51,7 +51,7 @@ family with the ratio ours / Stone Soup of mean GOSPA.  Stone Soup's snapshots a
 cached in ``benchmarks/.cache/`` (keyed by family, seed, configuration and a hash of
 the scans), so ``--ours-only`` reruns our side in seconds per family.
 
-    python benchmarks/accuracy_suite.py [--families a,b] [--seeds 0,1,2] [--quick] [--ours-only] [--table]
+    python benchmarks/accuracy_suite.py [--families a,b] [--seeds 0,1,2] [--quick] [--ours-only] [--no-mot] [--table]
 """
 
 from __future__ import annotations
@@ -72,11 +72,13 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import chi2
 
-from fusion.evaluate import score_frames
+from fusion.evaluate import gospa, score_frames
 from fusion.families import FAMILIES, Family
 from tracking import Tracker, TrackerConfig
 
-__all__ = ["Snapshots", "StoneSoupConfig", "run_ours", "run_stonesoup", "stonesoup_snapshots", "drive", "tune", "CacheMiss", "score", "crossings", "GRID_STAGE1"]
+__all__ = ["Snapshots", "StoneSoupConfig", "run_ours", "run_stonesoup", "stonesoup_snapshots", "drive", "tune",
+           "CacheMiss", "score", "stonesoup_score",
+           "crossings", "cached_stonesoup", "GRID_STAGE1"]
 
 C_M, P_ORDER = 100.0, 1.0
 SCORE_FROM_S = 5.0
@@ -275,9 +277,13 @@ def _scans_digest(family: Family) -> str:
     return h.hexdigest()[:12]
 
 
+def _cache_path(family: Family, config: StoneSoupConfig) -> Path:
+    return CACHE_DIR / f"{family.name}-s{family.seed}-{config.key}-{_scans_digest(family)}.npz"
+
+
 def cached_stonesoup(family: Family, config: StoneSoupConfig, cache_only: bool = False) -> Snapshots:
     """Stone Soup's snapshots for this family, seed and configuration, from the cache or computed and cached."""
-    path = CACHE_DIR / f"{family.name}-s{family.seed}-{config.key}-{_scans_digest(family)}.npz"
+    path = _cache_path(family, config)
     if path.exists():
         with np.load(path) as data:
             return Snapshots(data["frame"], data["track_id"], data["x"], data["P"], float(data["cpu_s"]))
@@ -291,6 +297,20 @@ def cached_stonesoup(family: Family, config: StoneSoupConfig, cache_only: bool =
     (CACHE_DIR / ".gitignore").write_text("*\n")
     np.savez_compressed(path, frame=snaps.frame, track_id=snaps.track_id, x=snaps.x, P=snaps.P, cpu_s=snaps.cpu_s)
     return snaps
+
+
+#: bump when a score's definition changes: cached Stone Soup scores of older versions are recomputed
+SCORE_VERSION = 1
+
+
+def stonesoup_score(family: Family, config: StoneSoupConfig, cache_only: bool, mot: bool = True) -> dict:
+    """:func:`score` of Stone Soup's run, cached beside its snapshots."""
+    path = _cache_path(family, config).with_suffix(f".score{SCORE_VERSION}{'' if mot else '-gospa'}.json")
+    if path.exists():
+        return json.loads(path.read_text())
+    result = score(family, cached_stonesoup(family, config, cache_only), mot)
+    path.write_text(json.dumps(result))
+    return result
 
 
 # -- scores -----------------------------------------------------------------------------------------
@@ -361,7 +381,7 @@ def _crossing_scores(family: Family, snaps: Snapshots) -> dict:
 
 
 def _nees(family: Family, snaps: Snapshots, frames: Iterable[int]) -> dict:
-    pos, full = [], []
+    errors, covariances = [], []
     for k in frames:
         present = np.flatnonzero(family.present(k))
         rows = snaps.at(k)
@@ -372,38 +392,59 @@ def _nees(family: Family, snaps: Snapshots, frames: Iterable[int]) -> dict:
         d = np.hypot(*(truth[:, None, :2] - x[None, :, :2]).transpose(2, 0, 1))
         ti, ei = linear_sum_assignment(np.minimum(d, C_M) ** P_ORDER)
         keep = d[ti, ei] < C_M
-        for i, j in zip(ti[keep], ei[keep]):
-            e = truth[i] - x[j]
-            pos.append(float(e[:2] @ np.linalg.solve(P[j, :2, :2], e[:2])))
-            full.append(float(e @ np.linalg.solve(P[j], e)))
+        errors.append(truth[ti[keep]] - x[ei[keep]])
+        covariances.append(P[ei[keep]])
+    e = np.concatenate(errors) if errors else np.zeros((0, 4))
+    P = np.concatenate(covariances) if covariances else np.zeros((0, 4, 4))
+    pos = np.einsum("ni,ni->n", e[:, :2], np.linalg.solve(P[:, :2, :2], e[:, :2, None])[..., 0])
+    full = np.einsum("ni,ni->n", e, np.linalg.solve(P, e[..., None])[..., 0])
     out = {}
     for name, values, dof in (("nees_pos", pos, 2), ("nees_pos_vel", full, 4)):
         n = len(values)
         mean = float(np.mean(values)) if n else None
-        band = (chi2.ppf(0.025, dof * n) / n, chi2.ppf(0.975, dof * n) / n) if n else (None, None)
+        band = (float(chi2.ppf(0.025, dof * n) / n), float(chi2.ppf(0.975, dof * n) / n)) if n else (None, None)
         out[name] = {"mean": mean, "dof": dof, "samples": n, "band95": band,
                      "consistent": bool(n and band[0] <= mean <= band[1])}
     return out
 
 
-def score(family: Family, snaps: Snapshots) -> dict:
-    """Every score of the module docstring for one run."""
-    scored = [k for k, t in enumerate(family.times) if t >= SCORE_FROM_S]
+def _scored_frames(family: Family) -> list[int]:
+    return [k for k, t in enumerate(family.times) if t >= SCORE_FROM_S]
 
-    def frames():
-        for k in scored:
-            present = np.flatnonzero(family.present(k))
-            rows = snaps.at(k)
-            yield ([family.target_id[i] for i in present], family.position[k, present],
-                   snaps.track_id[rows].tolist(), snaps.x[rows, :2])
 
-    base = score_frames(frames(), c=C_M, p=P_ORDER)
-    g = base["gospa"]
-    return {"gospa": g["mean"], "gospa_localisation": g["localisation"], "gospa_missed": g["missed"],
-            "gospa_false": g["false"], "idf1": base["idf1"], "identity_switches": base["identity_switches"],
-            "fragmentations": base["fragmentations"],
-            "track_breaks": base["identity_switches"] + base["fragmentations"],
-            **_nees(family, snaps, scored), "crossings": _crossing_scores(family, snaps),
+def _gospa_terms(family: Family, snaps: Snapshots) -> dict[str, float]:
+    """Mean GOSPA and its localisation / missed / false terms over the scored snapshots, without
+    motmetrics (as :func:`fusion.evaluate.score_frames` reports them)."""
+    per_frame = np.array([gospa(family.position[k, family.present(k)], snaps.x[snaps.at(k), :2], C_M, P_ORDER)
+                          for k in _scored_frames(family)], float)
+    half = C_M**P_ORDER / 2.0
+    return {"gospa": round(float(per_frame[:, 0].mean()), 3), "gospa_localisation": round(float(per_frame[:, 1].mean()), 3),
+            "gospa_missed": round(float(per_frame[:, 2].mean() * half), 3),
+            "gospa_false": round(float(per_frame[:, 3].mean() * half), 3)}
+
+
+def score(family: Family, snaps: Snapshots, mot: bool = True) -> dict:
+    """Every score of the module docstring for one run; ``mot=False`` leaves out the motmetrics
+    ones (IDF1, switches, fragmentations: seconds per run)."""
+    scored = _scored_frames(family)
+    if mot:
+        def frames():
+            for k in scored:
+                present = np.flatnonzero(family.present(k))
+                rows = snaps.at(k)
+                yield ([family.target_id[i] for i in present], family.position[k, present],
+                       snaps.track_id[rows].tolist(), snaps.x[rows, :2])
+
+        base = score_frames(frames(), c=C_M, p=P_ORDER)
+        g = base["gospa"]
+        out = {"gospa": g["mean"], "gospa_localisation": g["localisation"], "gospa_missed": g["missed"],
+               "gospa_false": g["false"], "idf1": base["idf1"], "identity_switches": base["identity_switches"],
+               "fragmentations": base["fragmentations"],
+               "track_breaks": base["identity_switches"] + base["fragmentations"]}
+    else:
+        out = {**_gospa_terms(family, snaps), "idf1": None, "identity_switches": None, "fragmentations": None,
+               "track_breaks": None}
+    return {**out, **_nees(family, snaps, scored), "crossings": _crossing_scores(family, snaps),
             "cpu_s": round(snaps.cpu_s, 3)}
 
 
@@ -435,7 +476,7 @@ def tune(name: str, quick: bool, cache_only: bool) -> tuple[StoneSoupConfig, dic
 
     def run(config: StoneSoupConfig) -> None:
         if config.key not in tried:
-            tried[config.key] = score(family, cached_stonesoup(family, config, cache_only))["gospa"]
+            tried[config.key] = stonesoup_score(family, config, cache_only, mot=False)["gospa"]
 
     for config in configs.values():
         run(config)
@@ -447,15 +488,15 @@ def tune(name: str, quick: bool, cache_only: bool) -> tuple[StoneSoupConfig, dic
     return configs[min(tried, key=tried.get)], tried
 
 
-def run_family(name: str, seeds: list[int], quick: bool, ours_only: bool, doppler: bool) -> list[dict]:
+def run_family(name: str, seeds: list[int], quick: bool, ours_only: bool, doppler: bool, mot: bool = True) -> list[dict]:
     config, tried = tune(name, quick, ours_only)
     _progress(f"{name}: Stone Soup tuned on seed {TUNING_SEED}: {config.key} "
               f"({', '.join(f'{k} {v:.1f}' for k, v in sorted(tried.items(), key=lambda kv: kv[1]))})")
     ours, theirs = {}, {}
     for seed in seeds:
         family = FAMILIES[name](seed)
-        ours[seed] = score(family, run_ours(family, doppler))
-        theirs[seed] = score(family, cached_stonesoup(family, config, ours_only))
+        ours[seed] = score(family, run_ours(family, doppler), mot)
+        theirs[seed] = stonesoup_score(family, config, ours_only, mot)
         _progress(f"  seed {seed}: GOSPA ours {ours[seed]['gospa']:.1f}, stonesoup {theirs[seed]['gospa']:.1f}")
     lines = [
         {"benchmark": "accuracy_suite", "family": name, "tracker": "ours", "config": "defaults", "doppler": doppler,
@@ -521,6 +562,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="one seed and 4 Stone Soup configurations")
     parser.add_argument("--ours-only", action="store_true", help="Stone Soup from the cache only (error if missing)")
     parser.add_argument("--doppler", action="store_true", help="give our tracker the radars' radial velocities")
+    parser.add_argument("--no-mot", action="store_true", help="skip IDF1 and track breaks (motmetrics: seconds per run)")
     parser.add_argument("--table", action="store_true", help="also print a markdown table on stderr")
     args = parser.parse_args(argv)
     names = [n for n in args.families.split(",") if n]
@@ -533,7 +575,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = []
     for name in names:
         try:
-            family_lines = run_family(name, seeds, args.quick, args.ours_only, args.doppler)
+            family_lines = run_family(name, seeds, args.quick, args.ours_only, args.doppler, not args.no_mot)
         except CacheMiss as miss:
             raise SystemExit(str(miss)) from None
         for line in family_lines:
