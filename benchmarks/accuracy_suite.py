@@ -78,7 +78,7 @@ from fusion.families import FAMILIES, Family
 from tracking import Tracker, TrackerConfig
 
 __all__ = ["Snapshots", "StoneSoupConfig", "run_ours", "run_stonesoup", "stonesoup_snapshots", "drive", "tune",
-           "CacheMiss", "score", "stonesoup_score",
+           "CacheMiss", "StoneSoupCache", "score", "stonesoup_score",
            "crossings", "cached_stonesoup", "GRID_STAGE1"]
 
 C_M, P_ORDER = 100.0, 1.0
@@ -286,24 +286,31 @@ def _scans_digest(family: Family) -> str:
     return h.hexdigest()[:12]
 
 
-def _cache_path(family: Family, config: StoneSoupConfig) -> Path:
-    return CACHE_DIR / f"{family.name}-s{family.seed}-{config.key}-{_scans_digest(family)}.npz"
+@dataclass(frozen=True)
+class StoneSoupCache:
+    """Where Stone Soup's results are kept; ``read_only``: never run Stone Soup, a missing result is an error."""
+
+    directory: Path = CACHE_DIR
+    read_only: bool = False
+
+    def path(self, family: Family, config: StoneSoupConfig) -> Path:
+        return self.directory / f"{family.name}-s{family.seed}-{config.key}-{_scans_digest(family)}.npz"
 
 
-def cached_stonesoup(family: Family, config: StoneSoupConfig, cache_only: bool = False) -> Snapshots:
+def cached_stonesoup(family: Family, config: StoneSoupConfig, cache: StoneSoupCache = StoneSoupCache()) -> Snapshots:
     """Stone Soup's snapshots for this family, seed and configuration, from the cache or computed and cached."""
-    path = _cache_path(family, config)
+    path = cache.path(family, config)
     if path.exists():
         with np.load(path) as data:
             return Snapshots(data["frame"], data["track_id"], data["x"], data["P"], float(data["cpu_s"]))
-    if cache_only:
-        raise CacheMiss(f"accuracy_suite: no cached Stone Soup result {path.name}; "
-                         "run once without --ours-only to fill benchmarks/.cache/")
+    if cache.read_only:
+        raise CacheMiss(f"accuracy_suite: no cached Stone Soup result {path}; "
+                        f"run once without --ours-only to fill {cache.directory}")
     _progress(f"  stonesoup {family.name} seed {family.seed} {config.key} ...")
     snaps = run_stonesoup(family, config)
     _progress(f"    {snaps.cpu_s:.1f} s cpu")
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    (CACHE_DIR / ".gitignore").write_text("*\n")
+    cache.directory.mkdir(parents=True, exist_ok=True)
+    (cache.directory / ".gitignore").write_text("*\n")
     np.savez_compressed(path, frame=snaps.frame, track_id=snaps.track_id, x=snaps.x, P=snaps.P, cpu_s=snaps.cpu_s)
     return snaps
 
@@ -312,12 +319,12 @@ def cached_stonesoup(family: Family, config: StoneSoupConfig, cache_only: bool =
 SCORE_VERSION = 1
 
 
-def stonesoup_score(family: Family, config: StoneSoupConfig, cache_only: bool, mot: bool = True) -> dict:
+def stonesoup_score(family: Family, config: StoneSoupConfig, cache: StoneSoupCache, mot: bool = True) -> dict:
     """:func:`score` of Stone Soup's run, cached beside its snapshots."""
-    path = _cache_path(family, config).with_suffix(f".score{SCORE_VERSION}{'' if mot else '-gospa'}.json")
+    path = cache.path(family, config).with_suffix(f".score{SCORE_VERSION}{'' if mot else '-gospa'}.json")
     if path.exists():
         return json.loads(path.read_text())
-    result = score(family, cached_stonesoup(family, config, cache_only), mot)
+    result = score(family, cached_stonesoup(family, config, cache), mot)
     path.write_text(json.dumps(result))
     return result
 
@@ -477,7 +484,7 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def tune(name: str, quick: bool, cache_only: bool) -> tuple[StoneSoupConfig, dict[str, float]]:
+def tune(name: str, quick: bool, cache: StoneSoupCache) -> tuple[StoneSoupConfig, dict[str, float]]:
     """Stone Soup's best configuration for a family by mean GOSPA on the tuning seed."""
     family = FAMILIES[name](TUNING_SEED)
     tried: dict[str, float] = {}
@@ -485,7 +492,7 @@ def tune(name: str, quick: bool, cache_only: bool) -> tuple[StoneSoupConfig, dic
 
     def run(config: StoneSoupConfig) -> None:
         if config.key not in tried:
-            tried[config.key] = stonesoup_score(family, config, cache_only, mot=False)["gospa"]
+            tried[config.key] = stonesoup_score(family, config, cache, mot=False)["gospa"]
 
     for config in configs.values():
         run(config)
@@ -502,15 +509,16 @@ def tune(name: str, quick: bool, cache_only: bool) -> tuple[StoneSoupConfig, dic
     return configs[min(tried, key=tried.get)], tried
 
 
-def run_family(name: str, seeds: list[int], quick: bool, ours_only: bool, doppler: bool, mot: bool = True) -> list[dict]:
-    config, tried = tune(name, quick, ours_only)
+def run_family(name: str, seeds: list[int], quick: bool, cache: StoneSoupCache, doppler: bool,
+               mot: bool = True) -> list[dict]:
+    config, tried = tune(name, quick, cache)
     _progress(f"{name}: Stone Soup tuned on seed {TUNING_SEED}: {config.key} "
               f"({', '.join(f'{k} {v:.1f}' for k, v in sorted(tried.items(), key=lambda kv: kv[1]))})")
     ours, theirs = {}, {}
     for seed in seeds:
         family = FAMILIES[name](seed)
         ours[seed] = score(family, run_ours(family, doppler), mot)
-        theirs[seed] = stonesoup_score(family, config, ours_only, mot)
+        theirs[seed] = stonesoup_score(family, config, cache, mot)
         _progress(f"  seed {seed}: GOSPA ours {ours[seed]['gospa']:.1f}, stonesoup {theirs[seed]['gospa']:.1f}")
     lines = [
         {"benchmark": "accuracy_suite", "family": name, "tracker": "ours", "config": "defaults", "doppler": doppler,
@@ -576,6 +584,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="one seed and 4 Stone Soup configurations")
     parser.add_argument("--ours-only", action="store_true", help="Stone Soup from the cache only (error if missing)")
     parser.add_argument("--doppler", action="store_true", help="give our tracker the radars' radial velocities")
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help=f"Stone Soup results (default {CACHE_DIR})")
     parser.add_argument("--no-mot", action="store_true", help="skip IDF1 and track breaks (motmetrics: seconds per run)")
     parser.add_argument("--table", action="store_true", help="also print a markdown table on stderr")
     args = parser.parse_args(argv)
@@ -589,7 +598,8 @@ def main(argv: list[str] | None = None) -> None:
     lines = []
     for name in names:
         try:
-            family_lines = run_family(name, seeds, args.quick, args.ours_only, args.doppler, not args.no_mot)
+            family_lines = run_family(name, seeds, args.quick, StoneSoupCache(args.cache_dir, args.ours_only), args.doppler,
+                                      not args.no_mot)
         except CacheMiss as miss:
             raise SystemExit(str(miss)) from None
         for line in family_lines:

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from accuracy_suite import CacheMiss, Snapshots, StoneSoupConfig, drive, stonesoup_snapshots, tune
+from accuracy_suite import CacheMiss, Snapshots, StoneSoupCache, StoneSoupConfig, drive, stonesoup_snapshots, tune
 
 from fusion.evaluate import score_frames
 from fusion.synthetic import ncv_scenario, position_scans
@@ -70,7 +70,8 @@ def stonesoup_config(name: str | None) -> tuple[StoneSoupConfig, str]:
         q, gate, points, delete = name.split("-")
         return StoneSoupConfig(float(q[1:]), float(gate[1:]), int(points[1:]), float(delete[1:])), "--stonesoup-config"
     try:
-        return tune("appearing_vanishing", quick=False, cache_only=True)[0], "accuracy suite grid search (cached)"
+        return (tune("appearing_vanishing", quick=False, cache=StoneSoupCache(read_only=True))[0],
+                "accuracy suite grid search (cached)")
     except CacheMiss:
         return FALLBACK, "fallback (accuracy suite not run yet)"
 
