@@ -39,7 +39,8 @@ t = 5 s (both trackers need a few scans to confirm) to the end:
   declaration matches an unmatched true crossing of the same direction when it
   comes −10…+30 s after it and the track is within c of that target then
   (closest in time first).  Recall, precision,
-  delay (p50, p95) and flaps (a track declaring the reverse crossing within 30 s);
+  delay (p50, p95) and flaps (a track declaring the reverse crossing within 30 s,
+  no true crossing matching it);
 * CPU seconds (``time.process_time``) of one run per seed on both sides: stepping
   and snapshots, not building the detections.
 
@@ -316,7 +317,7 @@ def cached_stonesoup(family: Family, config: StoneSoupConfig, cache: StoneSoupCa
 
 
 #: bump when a score's definition changes: cached Stone Soup scores of older versions are recomputed
-SCORE_VERSION = 1
+SCORE_VERSION = 2
 
 
 def stonesoup_score(family: Family, config: StoneSoupConfig, cache: StoneSoupCache, mot: bool = True) -> dict:
@@ -386,8 +387,8 @@ def _crossing_scores(family: Family, snaps: Snapshots) -> dict:
             delay.append(declared[d][2] - truth[j][1])
     last: dict[int, float] = {}
     flaps = 0
-    for track, _, t, _ in declared:
-        flaps += track in last and t - last[track] <= 30.0
+    for d, (track, _, t, _) in enumerate(declared):
+        flaps += track in last and t - last[track] <= 30.0 and d not in used_d
         last[track] = t
     return {"true": len(truth), "declared": len(declared), "matched": len(used_d),
             "recall": len(used_t) / len(truth) if truth else None,
