@@ -17,9 +17,10 @@ them) go through
   cannot have Mahalanobis distance below the gate, so the associations are the
   same as without it.
 
-Stone Soup is tuned per family by a grid search (:data:`GRID_STAGE1`, then gate and
-deleter around the best, 9 configurations) on the tuning seed (100), minimising
-mean GOSPA; the chosen configuration is then scored on the scored seeds (0, 1, 2).
+Stone Soup is tuned per family by a grid search (:data:`GRID_STAGE1`: q × 2/3-point
+initiation, then gate {3, 4} × deleter {5, 15 s} around the best, and q a step beyond
+the grid when the best q is on its edge; 9 to 13 configurations) on the tuning seed
+(100), minimising mean GOSPA; the chosen configuration is then scored on the scored seeds (0, 1, 2).
 
 Scores per family (mean over seeds, and per seed), on the snapshots from
 t = 5 s (both trackers need a few scans to confirm) to the end:
@@ -38,7 +39,8 @@ t = 5 s (both trackers need a few scans to confirm) to the end:
   declaration matches an unmatched true crossing of the same direction when it
   comes −10…+30 s after it and the track is within c of that target then
   (closest in time first).  Recall, precision,
-  delay (p50, p95) and flaps (a track declaring the reverse crossing within 30 s);
+  delay (p50, p95) and flaps (a track declaring the reverse crossing within 30 s,
+  no true crossing matching it);
 * CPU seconds (``time.process_time``) of one run per seed on both sides: stepping
   and snapshots, not building the detections.
 
@@ -51,7 +53,7 @@ family with the ratio ours / Stone Soup of mean GOSPA.  Stone Soup's snapshots a
 cached in ``benchmarks/.cache/`` (keyed by family, seed, configuration and a hash of
 the scans), so ``--ours-only`` reruns our side in seconds per family.
 
-    python benchmarks/accuracy_suite.py [--families a,b] [--seeds 0,1,2] [--quick] [--ours-only] [--table]
+    python benchmarks/accuracy_suite.py [--families a,b] [--seeds 0,1,2] [--quick] [--ours-only] [--no-mot] [--table]
 """
 
 from __future__ import annotations
@@ -72,11 +74,13 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import chi2
 
-from fusion.evaluate import score_frames
+from fusion.evaluate import gospa, score_frames
 from fusion.families import FAMILIES, Family
 from tracking import Tracker, TrackerConfig
 
-__all__ = ["Snapshots", "StoneSoupConfig", "run_ours", "run_stonesoup", "stonesoup_snapshots", "drive", "tune", "CacheMiss", "score", "crossings", "GRID_STAGE1"]
+__all__ = ["Snapshots", "StoneSoupConfig", "run_ours", "run_stonesoup", "stonesoup_snapshots", "drive", "tune",
+           "CacheMiss", "StoneSoupCache", "score", "stonesoup_score",
+           "crossings", "cached_stonesoup", "GRID_STAGE1"]
 
 C_M, P_ORDER = 100.0, 1.0
 SCORE_FROM_S = 5.0
@@ -173,9 +177,17 @@ class StoneSoupConfig:
 GRID_STAGE1 = [StoneSoupConfig(q, 3.0, points, 5.0) for q in (0.05, 0.5, 5.0) for points in (2, 3)]
 
 
-def _stage2(best: StoneSoupConfig) -> list[StoneSoupConfig]:
+def _around(best: StoneSoupConfig) -> list[StoneSoupConfig]:
+    """Gate and deleter around a configuration."""
     return [dataclasses.replace(best, gate=g, delete_after_s=d) for g in (3.0, 4.0) for d in (5.0, 15.0)
             if (g, d) != (best.gate, best.delete_after_s)]
+
+
+def _beyond(best: StoneSoupConfig) -> list[StoneSoupConfig]:
+    """q a step (×4) beyond the stage-1 grid when ``best`` is on its edge."""
+    qs = sorted({c.q for c in GRID_STAGE1})
+    step = {qs[0]: qs[0] / 4.0, qs[-1]: qs[-1] * 4.0}.get(best.q)
+    return [dataclasses.replace(best, q=step)] if step else []
 
 
 def run_stonesoup(family: Family, config: StoneSoupConfig) -> Snapshots:
@@ -275,22 +287,47 @@ def _scans_digest(family: Family) -> str:
     return h.hexdigest()[:12]
 
 
-def cached_stonesoup(family: Family, config: StoneSoupConfig, cache_only: bool = False) -> Snapshots:
+@dataclass(frozen=True)
+class StoneSoupCache:
+    """Where Stone Soup's results are kept; ``read_only``: never run Stone Soup, a missing result is an error."""
+
+    directory: Path = CACHE_DIR
+    read_only: bool = False
+
+    def path(self, family: Family, config: StoneSoupConfig) -> Path:
+        return self.directory / f"{family.name}-s{family.seed}-{config.key}-{_scans_digest(family)}.npz"
+
+
+def cached_stonesoup(family: Family, config: StoneSoupConfig, cache: StoneSoupCache = StoneSoupCache()) -> Snapshots:
     """Stone Soup's snapshots for this family, seed and configuration, from the cache or computed and cached."""
-    path = CACHE_DIR / f"{family.name}-s{family.seed}-{config.key}-{_scans_digest(family)}.npz"
+    path = cache.path(family, config)
     if path.exists():
         with np.load(path) as data:
             return Snapshots(data["frame"], data["track_id"], data["x"], data["P"], float(data["cpu_s"]))
-    if cache_only:
-        raise CacheMiss(f"accuracy_suite: no cached Stone Soup result {path.name}; "
-                         "run once without --ours-only to fill benchmarks/.cache/")
+    if cache.read_only:
+        raise CacheMiss(f"accuracy_suite: no cached Stone Soup result {path}; "
+                        f"run once without --ours-only to fill {cache.directory}")
     _progress(f"  stonesoup {family.name} seed {family.seed} {config.key} ...")
     snaps = run_stonesoup(family, config)
     _progress(f"    {snaps.cpu_s:.1f} s cpu")
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    (CACHE_DIR / ".gitignore").write_text("*\n")
+    cache.directory.mkdir(parents=True, exist_ok=True)
+    (cache.directory / ".gitignore").write_text("*\n")
     np.savez_compressed(path, frame=snaps.frame, track_id=snaps.track_id, x=snaps.x, P=snaps.P, cpu_s=snaps.cpu_s)
     return snaps
+
+
+#: bump when a score's definition changes: cached Stone Soup scores of older versions are recomputed
+SCORE_VERSION = 2
+
+
+def stonesoup_score(family: Family, config: StoneSoupConfig, cache: StoneSoupCache, mot: bool = True) -> dict:
+    """:func:`score` of Stone Soup's run, cached beside its snapshots."""
+    path = cache.path(family, config).with_suffix(f".score{SCORE_VERSION}{'' if mot else '-gospa'}.json")
+    if path.exists():
+        return json.loads(path.read_text())
+    result = score(family, cached_stonesoup(family, config, cache), mot)
+    path.write_text(json.dumps(result))
+    return result
 
 
 # -- scores -----------------------------------------------------------------------------------------
@@ -350,8 +387,8 @@ def _crossing_scores(family: Family, snaps: Snapshots) -> dict:
             delay.append(declared[d][2] - truth[j][1])
     last: dict[int, float] = {}
     flaps = 0
-    for track, _, t, _ in declared:
-        flaps += track in last and t - last[track] <= 30.0
+    for d, (track, _, t, _) in enumerate(declared):
+        flaps += track in last and t - last[track] <= 30.0 and d not in used_d
         last[track] = t
     return {"true": len(truth), "declared": len(declared), "matched": len(used_d),
             "recall": len(used_t) / len(truth) if truth else None,
@@ -361,7 +398,7 @@ def _crossing_scores(family: Family, snaps: Snapshots) -> dict:
 
 
 def _nees(family: Family, snaps: Snapshots, frames: Iterable[int]) -> dict:
-    pos, full = [], []
+    errors, covariances = [], []
     for k in frames:
         present = np.flatnonzero(family.present(k))
         rows = snaps.at(k)
@@ -372,38 +409,59 @@ def _nees(family: Family, snaps: Snapshots, frames: Iterable[int]) -> dict:
         d = np.hypot(*(truth[:, None, :2] - x[None, :, :2]).transpose(2, 0, 1))
         ti, ei = linear_sum_assignment(np.minimum(d, C_M) ** P_ORDER)
         keep = d[ti, ei] < C_M
-        for i, j in zip(ti[keep], ei[keep]):
-            e = truth[i] - x[j]
-            pos.append(float(e[:2] @ np.linalg.solve(P[j, :2, :2], e[:2])))
-            full.append(float(e @ np.linalg.solve(P[j], e)))
+        errors.append(truth[ti[keep]] - x[ei[keep]])
+        covariances.append(P[ei[keep]])
+    e = np.concatenate(errors) if errors else np.zeros((0, 4))
+    P = np.concatenate(covariances) if covariances else np.zeros((0, 4, 4))
+    pos = np.einsum("ni,ni->n", e[:, :2], np.linalg.solve(P[:, :2, :2], e[:, :2, None])[..., 0])
+    full = np.einsum("ni,ni->n", e, np.linalg.solve(P, e[..., None])[..., 0])
     out = {}
     for name, values, dof in (("nees_pos", pos, 2), ("nees_pos_vel", full, 4)):
         n = len(values)
         mean = float(np.mean(values)) if n else None
-        band = (chi2.ppf(0.025, dof * n) / n, chi2.ppf(0.975, dof * n) / n) if n else (None, None)
+        band = (float(chi2.ppf(0.025, dof * n) / n), float(chi2.ppf(0.975, dof * n) / n)) if n else (None, None)
         out[name] = {"mean": mean, "dof": dof, "samples": n, "band95": band,
                      "consistent": bool(n and band[0] <= mean <= band[1])}
     return out
 
 
-def score(family: Family, snaps: Snapshots) -> dict:
-    """Every score of the module docstring for one run."""
-    scored = [k for k, t in enumerate(family.times) if t >= SCORE_FROM_S]
+def _scored_frames(family: Family) -> list[int]:
+    return [k for k, t in enumerate(family.times) if t >= SCORE_FROM_S]
 
-    def frames():
-        for k in scored:
-            present = np.flatnonzero(family.present(k))
-            rows = snaps.at(k)
-            yield ([family.target_id[i] for i in present], family.position[k, present],
-                   snaps.track_id[rows].tolist(), snaps.x[rows, :2])
 
-    base = score_frames(frames(), c=C_M, p=P_ORDER)
-    g = base["gospa"]
-    return {"gospa": g["mean"], "gospa_localisation": g["localisation"], "gospa_missed": g["missed"],
-            "gospa_false": g["false"], "idf1": base["idf1"], "identity_switches": base["identity_switches"],
-            "fragmentations": base["fragmentations"],
-            "track_breaks": base["identity_switches"] + base["fragmentations"],
-            **_nees(family, snaps, scored), "crossings": _crossing_scores(family, snaps),
+def _gospa_terms(family: Family, snaps: Snapshots) -> dict[str, float]:
+    """Mean GOSPA and its localisation / missed / false terms over the scored snapshots, without
+    motmetrics (as :func:`fusion.evaluate.score_frames` reports them)."""
+    per_frame = np.array([gospa(family.position[k, family.present(k)], snaps.x[snaps.at(k), :2], C_M, P_ORDER)
+                          for k in _scored_frames(family)], float)
+    half = C_M**P_ORDER / 2.0
+    return {"gospa": round(float(per_frame[:, 0].mean()), 3), "gospa_localisation": round(float(per_frame[:, 1].mean()), 3),
+            "gospa_missed": round(float(per_frame[:, 2].mean() * half), 3),
+            "gospa_false": round(float(per_frame[:, 3].mean() * half), 3)}
+
+
+def score(family: Family, snaps: Snapshots, mot: bool = True) -> dict:
+    """Every score of the module docstring for one run; ``mot=False`` leaves out the motmetrics
+    ones (IDF1, switches, fragmentations: seconds per run)."""
+    scored = _scored_frames(family)
+    if mot:
+        def frames():
+            for k in scored:
+                present = np.flatnonzero(family.present(k))
+                rows = snaps.at(k)
+                yield ([family.target_id[i] for i in present], family.position[k, present],
+                       snaps.track_id[rows].tolist(), snaps.x[rows, :2])
+
+        base = score_frames(frames(), c=C_M, p=P_ORDER)
+        g = base["gospa"]
+        out = {"gospa": g["mean"], "gospa_localisation": g["localisation"], "gospa_missed": g["missed"],
+               "gospa_false": g["false"], "idf1": base["idf1"], "identity_switches": base["identity_switches"],
+               "fragmentations": base["fragmentations"],
+               "track_breaks": base["identity_switches"] + base["fragmentations"]}
+    else:
+        out = {**_gospa_terms(family, snaps), "idf1": None, "identity_switches": None, "fragmentations": None,
+               "track_breaks": None}
+    return {**out, **_nees(family, snaps, scored), "crossings": _crossing_scores(family, snaps),
             "cpu_s": round(snaps.cpu_s, 3)}
 
 
@@ -427,7 +485,7 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def tune(name: str, quick: bool, cache_only: bool) -> tuple[StoneSoupConfig, dict[str, float]]:
+def tune(name: str, quick: bool, cache: StoneSoupCache) -> tuple[StoneSoupConfig, dict[str, float]]:
     """Stone Soup's best configuration for a family by mean GOSPA on the tuning seed."""
     family = FAMILIES[name](TUNING_SEED)
     tried: dict[str, float] = {}
@@ -435,27 +493,33 @@ def tune(name: str, quick: bool, cache_only: bool) -> tuple[StoneSoupConfig, dic
 
     def run(config: StoneSoupConfig) -> None:
         if config.key not in tried:
-            tried[config.key] = score(family, cached_stonesoup(family, config, cache_only))["gospa"]
+            tried[config.key] = stonesoup_score(family, config, cache, mot=False)["gospa"]
 
     for config in configs.values():
         run(config)
-    best = configs[min(tried, key=tried.get)]
     if not quick:
-        for config in _stage2(best):
-            configs[config.key] = config
-            run(config)
+        for stage in (_around, _beyond):
+            for config in stage(configs[min(tried, key=tried.get)]):
+                configs[config.key] = config
+                run(config)
+        best = configs[min(tried, key=tried.get)]
+        if best.q not in {c.q for c in GRID_STAGE1}:  # the step beyond the grid won: gate and deleter there too
+            for config in _around(best):
+                configs[config.key] = config
+                run(config)
     return configs[min(tried, key=tried.get)], tried
 
 
-def run_family(name: str, seeds: list[int], quick: bool, ours_only: bool, doppler: bool) -> list[dict]:
-    config, tried = tune(name, quick, ours_only)
+def run_family(name: str, seeds: list[int], quick: bool, cache: StoneSoupCache, doppler: bool,
+               mot: bool = True) -> list[dict]:
+    config, tried = tune(name, quick, cache)
     _progress(f"{name}: Stone Soup tuned on seed {TUNING_SEED}: {config.key} "
               f"({', '.join(f'{k} {v:.1f}' for k, v in sorted(tried.items(), key=lambda kv: kv[1]))})")
     ours, theirs = {}, {}
     for seed in seeds:
         family = FAMILIES[name](seed)
-        ours[seed] = score(family, run_ours(family, doppler))
-        theirs[seed] = score(family, cached_stonesoup(family, config, ours_only))
+        ours[seed] = score(family, run_ours(family, doppler), mot)
+        theirs[seed] = stonesoup_score(family, config, cache, mot)
         _progress(f"  seed {seed}: GOSPA ours {ours[seed]['gospa']:.1f}, stonesoup {theirs[seed]['gospa']:.1f}")
     lines = [
         {"benchmark": "accuracy_suite", "family": name, "tracker": "ours", "config": "defaults", "doppler": doppler,
@@ -521,6 +585,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="one seed and 4 Stone Soup configurations")
     parser.add_argument("--ours-only", action="store_true", help="Stone Soup from the cache only (error if missing)")
     parser.add_argument("--doppler", action="store_true", help="give our tracker the radars' radial velocities")
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help=f"Stone Soup results (default {CACHE_DIR})")
+    parser.add_argument("--no-mot", action="store_true", help="skip IDF1 and track breaks (motmetrics: seconds per run)")
     parser.add_argument("--table", action="store_true", help="also print a markdown table on stderr")
     args = parser.parse_args(argv)
     names = [n for n in args.families.split(",") if n]
@@ -533,7 +599,8 @@ def main(argv: list[str] | None = None) -> None:
     lines = []
     for name in names:
         try:
-            family_lines = run_family(name, seeds, args.quick, args.ours_only, args.doppler)
+            family_lines = run_family(name, seeds, args.quick, StoneSoupCache(args.cache_dir, args.ours_only), args.doppler,
+                                      not args.no_mot)
         except CacheMiss as miss:
             raise SystemExit(str(miss)) from None
         for line in family_lines:

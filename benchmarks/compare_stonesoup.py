@@ -7,7 +7,8 @@ alarms per scan uniform over the square.  Both trackers get the same scans:
 * Stone Soup: the accuracy suite's ``MultiTargetTracker`` (``benchmarks/accuracy_suite.py``:
   Kalman predictor/updater on a 2-D constant-velocity model, ``DistanceHypothesiser``
   with ``Mahalanobis``, ``GNNWith2DAssignment`` behind a KD-tree pre-gate that does not
-  change the associations, ``MultiMeasurementInitiator``, ``UpdateTimeDeleter``), in
+  change the associations — ``--no-pregate`` for the plain one —,
+  ``MultiMeasurementInitiator``, ``UpdateTimeDeleter``), in
   the configuration its grid search chose for the ``appearing_vanishing`` family (the
   same sensor) when that is cached, else 3-point initiation, q 0.5, gate 3, 5 s;
   ``--stonesoup-config`` names another (e.g. ``q0.05-g3-p3-d5``);
@@ -21,6 +22,7 @@ the detections, and is the median of ``--repeat`` runs (default 3) on every side
 Needs the ``bench`` extra: ``pip install -e '.[bench]'``.
 
     python benchmarks/compare_stonesoup.py [--sizes 10,100,1000] [--seconds 60] [--seed 0] [--repeat 3]
+        [--stonesoup-config q0.5-g3-p3-d5] [--no-pregate]
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from accuracy_suite import CacheMiss, Snapshots, StoneSoupConfig, drive, stonesoup_snapshots, tune
+from accuracy_suite import CacheMiss, Snapshots, StoneSoupCache, StoneSoupConfig, drive, stonesoup_snapshots, tune
 
 from fusion.evaluate import score_frames
 from fusion.synthetic import ncv_scenario, position_scans
@@ -68,22 +70,24 @@ def stonesoup_config(name: str | None) -> tuple[StoneSoupConfig, str]:
         q, gate, points, delete = name.split("-")
         return StoneSoupConfig(float(q[1:]), float(gate[1:]), int(points[1:]), float(delete[1:])), "--stonesoup-config"
     try:
-        return tune("appearing_vanishing", quick=False, cache_only=True)[0], "accuracy suite grid search (cached)"
+        return (tune("appearing_vanishing", quick=False, cache=StoneSoupCache(read_only=True))[0],
+                "accuracy suite grid search (cached)")
     except CacheMiss:
         return FALLBACK, "fallback (accuracy suite not run yet)"
 
 
-def compare(n_targets: int, seconds: float, seed: int, repeat: int, config: StoneSoupConfig) -> dict:
+def compare(n_targets: int, seconds: float, seed: int, repeat: int, config: StoneSoupConfig,
+            pregate: bool = True) -> dict:
     scenario = ncv_scenario(n_targets, seconds, seed=seed, half_width_m=HALF_WIDTH_M)
     scans = position_scans(scenario, pd=PD, sigma_m=SIGMA_M, clutter_per_scan=CLUTTER, seed=seed + 1)
     detections = sum(s.size for s in scans)
     scored = list(range(10, len(scans), 5))
     times = scenario.times[scored]
     out = {"benchmark": "compare_stonesoup", "targets": n_targets, "data_s": seconds, "detections": detections,
-           "repeat": repeat, "stonesoup_config": config.key}
+           "repeat": repeat, "stonesoup_config": config.key, "stonesoup_pregate": pregate}
     ours(scans[:5], times[:1])  # numba: compile or load the kernels before timing
     runs = {"ours": lambda: ours(scans, times), "ours_imm": lambda: ours(scans, times, imm=True),
-            "stonesoup": lambda: stonesoup_snapshots(scans, times, config)}
+            "stonesoup": lambda: stonesoup_snapshots(scans, times, config, pregate)}
     for name, run in runs.items():
         cpu, snaps = median_of(run, repeat)
         frames = [(range(n_targets), scenario.position[k], snaps.track_id[snaps.at(f)], snaps.x[snaps.at(f), :2])
@@ -106,6 +110,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per tracker, median reported (default 3)")
     parser.add_argument("--stonesoup-config", default=None, help="e.g. q0.5-g3-p3-d5 (default: the suite's choice)")
+    parser.add_argument("--no-pregate", action="store_true",
+                        help="plain GNNWith2DAssignment: every track-detection pair hypothesised (slower, same result)")
     args = parser.parse_args()
     try:
         config, source = stonesoup_config(args.stonesoup_config)
@@ -113,8 +119,8 @@ def main() -> None:
         parser.error(f"--stonesoup-config {args.stonesoup_config!r}: expected q<noise>-g<gate>-p<points>-d<seconds>, "
                      "e.g. q0.5-g3-p3-d5")
     for n in (int(s) for s in args.sizes.split(",")):
-        print(json.dumps({**compare(n, args.seconds, args.seed, args.repeat, config), "stonesoup_config_from": source}),
-              flush=True)
+        result = compare(n, args.seconds, args.seed, args.repeat, config, not args.no_pregate)
+        print(json.dumps({**result, "stonesoup_config_from": source}), flush=True)
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ def _drive(rng: np.random.Generator, start: np.ndarray, heading_rad: np.ndarray,
 def _crossers(rng: np.random.Generator, n: int, east_m: tuple[float, float], speed_mps: tuple[float, float],
               duration_s: float, target_class: int, cross_at: tuple[float, float] = (0.25, 0.7),
               spread_rad: float = 0.35, **drive) -> _Truth:
-    """``n`` targets that cross the border once, half northbound and half southbound, at a
+    """``n`` targets that cross the border once, north- or southbound at even odds, at a
     time drawn from ``cross_at`` × duration."""
     speed = rng.uniform(*speed_mps, n)
     north = rng.random(n) < 0.5
