@@ -216,7 +216,7 @@ def cmd_demo(args) -> int:
 
     def ready(url: str) -> None:
         print(f"demo on the operator map at ×{args.speed:g}: {url} (lite page: {url}lite); Ctrl-C to stop", flush=True)
-    return serve_replay(load_site(DEMO_SITE), Path(args.out) / "sensors.jsonl.gz", args.web, speed=args.speed,
+    return serve_replay(_site(str(DEMO_SITE)), Path(args.out) / "sensors.jsonl.gz", args.web, speed=args.speed,
                         on_ready=ready, acks=Path(args.out) / "acks.sqlite")
 
 
