@@ -171,11 +171,11 @@ def test_warm_up_compiles_every_kernel_the_pipeline_uses(tmp_path, demo_site):
     script = f"""
 import contextlib, io, inspect
 import numba
-import geo.grid, geo.slots, tracking.associate, tracking.imm, tracking.kernels, tracking.manage
+import geo.grid, geo.slots, tracking.associate, tracking.existence, tracking.imm, tracking.kernels, tracking.manage, tracking.merge
 from tracking.warmup import warm_up
 from fusion.cli import main
 warm_up()
-modules = (geo.grid, geo.slots, tracking.associate, tracking.imm, tracking.kernels, tracking.manage)
+modules = (geo.grid, geo.slots, tracking.associate, tracking.existence, tracking.imm, tracking.kernels, tracking.manage, tracking.merge)
 kernels = {{f"{{m.__name__}}.{{n}}": f for m in modules for n, f in vars(m).items()
            if isinstance(f, numba.core.registry.CPUDispatcher) and f.__module__ == m.__name__}}
 from fusion.pipeline import Pipeline
