@@ -17,13 +17,13 @@ density (false detections per m²) the IPDA update is::
 and a track outside the coverage is left alone: a sensor that did not look says
 nothing about it.  With several detections in the gate IPDA sums their ratios.  The
 state follows the GNN assignment: a track assigned a detection sums that one; a
-track that lost its gated detections to confirmed rival tracks sums each of them
-weighted by its share ℓ_ij / Σ_k ℓ_kj of the detection's likelihood over the tracks
-gating it (a crude marginal association probability, as in JIPDA), so a target in a
+confirmed track detected within the last few seconds that lost its gated detections
+to confirmed rival tracks sums each of them divided by the number of tracks that
+gated it (a crude marginal association probability, as in JIPDA), so a target in a
 tight group whose plot another track took is not counted as missed, while a
-vanished target's grown gate gains little from a neighbour's plots.  A new track from a detection starts at ε₀ = β / (β + λ), β the density
-of new targets, the probability that an unexplained detection is a new target
-rather than clutter.  All functions are pure numba scalars, used by
+vanished target's track, silent for longer, is.  A new track from a detection
+starts at ε₀ = β / (β + λ), β the density of new targets: the probability that an
+unexplained detection is a new target rather than clutter.  All functions are pure numba scalars, used by
 :func:`tracking.manage.manage_scan`.
 """
 

@@ -10,8 +10,8 @@ After association, :func:`manage_scan` does, in this order:
    existence with the detection's likelihood against the clutter density
    (:func:`tracking.existence.detected`); the class (below); hits, last update,
    contributing sensor;
-3. **misses**: a track that lost the detections in its gate to confirmed rival
-   tracks updates its existence with their shared likelihood ratios
+3. **misses**: a confirmed track that lost the detections in its gate to
+   confirmed rival tracks updates its existence with their shared likelihood ratios
    (:mod:`tracking.existence`); one with none lowers its existence only where the
    scan's sensor looked (inside its coverage circle, with its P_D); elsewhere the
    scan says nothing about it;
@@ -210,7 +210,8 @@ def manage_scan(tab, scan, gate, tracks, dets, t, next_id, mu0, par):
         updated[i] = True
 
     # Σ ℓ/λ over gated detections that confirmed rivals took, each over the number of tracks gating it,
-    # for a track detected within share_within_s (one in a tight group, not a vanished target's)
+    # for a confirmed track detected within share_within_s (one in a tight group, not a vanished target's,
+    # nor a new track beside an established one)
     taken_by_confirmed = np.zeros(scan.z.shape[0], np.bool_)
     for k in range(tracks.shape[0]):
         taken_by_confirmed[dets[k]] = tab.status[tracks[k]] == _CONFIRMED
@@ -220,7 +221,8 @@ def manage_scan(tab, scan, gate, tracks, dets, t, next_id, mu0, par):
     shared = np.zeros(high)
     for k in range(gate.track.shape[0]):
         i, j = gate.track[k], gate.det[k]
-        if not updated[i] and taken_by_confirmed[j] and t - tab.t_update[i] <= par.share_within_s:
+        if (not updated[i] and tab.status[i] == _CONFIRMED and taken_by_confirmed[j]
+                and t - tab.t_update[i] <= par.share_within_s):
             shared[i] += likelihood_ratio(gate.loglik[k], clutter, pg) / rivals[j]
     ce, cn, radius = scan.coverage[0], scan.coverage[1], scan.coverage[2]
     for i in range(high):
