@@ -89,6 +89,17 @@ class OutputsConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     include_tentative: bool = False
 
 
+class CheckpointConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[checkpoint]``: the live node's state on disk (:mod:`fusion.live.checkpoint`)."""
+
+    #: folder of ``<node_id>.npz`` (relative to the site file)
+    path: str = "checkpoint"
+    #: seconds between checkpoints while input arrives; raw input is acknowledged to the broker
+    #: only once a checkpoint holds it, so the broker's ``max_inflight_messages`` must exceed
+    #: the input rate times this interval
+    interval_s: Annotated[float, Meta(ge=0.05, le=3600.0)] = 1.0
+
+
 class SiteFile(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     site: SiteSection
     mqtt: MqttConfig = MqttConfig()
@@ -97,6 +108,7 @@ class SiteFile(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     tracker: TrackerConfig = TrackerConfig()
     geofence: GeofenceConfig = GeofenceConfig()
     outputs: OutputsConfig = OutputsConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
 
 
 @dataclass(frozen=True, eq=False)

@@ -189,7 +189,7 @@ def _no_delay(client, userdata, sock) -> None:
 
 def connect(site: Site, client_id: str, *, will: tuple[str, bytes] | None = None, persistent: bool = False,
             max_queued: int = 0, on_connect=None, on_message=None, on_publish=None,
-            on_subscribe=None) -> mqtt.Client:
+            on_subscribe=None, manual_ack: bool = False) -> mqtt.Client:
     """A connected paho client (network loop running) for the site's broker settings.
 
     The callbacks are installed before connecting: a persistent session delivers its
@@ -204,6 +204,7 @@ def connect(site: Site, client_id: str, *, will: tuple[str, bytes] | None = None
     client.on_publish = on_publish
     client.on_subscribe = on_subscribe
     client.on_socket_open = _no_delay
+    client.manual_ack_set(manual_ack)  # before connecting: a persistent session delivers right after the CONNACK
     client.max_queued_messages_set(max_queued)  # paho cannot change it once connected
     # paho's default of 20 unacknowledged QoS 1 messages would make a burst of alerts wait
     # for round trips; the broker's receive maximum (max_inflight_messages) still applies
@@ -302,7 +303,10 @@ class _Live:
         self.site = site
         cfg = site.config.mqtt
         self.prefix = cfg.prefix
-        self.inbox = _Inbox(cfg.queue_size, cfg.queue_bytes)  # what it drops is the status's "shed"
+        from fusion.live.durable import Durable  # fusion.live builds on this module
+        from fusion.live.inbox import AckedInbox
+
+        self.inbox = AckedInbox(cfg.queue_size, cfg.queue_bytes)  # what it drops is the status's "shed"
         self.outbox = Outbox(site.resolve(cfg.outbox) / f"{site.node_id}.sqlite")
         self.in_flight: dict[int, int] = {}  # mid → outbox row of each alert published, not yet acknowledged
         self._acks: collections.deque[tuple[int, mqtt.ReasonCode]] = collections.deque()  # (mid, reason) ← paho
@@ -311,6 +315,7 @@ class _Live:
         self._unsent_snapshots: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
         self.shed_outputs = 0  # snapshots and rejections dropped because the bulk connection could not take them
         self.pipeline = Pipeline(site)
+        self.durable = Durable(site, self.pipeline, self.inbox)  # input acknowledged once checkpointed
         self.stop = threading.Event()
         self.status_topic = f"{self.prefix}/status/{site.node_id}"
 
@@ -408,6 +413,10 @@ class _Live:
         status["counters"]["queued"] = self.inbox.qsize()
         status["counters"]["queued_bytes"] = self.inbox.queued_bytes
         status["counters"]["outbox"] = len(self.outbox)  # decided, not yet acknowledged
+        status["counters"]["retained_ignored"] = self.inbox.retained
+        status["counters"]["input_unacknowledged"] = self.inbox.unacknowledged  # until the next checkpoint
+        status["counters"]["checkpoints"] = self.durable.written
+        status["counters"]["checkpoints_failed"] = self.durable.failed
         return status
 
     def _mark_crashed(self, client: mqtt.Client, error: BaseException) -> None:
@@ -445,6 +454,7 @@ class _Live:
             else:
                 self.publish(client, bulk, self.pipeline.feed(t_rx, topic, payload))
             self.forget_acknowledged()
+            self.durable.maybe_checkpoint(client)
             if time.monotonic() - last_status > _STATUS_EVERY_S:
                 client.publish(self.status_topic, _encode(self._status()), qos=1, retain=True)
                 last_status = time.monotonic()
@@ -465,6 +475,7 @@ class _Live:
             t_rx, topic, payload = self.inbox.get_nowait()
             self.publish(client, bulk, self.pipeline.feed(t_rx, topic, payload))
         self.publish(client, bulk, self.pipeline.flush())
+        self.durable.maybe_checkpoint(client, force=True)
         deadline = time.monotonic() + 10
         self.forget_acknowledged()
         while self.in_flight and time.monotonic() < deadline:
@@ -477,6 +488,7 @@ class _Live:
     def run(self) -> int:
         warm_seconds = warm_up()
         log.info("kernels ready in %.2f s", warm_seconds)
+        self.durable.restore()
         # everything loaded so far (numba, scipy, shapely, the site) lives for the whole run:
         # keep it out of the cyclic collector, whose full passes over it stalled the loop ~100 ms
         gc.collect()
@@ -490,7 +502,7 @@ class _Live:
             clients.append(bulk)
             client = connect(self.site, f"borderfusion-{self.site.node_id}", will=will, persistent=True,
                              on_connect=self.on_connect, on_message=self.inbox.on_message,
-                             on_publish=self.on_publish)
+                             on_publish=self.on_publish, manual_ack=True)
             clients.append(client)
             try:
                 self._loop(client, bulk)

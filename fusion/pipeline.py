@@ -164,6 +164,41 @@ class Pipeline:
             out.snapshots.append(self.snapshot(self._next_snapshot))
             self._next_snapshot += self._period
 
+    # -- checkpoint -----------------------------------------------------------------
+    _PARTS = ("tracker", "geofence", "buffer")
+
+    def export_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The whole state, as arrays named ``part.name`` and JSON-able scalars (see :mod:`fusion.live.checkpoint`)."""
+        arrays: dict[str, np.ndarray] = {}
+        meta: dict = {"ingestor": self.ingestor.export_state(), "counters": dict(self.counters),
+                      "alerts_by_type": dict(self.alerts_by_type), "latest_sensor_t": self.latest_sensor_t,
+                      "latest_rx_t": self.latest_rx_t, "watermark": self.watermark,
+                      "next_snapshot": self._next_snapshot, "processed_t": self._processed_t}
+        for part in self._PARTS:
+            part_arrays, meta[part] = getattr(self, part).export_state()
+            arrays.update({f"{part}.{name}": a for name, a in part_arrays.items()})
+        return arrays, meta
+
+    def import_state(self, arrays: dict[str, np.ndarray], meta: dict, now_rx: float | None = None) -> None:
+        """Take over :meth:`export_state`'s state.  With ``now_rx`` (the receive clock at the restart),
+        receive times move forward by the pause, so held scans wait the rest of their window from now."""
+        pause = now_rx - meta["latest_rx_t"] if now_rx is not None and math.isfinite(meta["latest_rx_t"]) else 0.0
+        for part in self._PARTS:
+            prefix = f"{part}."
+            mine = {k[len(prefix):]: a for k, a in arrays.items() if k.startswith(prefix)}
+            if part == "buffer":
+                self.buffer.import_state(mine, meta[part], rx_shift_s=max(0.0, pause))
+            else:
+                getattr(self, part).import_state(mine, meta[part])
+        self.ingestor.import_state(meta["ingestor"])
+        self.counters = Counter(meta["counters"])
+        self.alerts_by_type = Counter(meta["alerts_by_type"])
+        self.latest_sensor_t = float(meta["latest_sensor_t"])
+        self.latest_rx_t = float(meta["latest_rx_t"]) + max(0.0, pause)
+        self.watermark = float(meta["watermark"])
+        self._next_snapshot = meta["next_snapshot"]
+        self._processed_t = float(meta["processed_t"])
+
     # -- output ---------------------------------------------------------------------
     def snapshot(self, t: float) -> Snapshot:
         """Track snapshot (interface §3.1) at data time ``t``."""

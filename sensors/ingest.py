@@ -254,6 +254,18 @@ class Ingestor:
         self._remember(message)
         return scan
 
+    # -- checkpoint ------------------------------------------------------------------
+    def export_state(self) -> dict:
+        """The per-sensor duplicate windows as plain data: ``{sensor: {"newest_t", "seen": [[seq, t], ...]}}``
+        (oldest first), so that a message redelivered after a restart is still known."""
+        return {sensor: {"newest_t": state.newest_t, "seen": [[seq, t] for seq, t in state.seen.items()]}
+                for sensor, state in self._seq.items()}
+
+    def import_state(self, data: dict) -> None:
+        """Take over the duplicate windows of :meth:`export_state`."""
+        self._seq = {sensor: _SeqState(float(d["newest_t"]), OrderedDict((int(q), float(t)) for q, t in d["seen"]))
+                     for sensor, d in data.items()}
+
     def _not_json(self, payload: bytes, decoder: msgspec.json.Decoder, error: msgspec.DecodeError) -> str:
         # Python's parser accepts NaN/Infinity, which msgspec (strict JSON) does not:
         # re-check through it so that the reason names the offending field.
