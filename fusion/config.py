@@ -80,6 +80,9 @@ class IngestConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     reorder_window_s: Annotated[float, Meta(ge=0.0, le=600.0)] = 3.0
     #: a message stamped further ahead of its receive time is rejected
     max_future_s: Annotated[float, Meta(gt=0.0, le=86400.0)] = 30.0
+    #: a message whose clock runs further ahead of the other sensors' clocks (compared through the
+    #: receive time) is rejected, so that it cannot make their data "too old" (sensors.clocks)
+    max_clock_lead_s: Annotated[float, Meta(gt=0.0, le=86400.0)] = 2.0
 
 
 class OutputsConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -131,7 +134,8 @@ class Site:
 
     @property
     def ingest_limits(self) -> IngestLimits:
-        return IngestLimits(max_future_s=self.config.ingest.max_future_s)
+        return IngestLimits(max_future_s=self.config.ingest.max_future_s,
+                            max_clock_lead_s=self.config.ingest.max_clock_lead_s)
 
     def resolve(self, relative: str) -> Path:
         """A path from the site file, relative to that file."""

@@ -240,4 +240,8 @@ class Pipeline:
         lag = self.latest_rx_t - self.latest_sensor_t if math.isfinite(self.latest_sensor_t) else 0.0
         return {"node_id": self.site.node_id, "state": "online", "t": round(t, 3), "version": __version__,
                 "counters": counters, "alerts_by_type": dict(sorted(self.alerts_by_type.items())),
-                "lag_s": round(max(0.0, lag), 3)}
+                "lag_s": round(max(0.0, lag), 3),
+                # per sensor: its clock's lead over the most advanced other sensor (s), and messages
+                # rejected for leading beyond ingest.max_clock_lead_s
+                "sensor_clocks": {"lead_s": self.ingestor.clocks.leads(self.latest_rx_t),
+                                  "rejected": dict(sorted(self.ingestor.clocks.rejected.items()))}}

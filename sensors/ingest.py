@@ -20,6 +20,7 @@ import msgspec
 
 from geo.frame import LocalFrame
 from sensors.batch import Scan
+from sensors.clocks import SensorClocks
 from sensors.normalize import SensorModel
 from sensors.schema import DECODERS, DroneReport, RadarScan
 
@@ -55,6 +56,8 @@ class IngestLimits:
     max_future_s: float = 30.0
     #: how many recent sequence numbers are remembered per sensor for duplicates
     seq_memory: int = 4096
+    #: a message whose clock runs further ahead of the other sensors' is rejected (:mod:`sensors.clocks`)
+    max_clock_lead_s: float = 2.0
 
 
 @dataclass
@@ -192,6 +195,7 @@ class Ingestor:
         self._raw_prefix = prefix.rstrip("/") + "/raw/"
         self._limits = limits
         self._seq: dict[str, _SeqState] = {}
+        self.clocks = SensorClocks(limits.max_clock_lead_s)
 
     def ingest(self, t_rx: float, topic: str, payload: bytes, not_before: float = -math.inf) -> Scan | Rejection:
         """Validate one message; ``not_before`` is the sensor time the reorder buffer has released up to.
@@ -238,6 +242,9 @@ class Ingestor:
         if message.t > t_rx + self._limits.max_future_s:
             return reject(f"t: {message.t!r} is {message.t - t_rx:.1f} s ahead of the receive time "
                           f"(limit {self._limits.max_future_s:g} s); check the sensor clock")
+        clock = self.clocks.problem(message.sensor_id, message.t, t_rx)
+        if clock:
+            return reject(clock)
         if message.t < not_before:
             return reject(f"t: {message.t!r} is older than the reorder window "
                           f"(already processed up to {not_before!r}, {not_before - message.t:.2f} s later)")
@@ -252,19 +259,22 @@ class Ingestor:
         except (ValueError, ArithmeticError) as error:
             return reject(f"could not place the detections in the local frame: {error}")
         self._remember(message)
+        self.clocks.observe(message.sensor_id, message.t, t_rx)
         return scan
 
     # -- checkpoint ------------------------------------------------------------------
     def export_state(self) -> dict:
-        """The per-sensor duplicate windows as plain data: ``{sensor: {"newest_t", "seen": [[seq, t], ...]}}``
-        (oldest first), so that a message redelivered after a restart is still known."""
-        return {sensor: {"newest_t": state.newest_t, "seen": [[seq, t] for seq, t in state.seen.items()]}
-                for sensor, state in self._seq.items()}
+        """The per-sensor duplicate windows as plain data, ``{sensor: {"newest_t", "seen": [[seq, t], ...]}}``
+        (oldest first), so that a message redelivered after a restart is still known; and the sensor clocks."""
+        return {"seq": {sensor: {"newest_t": state.newest_t, "seen": [[seq, t] for seq, t in state.seen.items()]}
+                        for sensor, state in self._seq.items()},
+                "clocks": self.clocks.export_state()}
 
     def import_state(self, data: dict) -> None:
         """Take over the duplicate windows of :meth:`export_state`."""
         self._seq = {sensor: _SeqState(float(d["newest_t"]), OrderedDict((int(q), float(t)) for q, t in d["seen"]))
-                     for sensor, d in data.items()}
+                     for sensor, d in data["seq"].items()}
+        self.clocks.import_state(data["clocks"])
 
     def _not_json(self, payload: bytes, decoder: msgspec.json.Decoder, error: msgspec.DecodeError) -> str:
         # Python's parser accepts NaN/Infinity, which msgspec (strict JSON) does not:
