@@ -101,6 +101,8 @@ class CheckpointConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     #: only once a checkpoint holds it, so the broker's ``max_inflight_messages`` must exceed
     #: the input rate times this interval
     interval_s: Annotated[float, Meta(ge=0.05, le=3600.0)] = 1.0
+    #: a checkpoint is also written as soon as this many input messages wait for their acknowledgement
+    max_unacknowledged: Annotated[int, Meta(ge=1, le=10_000_000)] = 1000
 
 
 class SiteFile(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

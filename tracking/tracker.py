@@ -26,6 +26,7 @@ from tracking.table import CONFIRMED, TrackColumns, TrackTable
 __all__ = ["Tracker", "ScanLike", "StepResult", "TrackEstimates", "STATUS_NAMES"]
 
 STATUS_NAMES = ("tentative", "confirmed", "coasting")
+_WHOLE = ("free", "n_free", "high")  # table columns that are not per row
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
@@ -177,8 +178,11 @@ class Tracker:
     # -- checkpoint ------------------------------------------------------------------
     def export_state(self) -> tuple[dict[str, np.ndarray], dict]:
         """Everything a restarted tracker needs to go on as if it never stopped: the table's
-        columns (arrays) and the counters, among them the next track id (scalars)."""
-        arrays = {name: getattr(self.table.cols, name) for name in TrackColumns._fields}
+        columns (arrays) and the counters, among them the next track id (scalars).  Rows from
+        ``high`` up are all free, so only the rows below it are saved (and the free stack whole)."""
+        h = int(self.table.high[0])
+        arrays = {name: getattr(self.table.cols, name)[:h] if name not in _WHOLE else getattr(self.table.cols, name)
+                  for name in TrackColumns._fields}
         meta = {"capacity": self.table.capacity, "next_id": self._next_id,
                 "next_merge_check": float(self._next_merge_check), "confirmed_total": self.confirmed_total,
                 "dropped_for_capacity": self.dropped_for_capacity}
@@ -192,10 +196,13 @@ class Tracker:
             if arrays[name].shape[1:] != getattr(expected, name).shape[1:]:
                 raise ValueError(f"tracker.{name}: shape {arrays[name].shape[1:]} per track in the checkpoint, "
                                  f"{getattr(expected, name).shape[1:]} for this configuration")
-        cols = TrackColumns(**{name: np.array(arrays[name], dtype=getattr(expected, name).dtype)
-                               for name in TrackColumns._fields})
+        capacity = int(meta["capacity"])
+        cols = TrackTable(capacity, 64 * expected.sensor_mask.shape[1], expected.mu.shape[1]).cols
+        for name in TrackColumns._fields:
+            saved = arrays[name]
+            getattr(cols, name)[:saved.shape[0]] = saved
         self.table.cols = cols
-        self.table.capacity = int(meta["capacity"])
+        self.table.capacity = capacity
         self.table.max_capacity = max(self.table.max_capacity, self.table.capacity)
         self._next_id = int(meta["next_id"])
         self._next_merge_check = float(meta["next_merge_check"])

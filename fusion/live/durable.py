@@ -23,13 +23,20 @@ log = logging.getLogger(__name__)
 
 
 class Durable:
-    """Checkpoints of ``pipeline`` every ``[checkpoint] interval_s`` while input arrives, and at shutdown."""
+    """Checkpoints of ``pipeline`` every ``[checkpoint] interval_s`` while input arrives (sooner once
+    ``max_unacknowledged`` messages wait), and at shutdown.
+
+    The broker delivers at most its ``max_inflight_messages`` unacknowledged messages to a client
+    (Mosquitto's default: 20), so the input rate is bounded by that over ``interval_s``: a node's
+    broker needs ``max_inflight_messages`` ≥ input rate × ``interval_s`` (0: no bound).
+    """
 
     def __init__(self, site: Site, pipeline, inbox: AckedInbox) -> None:
         self.site = site
         self.pipeline = pipeline
         self.inbox = inbox
         self.interval_s = site.config.checkpoint.interval_s
+        self.max_unacknowledged = site.config.checkpoint.max_unacknowledged
         self.written = 0  # checkpoints written by this process
         self.failed = 0
         self.last_duration_s = 0.0
@@ -51,7 +58,8 @@ class Durable:
         A failed write (disk full, permissions) is logged and acknowledges nothing: the
         broker keeps the input, and the next attempt comes one interval later.
         """
-        if not force and (time.monotonic() < self._due or not self.inbox.unacknowledged):
+        waiting = self.inbox.unacknowledged
+        if not force and (not waiting or (time.monotonic() < self._due and waiting < self.max_unacknowledged)):
             return
         self._due = time.monotonic() + self.interval_s
         if self.inbox.taken or force:
