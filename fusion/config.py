@@ -73,6 +73,10 @@ class MqttConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     #: the same input queue's bound in payload bytes (at least 1 MiB: four of the largest
     #: accepted payloads); what does not fit is shed and counted, like a full queue
     queue_bytes: Annotated[int, Meta(ge=1 << 20, le=1 << 40)] = 64 << 20
+    #: input that waited longer than this in the queue is shed, not processed (0: never), so that
+    #: alert latency stays bounded under overload; once the queue is half full, the sensor with the
+    #: most queued messages is shed first
+    max_input_age_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 5.0
 
 
 class IngestConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

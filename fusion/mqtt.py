@@ -306,7 +306,7 @@ class _Live:
         from fusion.live.durable import Durable  # fusion.live builds on this module
         from fusion.live.inbox import AckedInbox
 
-        self.inbox = AckedInbox(cfg.queue_size, cfg.queue_bytes)  # what it drops is the status's "shed"
+        self.inbox = AckedInbox(cfg.queue_size, cfg.queue_bytes, cfg.max_input_age_s)  # drops: status "shed"
         self.outbox = Outbox(site.resolve(cfg.outbox) / f"{site.node_id}.sqlite")
         self.in_flight: dict[int, int] = {}  # mid → outbox row of each alert published, not yet acknowledged
         self._acks: collections.deque[tuple[int, mqtt.ReasonCode]] = collections.deque()  # (mid, reason) ← paho
@@ -408,11 +408,13 @@ class _Live:
     def _status(self, state: str = "online") -> dict:
         status = self.pipeline.status(time.time())
         status["state"] = state
-        status["counters"]["shed"] = self.inbox.dropped
+        status["counters"]["shed"] = self.inbox.dropped + self.inbox.aged
+        status["counters"]["shed_aged"] = self.inbox.aged  # of those, shed for waiting > max_input_age_s
         status["counters"]["shed_outputs"] = self.shed_outputs
         status["counters"]["queued"] = self.inbox.qsize()
         status["counters"]["queued_bytes"] = self.inbox.queued_bytes
         status["counters"]["outbox"] = len(self.outbox)  # decided, not yet acknowledged
+        status["shed_by_sensor"] = self.inbox.shed_counts()
         status["counters"]["retained_ignored"] = self.inbox.retained
         status["counters"]["input_unacknowledged"] = self.inbox.unacknowledged  # until the next checkpoint
         status["counters"]["checkpoints"] = self.durable.written
@@ -458,7 +460,7 @@ class _Live:
             if time.monotonic() - last_status > _STATUS_EVERY_S:
                 client.publish(self.status_topic, _encode(self._status()), qos=1, retain=True)
                 last_status = time.monotonic()
-                shed = (self.inbox.dropped, self.shed_outputs)
+                shed = (self.inbox.dropped + self.inbox.aged, self.shed_outputs)
                 if shed[0] > reported[0]:
                     log.warning("shed %d input messages in the last %.0f s: input outran processing "
                                 "(queue of %d messages / %d bytes full); %d shed in all", shed[0] - reported[0],

@@ -11,14 +11,25 @@ message redelivered although the checkpoint held it is caught by the ingestor's
 duplicate window, which is in the checkpoint too.
 
 Messages the node will never process are acknowledged at the next checkpoint as
-well, so they do not sit in the broker's in-flight window: those shed because the
-queue was full (counted in ``dropped``) and *retained* messages (``retained``),
-which a sensor account could otherwise have fed to the node again at every restart.
+well, so they do not sit in the broker's in-flight window: those shed (counted in
+``dropped``, and per sensor in ``shed_by_sensor``) and *retained* messages
+(``retained``), which a sensor account could otherwise have fed to the node again at
+every restart.
+
+Overload.  Shedding is fair per sensor: once the queue is half full (in messages or
+bytes), a message from the sensor that already has the most messages queued is shed,
+so a flooding sensor loses its own newest data while the others' still get in (the
+other half of the queue is theirs); a full queue sheds whatever arrives.  And input
+never waits longer than ``max_age_s`` (``[mqtt] max_input_age_s``): the main thread
+sheds what has waited longer instead of processing it, so the time from receipt to
+alert stays bounded however long the overload lasts.
 """
 
 from __future__ import annotations
 
 import collections
+import queue
+import time
 
 from fusion.mqtt import _Inbox
 
@@ -34,8 +45,12 @@ class AckedInbox(_Inbox):
     appends and pops are atomic) handed from the network thread to the main thread.
     """
 
-    def __init__(self, maxsize: int, max_bytes: int) -> None:
+    def __init__(self, maxsize: int, max_bytes: int, max_age_s: float = 0.0) -> None:
         super().__init__(maxsize, max_bytes)
+        self.max_age_s = max_age_s  # 0: no bound
+        self.shed_by_sensor: collections.Counter[str] = collections.Counter()  # changed under the mutex
+        self._queued_by_sensor: collections.Counter[str] = collections.Counter()  # changed under the mutex
+        self.aged = 0  # shed for having waited longer than max_age_s (main thread)
         self.retained = 0
         self._incoming: tuple[int, int] = (0, 0)
         self._queued: collections.deque[tuple[int, int]] = collections.deque()  # (mid, qos) of queued items, in order
@@ -48,20 +63,57 @@ class AckedInbox(_Inbox):
             self.retained += 1
             self._unused.append(ack)
             return
+        sensor = _sensor_of(message.topic)
+        with self.mutex:
+            unfair = self._over_half() and self._queued_by_sensor[sensor] >= max(self._queued_by_sensor.values(), default=0)
         dropped = self.dropped
-        self._incoming = ack
-        super().on_message(client, userdata, message)
+        if unfair:
+            self.dropped += 1
+        else:
+            self._incoming = ack
+            super().on_message(client, userdata, message)
         if self.dropped != dropped:
+            with self.mutex:
+                self.shed_by_sensor[sensor] += 1
             self._unused.append(ack)
+
+    def _over_half(self) -> bool:
+        return 2 * self._qsize() >= self.maxsize or 2 * self.queued_bytes >= self.max_bytes
 
     def _put(self, item) -> None:
         self._queued.append(self._incoming)
+        self._queued_by_sensor[_sensor_of(item[1])] += 1
         super()._put(item)
 
     def _get(self):
         item = super()._get()
         self.taken.append(self._queued.popleft())
+        sensor = _sensor_of(item[1])
+        self._queued_by_sensor[sensor] -= 1
+        if not self._queued_by_sensor[sensor]:
+            del self._queued_by_sensor[sensor]
         return item
+
+    def get(self, block: bool = True, timeout: float | None = None):
+        """The next message that has waited at most ``max_age_s``; older ones are shed on the way.
+
+        Only when blocking (the live loop): the drain at shutdown (``get_nowait``) takes everything.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            item = super().get(block, None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if not block or not self.max_age_s or time.time() - item[0] <= self.max_age_s:
+                return item
+            self.aged += 1
+            with self.mutex:
+                self.shed_by_sensor[_sensor_of(item[1])] += 1
+            if deadline is not None and time.monotonic() >= deadline:
+                raise queue.Empty
+
+    def shed_counts(self) -> dict[str, int]:
+        """Messages shed per sensor (the last topic level), for the status."""
+        with self.mutex:
+            return dict(sorted(self.shed_by_sensor.items()))
 
     @property
     def unacknowledged(self) -> int:
@@ -77,3 +129,8 @@ class AckedInbox(_Inbox):
             if qos > 0:
                 client.ack(mid, qos)
         return len(acks)
+
+
+def _sensor_of(topic: str) -> str:
+    """``…/raw/<kind>/<sensor_id>`` → the sensor id (any topic: its last level)."""
+    return topic.rpartition("/")[2]
