@@ -76,7 +76,7 @@ class MqttConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     #: input that waited longer than this in the queue is shed, not processed (0: never), so that
     #: alert latency stays bounded under overload; once the queue is half full, the sensor with the
     #: most queued messages is shed first
-    max_input_age_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 5.0
+    max_input_age_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 2.0
 
 
 class IngestConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
