@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -145,12 +145,24 @@ class Pipeline:
                 confirmed=self.tracker.established(rows), quality=tab.existence[rows],
                 class_prob=tab.class_prob[rows],
             ))
+            alerts = self._with_sensors(alerts, rows)
             for alert in alerts:
                 self.counters["alerts"] += 1
                 self.alerts_by_type[alert.type] += 1
             out.alerts += alerts
         self.geofence.forget(step.deleted_ids)
         self._processed_t = max(self._processed_t, scan.time)
+
+    def _with_sensors(self, alerts: list[Alert], rows: np.ndarray) -> list[Alert]:
+        """Each alert with ``sensors``: the ids of the sensors that have contributed to its track
+        (provenance: an alert resting on one sensor alone can be told from a corroborated one)."""
+        if not alerts:
+            return alerts
+        tab = self.tracker.table
+        ids = [s.spec.id for s in self.site.sensors]
+        by_track = {f"{self.site.node_id}-{int(tab.track_id[r])}": [ids[i] for i in tab.sensors_of(int(r))]
+                    for r in rows.tolist()}
+        return [replace(a, extra={**a.extra, "sensors": by_track.get(a.track_id, [])}) for a in alerts]
 
     def _snapshots_before(self, t: float, out: Outputs, inclusive: bool = False) -> None:
         """Snapshots due before data time ``t`` (at ``t`` too when ``inclusive``): a snapshot at

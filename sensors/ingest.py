@@ -17,6 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import msgspec
+import numpy as np
 
 from geo.frame import LocalFrame
 from sensors.batch import Scan
@@ -180,6 +181,33 @@ def _classification_problem(message) -> str | None:
     return None
 
 
+def _footprint_problem(message, sensor: SensorModel, frame: LocalFrame) -> str | None:
+    """A drone detection must lie within the camera footprint around its platform.
+
+    The footprint is a circle of ``footprint_radius_m`` (site config) around the platform's
+    ground position; a detection's own geolocation error (its CEP) is allowed on top.  A
+    report without a platform position cannot be checked here.
+    """
+    if not isinstance(message, DroneReport) or message.platform is None or not message.detections:
+        return None
+    radius = getattr(sensor.spec, "footprint_radius_m", None)
+    if radius is None:
+        return None
+    pe, pn, _ = frame.to_enu(message.platform.lat, message.platform.lon)
+    lat = np.array([d.lat for d in message.detections])
+    lon = np.array([d.lon for d in message.detections])
+    e, n, _ = frame.to_enu(lat, lon)
+    distance = np.hypot(np.asarray(e) - pe, np.asarray(n) - pn)
+    allowed = radius + np.array([d.cep_m for d in message.detections])
+    outside = np.flatnonzero(~(distance <= allowed))  # NaN distances count as outside
+    if outside.size == 0:
+        return None
+    i = int(outside[0])
+    return (f"detections[{i}]: {distance[i]:.0f} m from the platform, outside its camera footprint "
+            f"({radius:g} m + CEP {message.detections[i].cep_m:g} m); lat/lon of a detection must be "
+            "where the camera looks")
+
+
 def _rejection(t_rx: float, topic: str, payload: bytes, reason: str) -> Rejection:
     text = payload[:_PAYLOAD_ECHO_BYTES].decode("utf-8", errors="replace")
     return Rejection(t_rx, topic, reason, text)
@@ -248,7 +276,7 @@ class Ingestor:
         if message.t < not_before:
             return reject(f"t: {message.t!r} is older than the reorder window "
                           f"(already processed up to {not_before!r}, {not_before - message.t:.2f} s later)")
-        problem = _classification_problem(message)
+        problem = _classification_problem(message) or _footprint_problem(message, sensor, self._frame)
         if problem:
             return reject(problem)
         duplicate = self._duplicate(message)
