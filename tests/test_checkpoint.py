@@ -132,3 +132,14 @@ def test_a_checkpoint_of_another_layout_stops_start_up_naming_file_and_field(tmp
     (tmp_path / "cp" / "edge-2.npz").write_bytes(b"truncated")
     with pytest.raises(ConfigError, match=r"edge-2\.npz: not a checkpoint"):
         ck.load(other, Pipeline(other))
+
+
+def test_run_with_an_unreadable_checkpoint_stops_with_the_file_named(tmp_path, demo_site, capsys):
+    from fusion.cli import main
+
+    site = _site_with_checkpoint(tmp_path, demo_site)
+    (tmp_path / "cp").mkdir()
+    (tmp_path / "cp" / "edge-1.npz").write_bytes(b"not a zip")
+    assert main(["run", "--config", str(site.path)]) == 2  # before any connection is tried
+    err = capsys.readouterr().err
+    assert "edge-1.npz: not a checkpoint" in err and "move it away" in err
