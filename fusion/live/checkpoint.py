@@ -25,7 +25,7 @@ import numpy as np
 
 from fusion.config import ConfigError, Site
 
-__all__ = ["FORMAT", "layout", "encode", "decode", "write_atomic", "save", "load", "checkpoint_file"]
+__all__ = ["FORMAT", "layout", "encode", "decode", "write_atomic", "state_bytes", "save", "load", "checkpoint_file"]
 
 FORMAT = 1
 
@@ -94,10 +94,15 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.close(directory)
 
 
-def save(site: Site, pipeline) -> tuple[Path, int]:
-    """Checkpoint ``pipeline`` (a :class:`~fusion.pipeline.Pipeline`); returns (file, bytes written)."""
+def state_bytes(site: Site, pipeline) -> bytes:
+    """``pipeline``'s whole state (a :class:`~fusion.pipeline.Pipeline`), as the checkpoint file's bytes."""
     arrays, meta = pipeline.export_state()
-    data = encode(arrays, {"format": FORMAT, "layout": layout(site), "pipeline": meta})
+    return encode(arrays, {"format": FORMAT, "layout": layout(site), "pipeline": meta})
+
+
+def save(site: Site, pipeline) -> tuple[Path, int]:
+    """Checkpoint ``pipeline``; returns (file, bytes written)."""
+    data = state_bytes(site, pipeline)
     path = checkpoint_file(site)
     write_atomic(path, data)
     return path, len(data)

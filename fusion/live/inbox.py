@@ -33,7 +33,7 @@ import time
 
 from fusion.mqtt import _Inbox
 
-__all__ = ["AckedInbox"]
+__all__ = ["AckedInbox", "send_acks"]
 
 
 class AckedInbox(_Inbox):
@@ -120,15 +120,24 @@ class AckedInbox(_Inbox):
         """Messages taken or discarded, waiting for the next checkpoint's acknowledgement."""
         return len(self.taken) + len(self._unused)
 
-    def acknowledge(self, client) -> int:
-        """PUBACK everything taken (now checkpointed) or discarded so far; returns how many."""
+    def take_acks(self) -> list[tuple[int, int]]:
+        """(mid, qos) of everything taken or discarded so far, forgotten here (main thread)."""
         acks, self.taken = self.taken, []
         while self._unused:
             acks.append(self._unused.popleft())
-        for mid, qos in acks:
-            if qos > 0:
-                client.ack(mid, qos)
-        return len(acks)
+        return acks
+
+    def acknowledge(self, client) -> int:
+        """PUBACK everything taken (now checkpointed) or discarded so far; returns how many."""
+        return send_acks(client, self.take_acks())
+
+
+def send_acks(client, acks: list[tuple[int, int]]) -> int:
+    """PUBACK each QoS 1 message of ``acks`` (paho's ``ack`` may be called from any thread)."""
+    for mid, qos in acks:
+        if qos > 0:
+            client.ack(mid, qos)
+    return len(acks)
 
 
 def _sensor_of(topic: str) -> str:
