@@ -143,3 +143,37 @@ def test_run_with_an_unreadable_checkpoint_stops_with_the_file_named(tmp_path, d
     assert main(["run", "--config", str(site.path)]) == 2  # before any connection is tried
     err = capsys.readouterr().err
     assert "edge-1.npz: not a checkpoint" in err and "move it away" in err
+
+
+def test_input_is_acknowledged_only_after_its_checkpoint_is_on_disk(tmp_path, demo_site):
+    import shutil
+
+    import paho.mqtt.client as mqtt
+
+    from fusion.live.durable import Durable
+    from fusion.live.inbox import AckedInbox
+    from tests.conftest import DEMO_SITE
+
+    shutil.copy(DEMO_SITE.parent / "jurisdictions.geojson", tmp_path)
+    (tmp_path / "blocked").write_text("a file where the checkpoint folder should be")
+    (tmp_path / "site.toml").write_text(DEMO_SITE.read_text() + '\n[checkpoint]\npath = "blocked/cp"\n')
+    site = load_site(tmp_path / "site.toml")
+
+    class Client:
+        acked: list = []
+
+        def ack(self, mid, qos):
+            self.acked.append(mid)
+
+    inbox, client = AckedInbox(100, 1 << 20), Client()
+    message = mqtt.MQTTMessage(7, b"borderfusion/v1/raw/radar/radar-n1")
+    message.qos = 1
+    inbox.on_message(None, None, message)
+    inbox.get(timeout=1)
+    durable = Durable(site, Pipeline(site), inbox)
+    durable.maybe_checkpoint(client, force=True)  # cannot write: nothing acknowledged, kept for the next try
+    assert (durable.failed, durable.written, client.acked, inbox.unacknowledged) == (1, 0, [], 1)
+    (tmp_path / "blocked").unlink()
+    durable.maybe_checkpoint(client, force=True)
+    assert (durable.written, client.acked) == (1, [7])
+    assert (tmp_path / "blocked" / "cp" / "edge-1.npz").is_file()
