@@ -4,9 +4,11 @@ The only module that imports paho-mqtt (2.x, ``CallbackAPIVersion.VERSION2``, MQ
 paho's network thread only appends to bounded queues (input messages, PUBACKs) and
 sets a flag on (re)connect; decoding, processing, SQLite and every reaction to a
 connect happen in the main thread through the same :class:`~fusion.pipeline.Pipeline`
-as replay.  When the input queue is full (``[mqtt] queue_size`` messages or
-``queue_bytes`` of payload) the newest message is dropped and counted as ``shed`` in
-the status (memory stays bounded, the network thread never blocks).
+as replay.  The input queue is bounded (``[mqtt] queue_size`` messages,
+``queue_bytes`` of payload, ``max_input_age_s`` of waiting); what does not fit is shed
+fairly per sensor and counted as ``shed`` in the status (memory stays bounded, the
+network thread never blocks); raw input is acknowledged to the broker only once a
+checkpoint holds it (:mod:`fusion.live.inbox`, :mod:`fusion.live.durable`).
 The node holds two connections: the urgent one (raw input, alerts, status) and a
 bulk one for track snapshots and rejections, so that an alert never waits behind a
 large snapshot in the same TCP stream.  What waits for the bulk connection is bounded
