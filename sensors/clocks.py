@@ -10,9 +10,12 @@ largest offset among the *other* sensors heard within ``active_s`` of receive ti
     lead = (t − t_rx) − max_{s' ≠ s} (t_s' − t_rx,s')
 
 A correct clock's lead is at most the difference of two link delays; a message
-leading by more than ``max_lead_s`` is rejected with the lead in its reason, and
-only accepted messages update the offsets, so a wrong clock never becomes the
-reference.  The largest other offset (not a median) is the reference because
+leading by more than ``max_lead_s`` is rejected with the lead in its reason.  Every
+message checked updates its own sensor's offset, rejected or not: a wrong clock
+then only raises the others' reference (it is never compared with itself), and a
+shift of *every* offset at once (the node's clock stepped back, or input replayed
+faster than real time after a gap) costs at most the first message after it,
+instead of rejecting everybody against offsets that no longer change.  The largest other offset (not a median) is the reference because
 sensors that report rarely (ground sensors) have old offsets, which only lower it.
 A sensor running *behind* harms only itself (its data arrives after the window);
 its lag is reported (:meth:`SensorClocks.leads`) but not rejected here.
@@ -43,15 +46,12 @@ class SensorClocks:
     def problem(self, sensor_id: str, t: float, t_rx: float) -> str | None:
         """The rejection reason for a message whose clock leads the others' beyond ``max_lead_s``; None if fine."""
         lead = self.lead(sensor_id, t, t_rx)
+        self._offset[sensor_id] = (t - t_rx, t_rx)
         if lead <= self.max_lead_s:
             return None
         self.rejected[sensor_id] = self.rejected.get(sensor_id, 0) + 1
         return (f"t: {t!r} runs {lead:.1f} s ahead of the other sensors' clocks (tolerance {self.max_lead_s:g} s); "
                 f"check the clock of sensor {sensor_id!r}")
-
-    def observe(self, sensor_id: str, t: float, t_rx: float) -> None:
-        """An accepted message: its offset is the sensor's clock from now on."""
-        self._offset[sensor_id] = (t - t_rx, t_rx)
 
     def leads(self, t_rx: float) -> dict[str, float]:
         """Each recently heard sensor's offset relative to the most advanced other one (s; for the status)."""

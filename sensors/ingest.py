@@ -287,7 +287,6 @@ class Ingestor:
         except (ValueError, ArithmeticError) as error:
             return reject(f"could not place the detections in the local frame: {error}")
         self._remember(message)
-        self.clocks.observe(message.sensor_id, message.t, t_rx)
         return scan
 
     # -- checkpoint ------------------------------------------------------------------

@@ -62,3 +62,12 @@ def test_a_radar_running_10_s_fast_loses_only_its_own_scans(demo_site, records):
 def test_a_clean_log_loses_nothing_to_the_clock_check(demo_site, records, short_log):
     _, expected = short_log
     assert not [r for r in expected.rejected if "clock" in r.reason]
+
+
+def test_when_every_clock_shifts_at_once_only_the_first_message_after_it_is_lost(demo_site, records):
+    """E.g. the node's own clock stepped back 6 s: every sensor now looks 6 s ahead of what was recorded."""
+    shift_at = len(records) // 3
+    items = [(r.t_rx - (6.0 if i >= shift_at else 0.0), r.topic, r.payload) for i, r in enumerate(records)]
+    _, rejected = _feed(demo_site, items)
+    clock = [r for r in rejected if "clock" in r.reason]
+    assert len(clock) <= 1, [(r.topic, r.reason) for r in clock]
