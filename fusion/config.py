@@ -73,6 +73,10 @@ class MqttConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     #: the same input queue's bound in payload bytes (at least 1 MiB: four of the largest
     #: accepted payloads); what does not fit is shed and counted, like a full queue
     queue_bytes: Annotated[int, Meta(ge=1 << 20, le=1 << 40)] = 64 << 20
+    #: input that waited longer than this in the queue is shed, not processed (0: never), so that
+    #: alert latency stays bounded under overload; once the queue is half full, the sensor with the
+    #: most queued messages is shed first
+    max_input_age_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 2.0
 
 
 class IngestConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -80,6 +84,9 @@ class IngestConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     reorder_window_s: Annotated[float, Meta(ge=0.0, le=600.0)] = 3.0
     #: a message stamped further ahead of its receive time is rejected
     max_future_s: Annotated[float, Meta(gt=0.0, le=86400.0)] = 30.0
+    #: a message whose clock runs further ahead of the other sensors' clocks (compared through the
+    #: receive time) is rejected, so that it cannot make their data "too old" (sensors.clocks)
+    max_clock_lead_s: Annotated[float, Meta(gt=0.0, le=86400.0)] = 2.0
 
 
 HostPort = Annotated[str, Meta(pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$")]
@@ -138,6 +145,19 @@ class WebConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     basemap: str | None = None
 
 
+class CheckpointConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[checkpoint]``: the live node's state on disk (:mod:`fusion.live.checkpoint`)."""
+
+    #: folder of ``<node_id>.npz`` (relative to the site file)
+    path: str = "checkpoint"
+    #: seconds between checkpoints while input arrives; raw input is acknowledged to the broker
+    #: only once a checkpoint holds it, so the broker's ``max_inflight_messages`` must exceed
+    #: the input rate times this interval
+    interval_s: Annotated[float, Meta(ge=0.05, le=3600.0)] = 1.0
+    #: a checkpoint is also written as soon as this many input messages wait for their acknowledgement
+    max_unacknowledged: Annotated[int, Meta(ge=1, le=10_000_000)] = 1000
+
+
 class SiteFile(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     site: SiteSection
     mqtt: MqttConfig = MqttConfig()
@@ -147,6 +167,7 @@ class SiteFile(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     geofence: GeofenceConfig = GeofenceConfig()
     outputs: OutputsConfig = OutputsConfig()
     web: WebConfig | None = None
+    checkpoint: CheckpointConfig = CheckpointConfig()
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,7 +190,8 @@ class Site:
 
     @property
     def ingest_limits(self) -> IngestLimits:
-        return IngestLimits(max_future_s=self.config.ingest.max_future_s)
+        return IngestLimits(max_future_s=self.config.ingest.max_future_s,
+                            max_clock_lead_s=self.config.ingest.max_clock_lead_s)
 
     def resolve(self, relative: str) -> Path:
         """A path from the site file, relative to that file."""

@@ -4,9 +4,11 @@ The only module that imports paho-mqtt (2.x, ``CallbackAPIVersion.VERSION2``, MQ
 paho's network thread only appends to bounded queues (input messages, PUBACKs) and
 sets a flag on (re)connect; decoding, processing, SQLite and every reaction to a
 connect happen in the main thread through the same :class:`~fusion.pipeline.Pipeline`
-as replay.  When the input queue is full (``[mqtt] queue_size`` messages or
-``queue_bytes`` of payload) the newest message is dropped and counted as ``shed`` in
-the status (memory stays bounded, the network thread never blocks).
+as replay.  The input queue is bounded (``[mqtt] queue_size`` messages,
+``queue_bytes`` of payload, ``max_input_age_s`` of waiting); what does not fit is shed
+fairly per sensor and counted as ``shed`` in the status (memory stays bounded, the
+network thread never blocks); raw input is acknowledged to the broker only once a
+checkpoint holds it (:mod:`fusion.live.inbox`, :mod:`fusion.live.durable`).
 The node holds two connections: the urgent one (raw input, alerts, status) and a
 bulk one for track snapshots and rejections, so that an alert never waits behind a
 large snapshot in the same TCP stream.  What waits for the bulk connection is bounded
@@ -189,7 +191,7 @@ def _no_delay(client, userdata, sock) -> None:
 
 def connect(site: Site, client_id: str, *, will: tuple[str, bytes] | None = None, persistent: bool = False,
             max_queued: int = 0, on_connect=None, on_message=None, on_publish=None,
-            on_subscribe=None) -> mqtt.Client:
+            on_subscribe=None, manual_ack: bool = False) -> mqtt.Client:
     """A connected paho client (network loop running) for the site's broker settings.
 
     The callbacks are installed before connecting: a persistent session delivers its
@@ -204,6 +206,7 @@ def connect(site: Site, client_id: str, *, will: tuple[str, bytes] | None = None
     client.on_publish = on_publish
     client.on_subscribe = on_subscribe
     client.on_socket_open = _no_delay
+    client.manual_ack_set(manual_ack)  # before connecting: a persistent session delivers right after the CONNACK
     client.max_queued_messages_set(max_queued)  # paho cannot change it once connected
     # paho's default of 20 unacknowledged QoS 1 messages would make a burst of alerts wait
     # for round trips; the broker's receive maximum (max_inflight_messages) still applies
@@ -306,7 +309,10 @@ class _Live:
         self.urgent: mqtt.Client | None = None  # the urgent connection, once connected
         cfg = site.config.mqtt
         self.prefix = cfg.prefix
-        self.inbox = _Inbox(cfg.queue_size, cfg.queue_bytes)  # what it drops is the status's "shed"
+        from fusion.live.durable import Durable  # fusion.live builds on this module
+        from fusion.live.inbox import AckedInbox
+
+        self.inbox = AckedInbox(cfg.queue_size, cfg.queue_bytes, cfg.max_input_age_s)  # drops: status "shed"
         self.outbox = Outbox(site.resolve(cfg.outbox) / f"{site.node_id}.sqlite")
         self.in_flight: dict[int, int] = {}  # mid → outbox row of each alert published, not yet acknowledged
         self._acks: collections.deque[tuple[int, mqtt.ReasonCode]] = collections.deque()  # (mid, reason) ← paho
@@ -315,6 +321,7 @@ class _Live:
         self._unsent_snapshots: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
         self.shed_outputs = 0  # snapshots and rejections dropped because the bulk connection could not take them
         self.pipeline = Pipeline(site)
+        self.durable = Durable(site, self.pipeline, self.inbox)  # input acknowledged once checkpointed
         self.stop = threading.Event()
         self.status_topic = f"{self.prefix}/status/{site.node_id}"
 
@@ -436,11 +443,17 @@ class _Live:
     def _status(self, state: str = "online") -> dict:
         status = self.pipeline.status(time.time())
         status["state"] = state
-        status["counters"]["shed"] = self.inbox.dropped
+        status["counters"]["shed"] = self.inbox.dropped + self.inbox.aged
+        status["counters"]["shed_aged"] = self.inbox.aged  # of those, shed for waiting > max_input_age_s
         status["counters"]["shed_outputs"] = self.shed_outputs
         status["counters"]["queued"] = self.inbox.qsize()
         status["counters"]["queued_bytes"] = self.inbox.queued_bytes
         status["counters"]["outbox"] = len(self.outbox)  # decided, not yet acknowledged
+        status["shed_by_sensor"] = self.inbox.shed_counts()
+        status["counters"]["retained_ignored"] = self.inbox.retained
+        status["counters"]["input_unacknowledged"] = self.inbox.unacknowledged  # until the next checkpoint
+        status["counters"]["checkpoints"] = self.durable.written
+        status["counters"]["checkpoints_failed"] = self.durable.failed
         for sink in self.sinks:
             sink.on_status(status)
         return status
@@ -480,10 +493,11 @@ class _Live:
             else:
                 self.publish(client, bulk, self.pipeline.feed(t_rx, topic, payload))
             self.forget_acknowledged()
+            self.durable.maybe_checkpoint(client)
             if time.monotonic() - last_status > _STATUS_EVERY_S:
                 client.publish(self.status_topic, _encode(self._status()), qos=1, retain=True)
                 last_status = time.monotonic()
-                shed = (self.inbox.dropped, self.shed_outputs)
+                shed = (self.inbox.dropped + self.inbox.aged, self.shed_outputs)
                 if shed[0] > reported[0]:
                     log.warning("shed %d input messages in the last %.0f s: input outran processing "
                                 "(queue of %d messages / %d bytes full); %d shed in all", shed[0] - reported[0],
@@ -500,6 +514,7 @@ class _Live:
             t_rx, topic, payload = self.inbox.get_nowait()
             self.publish(client, bulk, self.pipeline.feed(t_rx, topic, payload))
         self.publish(client, bulk, self.pipeline.flush())
+        self.durable.maybe_checkpoint(client, force=True)
         deadline = time.monotonic() + 10
         self.forget_acknowledged()
         while self.in_flight and time.monotonic() < deadline:
@@ -512,6 +527,7 @@ class _Live:
     def run(self) -> int:
         warm_seconds = warm_up_kernels()
         log.info("kernels ready in %.2f s", warm_seconds)
+        self.durable.restore()
         # everything loaded so far (numba, scipy, shapely, the site) lives for the whole run:
         # keep it out of the cyclic collector, whose full passes over it stalled the loop ~100 ms
         gc.collect()
@@ -525,7 +541,7 @@ class _Live:
             clients.append(bulk)
             client = connect(self.site, f"borderfusion-{self.site.node_id}", will=will, persistent=True,
                              on_connect=self.on_connect, on_message=self.inbox.on_message,
-                             on_publish=self.on_publish)
+                             on_publish=self.on_publish, manual_ack=True)
             clients.append(client)
             self.urgent = client
             try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import msgspec
@@ -158,12 +158,24 @@ class Pipeline:
                 confirmed=self.tracker.established(rows), quality=tab.existence[rows],
                 class_prob=tab.class_prob[rows],
             ))
+            alerts = self._with_sensors(alerts, rows)
             for alert in alerts:
                 self.counters["alerts"] += 1
                 self.alerts_by_type[alert.type] += 1
             out.alerts += alerts
         self.geofence.forget(step.deleted_ids)
         self._processed_t = max(self._processed_t, scan.time)
+
+    def _with_sensors(self, alerts: list[Alert], rows: np.ndarray) -> list[Alert]:
+        """Each alert with ``sensors``: the ids of the sensors that have contributed to its track
+        (provenance: an alert resting on one sensor alone can be told from a corroborated one)."""
+        if not alerts:
+            return alerts
+        tab = self.tracker.table
+        ids = [s.spec.id for s in self.site.sensors]
+        by_track = {f"{self.site.node_id}-{int(tab.track_id[r])}": [ids[i] for i in tab.sensors_of(int(r))]
+                    for r in rows.tolist()}
+        return [replace(a, extra={**a.extra, "sensors": by_track.get(a.track_id, [])}) for a in alerts]
 
     def _snapshots_before(self, t: float, out: Outputs, inclusive: bool = False) -> None:
         """Snapshots due before data time ``t`` (at ``t`` too when ``inclusive``): a snapshot at
@@ -176,6 +188,41 @@ class Pipeline:
         while self._next_snapshot < t or (inclusive and self._next_snapshot == t):
             out.snapshots.append(self.snapshot(self._next_snapshot))
             self._next_snapshot += self._period
+
+    # -- checkpoint -----------------------------------------------------------------
+    _PARTS = ("tracker", "geofence", "buffer")
+
+    def export_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The whole state, as arrays named ``part.name`` and JSON-able scalars (see :mod:`fusion.live.checkpoint`)."""
+        arrays: dict[str, np.ndarray] = {}
+        meta: dict = {"ingestor": self.ingestor.export_state(), "counters": dict(self.counters),
+                      "alerts_by_type": dict(self.alerts_by_type), "latest_sensor_t": self.latest_sensor_t,
+                      "latest_rx_t": self.latest_rx_t, "watermark": self.watermark,
+                      "next_snapshot": self._next_snapshot, "processed_t": self._processed_t}
+        for part in self._PARTS:
+            part_arrays, meta[part] = getattr(self, part).export_state()
+            arrays.update({f"{part}.{name}": a for name, a in part_arrays.items()})
+        return arrays, meta
+
+    def import_state(self, arrays: dict[str, np.ndarray], meta: dict, now_rx: float | None = None) -> None:
+        """Take over :meth:`export_state`'s state.  With ``now_rx`` (the receive clock at the restart),
+        receive times move forward by the pause, so held scans wait the rest of their window from now."""
+        pause = now_rx - meta["latest_rx_t"] if now_rx is not None and math.isfinite(meta["latest_rx_t"]) else 0.0
+        for part in self._PARTS:
+            prefix = f"{part}."
+            mine = {k[len(prefix):]: a for k, a in arrays.items() if k.startswith(prefix)}
+            if part == "buffer":
+                self.buffer.import_state(mine, meta[part], rx_shift_s=max(0.0, pause))
+            else:
+                getattr(self, part).import_state(mine, meta[part])
+        self.ingestor.import_state(meta["ingestor"])
+        self.counters = Counter(meta["counters"])
+        self.alerts_by_type = Counter(meta["alerts_by_type"])
+        self.latest_sensor_t = float(meta["latest_sensor_t"])
+        self.latest_rx_t = float(meta["latest_rx_t"]) + max(0.0, pause)
+        self.watermark = float(meta["watermark"])
+        self._next_snapshot = meta["next_snapshot"]
+        self._processed_t = float(meta["processed_t"])
 
     # -- output ---------------------------------------------------------------------
     def snapshot(self, t: float) -> Snapshot:
@@ -199,4 +246,8 @@ class Pipeline:
         lag = self.latest_rx_t - self.latest_sensor_t if math.isfinite(self.latest_sensor_t) else 0.0
         return {"node_id": self.site.node_id, "state": "online", "t": round(t, 3), "version": __version__,
                 "counters": counters, "alerts_by_type": dict(sorted(self.alerts_by_type.items())),
-                "lag_s": round(max(0.0, lag), 3)}
+                "lag_s": round(max(0.0, lag), 3),
+                # per sensor: its clock's lead over the most advanced other sensor (s), and messages
+                # rejected for leading beyond ingest.max_clock_lead_s
+                "sensor_clocks": {"lead_s": self.ingestor.clocks.leads(self.latest_rx_t),
+                                  "rejected": dict(sorted(self.ingestor.clocks.rejected.items()))}}

@@ -95,6 +95,13 @@ class Geofence:
         alerts.extend(self._approaches(slots, batch))
         return alerts
 
+    def export_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The per-track state (arrays, held alerts) for a checkpoint; see :meth:`Slots.export_state`."""
+        return self._slots.export_state()
+
+    def import_state(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        self._slots.import_state(arrays, meta)
+
     def forget(self, track_ids) -> None:
         """Drop the state (and held alerts) of deleted tracks."""
         self._slots.free(track_ids)

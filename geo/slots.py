@@ -17,6 +17,8 @@ paths over the horizon, in one pass as well.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from numba import njit
 
@@ -97,6 +99,28 @@ class Slots:
         keep[pos] = False
         self._ids, self._slot_of = self._ids[keep], self._slot_of[keep]
 
+    _ARRAYS = ("country", "warned", "has_pending", "member", "dwelled", "entered", "path_xy", "path_t", "path_len",
+               "path_head")
+
+    def export_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The slots as arrays, and the held alerts as plain data (for a checkpoint)."""
+        arrays = {name: getattr(self, name) for name in self._ARRAYS}
+        arrays.update(ids=self._ids, slot_of=self._slot_of, free=np.array(self._free, np.int64))
+        pending = {str(slot): [_alert_data(a) for a in alerts] for slot, alerts in self.pending.items()}
+        return arrays, {"pending": pending}
+
+    def import_state(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        """Take over a state made by :meth:`export_state` (copies the arrays)."""
+        if arrays["member"].shape[1] != self.n_zones:
+            raise ValueError(f"geofence: {arrays['member'].shape[1]} zones in the checkpoint, {self.n_zones} configured")
+        for name in self._ARRAYS:
+            setattr(self, name, np.array(arrays[name], dtype=getattr(self, name).dtype))
+        self._ids = np.array(arrays["ids"], np.int64)
+        self._slot_of = np.array(arrays["slot_of"], np.int64)
+        self._free = [int(s) for s in arrays["free"]]
+        self.pending = {int(slot): [Alert(**{**a, "recipients": tuple(a["recipients"])}) for a in alerts]
+                        for slot, alerts in meta["pending"].items()}
+
     def path(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
         """(xy, t) of one slot's path, oldest first."""
         order = (self.path_head[slot] - self.path_len[slot] + np.arange(self.path_len[slot])) % MAX_PATH
@@ -107,6 +131,13 @@ class Slots:
         self.country[slot] = country
         self.warned[slot] = False
         self.path_len[slot] = 1
+
+
+def _alert_data(alert: Alert) -> dict:
+    """An alert's fields as JSON-able data (numpy scalars become Python ones)."""
+    data = dataclasses.asdict(alert)
+    data["recipients"] = list(alert.recipients)
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in data.items()}
 
 
 @njit(cache=True)

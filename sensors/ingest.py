@@ -17,9 +17,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import msgspec
+import numpy as np
 
 from geo.frame import LocalFrame
 from sensors.batch import Scan
+from sensors.clocks import SensorClocks
 from sensors.normalize import SensorModel
 from sensors.schema import DECODERS, DroneReport, RadarScan
 
@@ -55,6 +57,8 @@ class IngestLimits:
     max_future_s: float = 30.0
     #: how many recent sequence numbers are remembered per sensor for duplicates
     seq_memory: int = 4096
+    #: a message whose clock runs further ahead of the other sensors' is rejected (:mod:`sensors.clocks`)
+    max_clock_lead_s: float = 2.0
 
 
 @dataclass
@@ -177,6 +181,33 @@ def _classification_problem(message) -> str | None:
     return None
 
 
+def _footprint_problem(message, sensor: SensorModel, frame: LocalFrame) -> str | None:
+    """A drone detection must lie within the camera footprint around its platform.
+
+    The footprint is a circle of ``footprint_radius_m`` (site config) around the platform's
+    ground position; a detection's own geolocation error (its CEP) is allowed on top.  A
+    report without a platform position cannot be checked here.
+    """
+    if not isinstance(message, DroneReport) or message.platform is None or not message.detections:
+        return None
+    radius = getattr(sensor.spec, "footprint_radius_m", None)
+    if radius is None:
+        return None
+    pe, pn, _ = frame.to_enu(message.platform.lat, message.platform.lon)
+    lat = np.array([d.lat for d in message.detections])
+    lon = np.array([d.lon for d in message.detections])
+    e, n, _ = frame.to_enu(lat, lon)
+    distance = np.hypot(np.asarray(e) - pe, np.asarray(n) - pn)
+    allowed = radius + np.array([d.cep_m for d in message.detections])
+    outside = np.flatnonzero(~(distance <= allowed))  # NaN distances count as outside
+    if outside.size == 0:
+        return None
+    i = int(outside[0])
+    return (f"detections[{i}]: {distance[i]:.0f} m from the platform, outside its camera footprint "
+            f"({radius:g} m + CEP {message.detections[i].cep_m:g} m); lat/lon of a detection must be "
+            "where the camera looks")
+
+
 def _rejection(t_rx: float, topic: str, payload: bytes, reason: str) -> Rejection:
     text = payload[:_PAYLOAD_ECHO_BYTES].decode("utf-8", errors="replace")
     return Rejection(t_rx, topic, reason, text)
@@ -192,6 +223,7 @@ class Ingestor:
         self._raw_prefix = prefix.rstrip("/") + "/raw/"
         self._limits = limits
         self._seq: dict[str, _SeqState] = {}
+        self.clocks = SensorClocks(limits.max_clock_lead_s)
 
     def ingest(self, t_rx: float, topic: str, payload: bytes, not_before: float = -math.inf) -> Scan | Rejection:
         """Validate one message; ``not_before`` is the sensor time the reorder buffer has released up to.
@@ -238,10 +270,13 @@ class Ingestor:
         if message.t > t_rx + self._limits.max_future_s:
             return reject(f"t: {message.t!r} is {message.t - t_rx:.1f} s ahead of the receive time "
                           f"(limit {self._limits.max_future_s:g} s); check the sensor clock")
+        clock = self.clocks.problem(message.sensor_id, message.t, t_rx)
+        if clock:
+            return reject(clock)
         if message.t < not_before:
             return reject(f"t: {message.t!r} is older than the reorder window "
                           f"(already processed up to {not_before!r}, {not_before - message.t:.2f} s later)")
-        problem = _classification_problem(message)
+        problem = _classification_problem(message) or _footprint_problem(message, sensor, self._frame)
         if problem:
             return reject(problem)
         duplicate = self._duplicate(message)
@@ -253,6 +288,20 @@ class Ingestor:
             return reject(f"could not place the detections in the local frame: {error}")
         self._remember(message)
         return scan
+
+    # -- checkpoint ------------------------------------------------------------------
+    def export_state(self) -> dict:
+        """The per-sensor duplicate windows as plain data, ``{sensor: {"newest_t", "seen": [[seq, t], ...]}}``
+        (oldest first), so that a message redelivered after a restart is still known; and the sensor clocks."""
+        return {"seq": {sensor: {"newest_t": state.newest_t, "seen": [[seq, t] for seq, t in state.seen.items()]}
+                        for sensor, state in self._seq.items()},
+                "clocks": self.clocks.export_state()}
+
+    def import_state(self, data: dict) -> None:
+        """Take over the duplicate windows of :meth:`export_state`."""
+        self._seq = {sensor: _SeqState(float(d["newest_t"]), OrderedDict((int(q), float(t)) for q, t in d["seen"]))
+                     for sensor, d in data["seq"].items()}
+        self.clocks.import_state(data["clocks"])
 
     def _not_json(self, payload: bytes, decoder: msgspec.json.Decoder, error: msgspec.DecodeError) -> str:
         # Python's parser accepts NaN/Infinity, which msgspec (strict JSON) does not:

@@ -29,9 +29,16 @@ import heapq
 import itertools
 import math
 
-from sensors.batch import Scan
+import numpy as np
+
+from sensors.batch import N_CLASSES, Scan
 
 __all__ = ["ReorderBuffer"]
+
+#: a scan's per-detection arrays: (dtype, shape with n first)
+_SHAPES = {"t": (float, (0,)), "position": (float, (0, 2)), "covariance": (float, (0, 2, 2)),
+           "radial_velocity": (float, (0,)), "radial_velocity_sigma": (float, (0,)),
+           "line_of_sight": (float, (0, 2)), "class_likelihood": (float, (0, N_CLASSES)), "can_initiate": (bool, (0,))}
 
 
 class ReorderBuffer:
@@ -81,6 +88,50 @@ class ReorderBuffer:
         """Everything still held, oldest first (end of a log, shutdown)."""
         self._received.clear()
         return [self._release() for _ in range(len(self._heap))]
+
+    # -- checkpoint ------------------------------------------------------------------
+    def export_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The held scans (their per-detection arrays concatenated, in heap order) and the clocks.
+
+        A scan's fields other than the arrays go in the scalars, with its arrival number,
+        so that ties in sensor time keep their order after a restart.
+        """
+        scans = [scan for _, _, scan in self._heap]
+        arrays = {name: (np.concatenate([getattr(s, name) for s in scans]) if scans else
+                         np.zeros(_SHAPES[name][1], _SHAPES[name][0]))
+                  for name in _SHAPES}
+        arrays["received"] = np.array(list(self._received), float).reshape(-1, 2)
+        held = [{"arrival": arrival, "sensor_id": s.sensor_id, "sensor_index": s.sensor_index, "time": s.time,
+                 "n": s.size, "coverage_center": list(s.coverage_center), "coverage_radius_m": s.coverage_radius_m,
+                 "detection_probability": s.detection_probability, "clutter_density": s.clutter_density}
+                for _, arrival, s in self._heap]
+        meta = {"held": held, "released_until": self.released_until, "forced": self.forced,
+                "held_long_until": self._held_long_until,
+                "next_arrival": max((h["arrival"] for h in held), default=-1) + 1}
+        return arrays, meta
+
+    def import_state(self, arrays: dict[str, np.ndarray], meta: dict, rx_shift_s: float = 0.0) -> None:
+        """Take over a state made by :meth:`export_state`.
+
+        ``rx_shift_s`` moves every held scan's receive time (a restart after a pause of that
+        long: a scan that had waited 1 s of its window still has the rest to wait, counted
+        from the restart, instead of being released at once by the receive clock).
+        """
+        self._heap, start = [], 0
+        for h in meta["held"]:
+            part = {name: np.array(arrays[name][start:start + h["n"]]) for name in _SHAPES}
+            start += h["n"]
+            scan = Scan(sensor_id=h["sensor_id"], sensor_index=int(h["sensor_index"]), time=float(h["time"]),
+                        coverage_center=tuple(h["coverage_center"]), coverage_radius_m=float(h["coverage_radius_m"]),
+                        detection_probability=float(h["detection_probability"]),
+                        clutter_density=float(h["clutter_density"]), **part)
+            self._heap.append((scan.time, int(h["arrival"]), scan))
+        heapq.heapify(self._heap)  # already a heap; this costs nothing and makes it sure
+        self._arrival = itertools.count(int(meta["next_arrival"]))
+        self._received = collections.deque((r + rx_shift_s, t) for r, t in arrays["received"].tolist())
+        self.released_until = float(meta["released_until"])
+        self.forced = int(meta["forced"])
+        self._held_long_until = float(meta["held_long_until"])
 
     def _release(self) -> Scan:
         t, _, scan = heapq.heappop(self._heap)

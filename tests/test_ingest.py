@@ -156,12 +156,12 @@ def test_ground_sensor_site_with_radius_or_bearing(demo_site, ingestor):
 def test_drone_detection_sigma_is_cep_over_1_1774(demo_site, ingestor):
     result = feed(ingestor, {"sensor_id": "uav-3", "t": T, "seq": 1,
                              "platform": {"lat": 47.01, "lon": 8.02, "alt_m": 620.0},
-                             "detections": [{"lat": 47.012, "lon": 8.031, "cep_m": 8.0,
+                             "detections": [{"lat": 47.012, "lon": 8.024, "cep_m": 8.0,
                                              "classification": {"person": 0.9}}]},
                   topic=f"{PREFIX}/raw/drone/uav-3")
     assert CEP_TO_SIGMA == pytest.approx(1 / 1.1774, rel=1e-4)
     np.testing.assert_allclose(result.covariance[0], np.eye(2) * (8.0 / 1.1774) ** 2, rtol=1e-4)
-    e, n, _ = demo_site.frame.to_enu(47.012, 8.031)
+    e, n, _ = demo_site.frame.to_enu(47.012, 8.024)
     np.testing.assert_allclose(result.position[0], (e, n), atol=1e-6)
     # the site file's footprint_radius_m for uav-3 (the DroneSpec default is 400 m)
     assert result.coverage_radius_m == 500.0

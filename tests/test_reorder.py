@@ -78,3 +78,31 @@ def test_quiet_sensors_are_released_after_a_window_of_receive_time():
     # the scan received at 12.1 times out: it goes with the earlier-stamped one received later
     assert [s.time for s in buf.pop_ready(12.0, 15.1)] == [11.0, 12.0]
     assert len(buf) == 0 and buf.next_due() == float("inf") and buf.released_until == 12.0
+
+
+def test_a_restored_buffer_releases_what_the_original_would_in_the_same_order():
+    from sensors.reorder import ReorderBuffer as Buffer
+
+    def _scan(t, sensor):  # k + 1 detections at distinct places, to check the arrays come back to their scans
+        n = int(t * 10) % 3 + 1
+        pos = np.arange(2.0 * n).reshape(n, 2) + t
+        return Scan(sensor, 0, t, np.full(n, t), pos, np.tile(np.eye(2), (n, 1, 1)), np.zeros(n), np.ones(n),
+                    np.tile([1.0, 0.0], (n, 1)), np.full((n, 5), 0.2), np.ones(n, bool), (1.0, 2.0), 9.0, 0.9, 1e-6)
+
+    original, t_rx = Buffer(window_s=2.0), 100.0
+    for k, t in enumerate([10.0, 9.5, 10.0, 11.0, 9.8]):  # ties at 10.0 keep their arrival order
+        original.push(_scan(t, f"s{k}"), t_rx + 0.1 * k)
+    assert [s.sensor_id for s in original.pop_ready(11.6, t_rx + 0.5)] == ["s1"]
+    arrays, meta = original.export_state()
+    restored = Buffer(window_s=2.0)
+    restored.import_state({k: v.copy() for k, v in arrays.items()}, meta)
+    assert restored.released_until == original.released_until and len(restored) == len(original)
+    assert restored.next_due() == original.next_due()
+    a, b = original.pop_ready(13.0, t_rx + 1.0), restored.pop_ready(13.0, t_rx + 1.0)
+    assert [(s.sensor_id, s.time) for s in a] == [(s.sensor_id, s.time) for s in b] and len(a) == 4
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.position, y.position)
+        assert (x.coverage_center, x.coverage_radius_m, x.detection_probability) == \
+            (y.coverage_center, y.coverage_radius_m, y.detection_probability)
+    restored.push(_scan(12.0, "late"), t_rx + 2.0)
+    assert [s.sensor_id for s in restored.drain()] == ["late"]

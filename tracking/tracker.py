@@ -21,11 +21,12 @@ from tracking.imm import predict_tracks
 from tracking.kernels import gate_pairs
 from tracking.manage import GatedPairs, ManageParams, ScanColumns, manage_scan
 from tracking.merge import merge_duplicates
-from tracking.table import CONFIRMED, TrackTable
+from tracking.table import CONFIRMED, TrackColumns, TrackTable
 
 __all__ = ["Tracker", "ScanLike", "StepResult", "TrackEstimates", "STATUS_NAMES"]
 
 STATUS_NAMES = ("tentative", "confirmed", "coasting")
+_WHOLE = ("free", "n_free", "high")  # table columns that are not per row
 _LOG_2PI = float(np.log(2.0 * np.pi))  # ln N(z; ẑ, S) = −½ (d² + ln|S|) − ln 2π in two dimensions
 
 
@@ -169,6 +170,40 @@ class Tracker:
             tab.high[0] -= 1
         order = np.argsort(-ids, kind="stable")  # the youngest first: a chain b → a → c resolves in order
         return np.column_stack((ids, survivor))[order]
+
+    # -- checkpoint ------------------------------------------------------------------
+    def export_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Everything a restarted tracker needs to go on as if it never stopped: the table's
+        columns (arrays) and the counters, among them the next track id (scalars).  Rows from
+        ``high`` up are all free, so only the rows below it are saved (and the free stack whole)."""
+        h = int(self.table.high[0])
+        arrays = {name: getattr(self.table.cols, name)[:h] if name not in _WHOLE else getattr(self.table.cols, name)
+                  for name in TrackColumns._fields}
+        meta = {"capacity": self.table.capacity, "next_id": self._next_id,
+                "next_merge_check": float(self._next_merge_check), "confirmed_total": self.confirmed_total,
+                "dropped_for_capacity": self.dropped_for_capacity}
+        return arrays, meta
+
+    def import_state(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        """Take over a state made by :meth:`export_state` (copies the arrays); ``ValueError`` when
+        its shapes do not fit this tracker (another number of sensors or motion models)."""
+        expected = self.table.cols
+        for name in ("sensor_mask", "mu"):
+            if arrays[name].shape[1:] != getattr(expected, name).shape[1:]:
+                raise ValueError(f"tracker.{name}: shape {arrays[name].shape[1:]} per track in the checkpoint, "
+                                 f"{getattr(expected, name).shape[1:]} for this configuration")
+        capacity = int(meta["capacity"])
+        cols = TrackTable(capacity, 64 * expected.sensor_mask.shape[1], expected.mu.shape[1]).cols
+        for name in TrackColumns._fields:
+            saved = arrays[name]
+            getattr(cols, name)[:saved.shape[0]] = saved
+        self.table.cols = cols
+        self.table.capacity = capacity
+        self.table.max_capacity = max(self.table.max_capacity, self.table.capacity)
+        self._next_id = int(meta["next_id"])
+        self._next_merge_check = float(meta["next_merge_check"])
+        self.confirmed_total = int(meta["confirmed_total"])
+        self.dropped_for_capacity = int(meta["dropped_for_capacity"])
 
     # -- reading ---------------------------------------------------------------------
     def shown(self, rows: np.ndarray) -> np.ndarray:
