@@ -55,7 +55,7 @@ from numba import njit
 from tracking.existence import detected, initial, likelihood_ratio, missed, survive
 from tracking.imm import combine, update_track
 
-__all__ = ["manage_scan", "ScanColumns", "GatedPairs", "ManageParams"]
+__all__ = ["manage_scan", "release_row", "ScanColumns", "GatedPairs", "ManageParams"]
 
 _TENTATIVE, _CONFIRMED = 0, 1
 _UNKNOWN_PD = 0.5  # a sensor that declares no detection probability: a hit still counts, half as much
@@ -261,12 +261,12 @@ def manage_scan(tab, scan, gate, tracks, dets, t, next_id, mu0, par):
             deleted_rows.append(i)
     deleted_ids = np.empty(len(deleted_rows), np.int64)
     for k in range(len(deleted_rows) - 1, -1, -1):  # pushed in reverse: the lowest row is reused first
-        deleted_ids[k] = _release_row(tab, deleted_rows[k])
+        deleted_ids[k] = release_row(tab, deleted_rows[k])
     return np.array(confirmed, np.int64), deleted_ids, next_id, dropped
 
 
 @njit(cache=True)
-def _release_row(tab, i):
+def release_row(tab, i):
     """Free row ``i``; returns the id it held."""
     track_id = tab.track_id[i]
     tab.alive[i] = False

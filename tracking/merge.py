@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from tracking.manage import release_row
+
 __all__ = ["merge_duplicates"]
 
 
@@ -42,10 +44,13 @@ def _difference_d2(x, P, a, b):
 @njit(cache=True)
 def merge_duplicates(tab, pair_a, pair_b, limit, t, after_s):
     """Advance each confirmed track's 'same as' clock over candidate pairs (rows ``pair_a[k]``,
-    ``pair_b[k]``); returns (absorbed rows, survivor ids) of the pairs due for merging.
+    ``pair_b[k]``) and merge the pairs that are due; returns (absorbed ids, survivor ids), the
+    youngest absorbed first (so that a chain b → a → c resolves in order).
 
     A younger track keeps its candidate (the older track's id in ``merge_with``, since
     ``merge_since``) while the test passes at every check; a check without it restarts the clock.
+    The survivor keeps its state and inherits the absorbed track's existence (the larger) and
+    contributing sensors; the absorbed row is freed.
     """
     high = tab.high[0]
     best = np.full(high, np.inf)
@@ -61,18 +66,28 @@ def merge_duplicates(tab, pair_a, pair_b, limit, t, after_s):
         d2 = _difference_d2(tab.x, tab.P, a, b)
         if d2 <= limit and d2 < best[b]:
             best[b] = d2
-            partner[b] = tab.track_id[a]
-    absorbed = [0][:0]
-    survivor = [0][:0]
+            partner[b] = a
+    due = [0][:0]
     for b in range(high):
         if not tab.alive[b] or tab.status[b] != 1:
             continue
         if partner[b] < 0:
             tab.merge_with[b] = -1
-        elif tab.merge_with[b] != partner[b]:
-            tab.merge_with[b] = partner[b]
+        elif tab.merge_with[b] != tab.track_id[partner[b]]:
+            tab.merge_with[b] = tab.track_id[partner[b]]
             tab.merge_since[b] = t
         elif t - tab.merge_since[b] >= after_s:
-            absorbed.append(b)
-            survivor.append(partner[b])
-    return np.array(absorbed, np.int64), np.array(survivor, np.int64)
+            due.append(b)
+    rows = np.array(due, np.int64)
+    rows = rows[np.argsort(-tab.track_id[rows])]  # youngest first
+    absorbed_ids = tab.track_id[rows].copy()
+    survivor_ids = np.empty(rows.shape[0], np.int64)
+    for k in range(rows.shape[0]):
+        b, a = rows[k], partner[rows[k]]
+        survivor_ids[k] = tab.track_id[a]
+        tab.existence[a] = max(tab.existence[a], tab.existence[b])
+        for w in range(tab.sensor_mask.shape[1]):
+            tab.sensor_mask[a, w] |= tab.sensor_mask[b, w]
+    for k in range(rows.shape[0]):
+        release_row(tab, rows[k])
+    return absorbed_ids, survivor_ids

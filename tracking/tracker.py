@@ -153,23 +153,7 @@ class Tracker:
                                 np.ascontiguousarray(tab.x[rows, :2]), np.ascontiguousarray(tab.P[rows, :2, :2]),
                                 self._merge_gate, 0.0)
         absorbed, survivor = merge_duplicates(tab, a, rows[k], self._merge_limit, t, self.config.merge_after_s)
-        if absorbed.size == 0:
-            return np.zeros((0, 2), np.int64)
-        ids = tab.track_id[absorbed].copy()
-        for row, into in zip(absorbed, survivor):  # the survivor keeps its state; it inherits existence and sensors
-            keep = np.flatnonzero(tab.alive & (tab.track_id == into))
-            if keep.size:
-                tab.existence[keep[0]] = max(tab.existence[keep[0]], tab.existence[row])
-                tab.sensor_mask[keep[0]] |= tab.sensor_mask[row]
-            tab.existence[row] = 0.0
-        tab.alive[absorbed] = False
-        tab.track_id[absorbed] = -1
-        tab.free[tab.n_free[0]:tab.n_free[0] + absorbed.size] = absorbed[::-1]
-        tab.n_free[0] += absorbed.size
-        while tab.high[0] > 0 and not tab.alive[tab.high[0] - 1]:
-            tab.high[0] -= 1
-        order = np.argsort(-ids, kind="stable")  # the youngest first: a chain b → a → c resolves in order
-        return np.column_stack((ids, survivor))[order]
+        return np.column_stack((absorbed, survivor))
 
     # -- checkpoint ------------------------------------------------------------------
     def export_state(self) -> tuple[dict[str, np.ndarray], dict]:
