@@ -171,10 +171,11 @@ class Pipeline:
         (provenance: an alert resting on one sensor alone can be told from a corroborated one)."""
         if not alerts:
             return alerts
-        tab = self.tracker.table
+        tab = self.tracker.table.cols
         ids = [s.spec.id for s in self.site.sensors]
-        by_track = {f"{self.site.node_id}-{int(tab.track_id[r])}": [ids[i] for i in tab.sensors_of(int(r))]
-                    for r in rows.tolist()}
+        bits = sensor_bits(tab.sensor_mask[rows], len(ids))
+        by_track = {f"{self.site.node_id}-{int(tab.track_id[r])}": [ids[i] for i in np.flatnonzero(used)]
+                    for r, used in zip(rows.tolist(), bits)}
         return [replace(a, extra={**a.extra, "sensors": by_track.get(a.track_id, [])}) for a in alerts]
 
     def _snapshots_before(self, t: float, out: Outputs, inclusive: bool = False) -> None:

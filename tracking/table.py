@@ -115,16 +115,6 @@ class TrackTable:
             self._grow(min(self.capacity * 2, self.max_capacity))
         return int(self.cols.n_free[0])
 
-    def sensors_of(self, row: int) -> list[int]:
-        out = []
-        for word, bits in enumerate(self.cols.sensor_mask[row]):
-            bits = int(bits)
-            while bits:
-                low = bits & -bits
-                out.append(word * 64 + low.bit_length() - 1)
-                bits ^= low
-        return out
-
     def _grow(self, new: int) -> None:
         old, cols = self.capacity, self.cols
         fresh = _empty_columns(new, cols.sensor_mask.shape[1], cols.mu.shape[1])
