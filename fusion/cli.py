@@ -139,10 +139,10 @@ def _output_format_problem(args) -> str | None:
 
 def _replay_web(site: Site, args) -> int:
     """``replay LOG --web HOST:PORT [--speed X]``: the log played onto the operator map."""
+    from fusion.render import warm_up_kernels
     from fusion.web.player import serve_replay
-    from tracking.warmup import warm_up
 
-    warm_up()
+    warm_up_kernels()
     speed = args.speed if args.speed is not None else 1.0
 
     def ready(url: str) -> None:

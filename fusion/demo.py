@@ -18,9 +18,9 @@ from fusion.config import Site, load_site
 from fusion.evaluate import evaluate
 from fusion.mapplot import draw_map, drone_paths
 from fusion.pipeline import Outputs
+from fusion.render import warm_up_kernels
 from fusion.replay import replay_file
 from fusion.simulate import simulate
-from tracking.warmup import warm_up
 
 __all__ = ["run_demo", "INCOMPLETE"]
 
@@ -48,7 +48,7 @@ def run_demo(out: Path, site_path: Path, duration_s: float = 600.0, seed: int = 
 
 def _run(out: Path, site: Site, duration_s: float, seed: int) -> None:
     started = time.perf_counter()
-    compile_s = warm_up()
+    compile_s = warm_up_kernels()  # the tracker's and the renderer's, with progress when the cache is cold
     log, truth = out / "sensors.jsonl.gz", out / "truth.jsonl"
     sim = simulate(site, duration_s, log, truth, seed=seed, n_targets=_DEMO_TARGETS)
     files = {"alerts": out / "alerts.jsonl", "tracks": out / "tracks.jsonl", "rejected": out / "rejected.jsonl"}
