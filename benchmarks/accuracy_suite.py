@@ -32,10 +32,12 @@ t = 5 s (both trackers need a few scans to confirm) to the end:
   (2 dof) and position+velocity (4 dof); the mean of N samples of a consistent
   filter is χ²(dN)/N, so its 95 % band is ``[χ²₀.₀₂₅(dN), χ²₀.₉₇₅(dN)] / N``
   (samples of one track are correlated in time, so the band is a strict test);
-* border crossings by ONE rule for both: a track declares a crossing at the
-  snapshot where its north estimate passes ``+HYSTERESIS_M`` having last been
-  beyond ``−HYSTERESIS_M`` (or the reverse); a true crossing is the same rule on the
-  target's true north, timed at its last sign change before (interpolated).  A
+* border crossings by ONE rule for both: the product's geofence (default
+  configuration) run on each tracker's snapshots declares a crossing when a track's
+  P(on the other side), from its own estimate and covariance, passes 0.95; a true
+  crossing is the target's true north passing ``+HYSTERESIS_M`` having last been
+  beyond ``−HYSTERESIS_M`` (or the reverse), timed at its last sign change before
+  (interpolated).  A
   declaration matches an unmatched true crossing of the same direction when it
   comes −10…+30 s after it and the track is within c of that target then
   (closest in time first).  Recall, precision,
@@ -317,7 +319,7 @@ def cached_stonesoup(family: Family, config: StoneSoupConfig, cache: StoneSoupCa
 
 
 #: bump when a score's definition changes: cached Stone Soup scores of older versions are recomputed
-SCORE_VERSION = 2
+SCORE_VERSION = 3
 
 
 def stonesoup_score(family: Family, config: StoneSoupConfig, cache: StoneSoupCache, mot: bool = True) -> dict:
@@ -351,20 +353,43 @@ def _true_crossings(family: Family, hysteresis_m: float = HYSTERESIS_M) -> list[
     return out
 
 
-def crossings(snaps: Snapshots, times: np.ndarray, border_north_m: float,
-              hysteresis_m: float = HYSTERESIS_M) -> list[tuple[int, int, float, int]]:
-    """Declared crossings (track id, frame, time, direction) by the hysteresis rule of the module docstring."""
-    side: dict[int, int] = {}
+def _two_countries(border_north_m: float, extent_m: float = 1e6) -> tuple:
+    """A south and a north country split at ``border_north_m`` (the families' border)."""
+    from shapely.geometry import box
+
+    from geo.jurisdictions import Jurisdiction
+
+    def country(name: str, south: float, north: float) -> Jurisdiction:
+        return Jurisdiction(name, name, "country", f"agency-{name}", (), "high", None,
+                            frozenset(("border_crossing",)), box(-extent_m, south, extent_m, north))
+
+    return (country("south", -extent_m, border_north_m), country("north", border_north_m, extent_m))
+
+
+def crossings(snaps: Snapshots, times: np.ndarray, border_north_m: float) -> list[tuple[int, int, float, int]]:
+    """Declared crossings (track id, frame, decision time, direction +1 northbound): the
+    product's geofence (:class:`geo.geofence.Geofence`, default configuration: a side change
+    once P(new side) > 0.95 from the track's own covariance) run on the snapshots, each
+    snapshot track taken as confirmed, so both trackers' pictures meet the same rule."""
+    from geo.config import GeofenceConfig
+    from geo.frame import LocalFrame
+    from geo.geofence import Geofence, TrackUpdate
+
+    fence = Geofence(_two_countries(border_north_m), LocalFrame(0.0, 0.0), GeofenceConfig(), "suite")
+    uniform = np.full(5, 0.2)
     out = []
-    north = snaps.x[:, 1] - border_north_m
-    for r in range(snaps.frame.size):
-        now = 1 if north[r] > hysteresis_m else -1 if north[r] < -hysteresis_m else 0
-        track = int(snaps.track_id[r])
-        if now == 0:
-            continue
-        if side.get(track, now) != now:
-            out.append((track, int(snaps.frame[r]), float(times[snaps.frame[r]]), now))
-        side[track] = now
+    for k, t in enumerate(times):
+        rows = snaps.at(k)
+        n = rows.stop - rows.start
+        batch = TrackUpdate(float(t), snaps.track_id[rows], snaps.x[rows], snaps.P[rows], np.ones(n, bool),
+                            np.ones(n), np.tile(uniform, (n, 1)))
+        for alert in fence.update(batch):
+            if alert.type == "border_crossing":
+                track = int(alert.track_id.rsplit("-", 1)[1])
+                out.append((track, k, float(alert.raised_t), 1 if alert.to_jurisdiction == "north" else -1))
+        live = set(snaps.track_id[rows].tolist())
+        if k and (gone := set(snaps.track_id[snaps.at(k - 1)].tolist()) - live):
+            fence.forget(np.fromiter(gone, np.int64))
     return out
 
 

@@ -9,7 +9,7 @@ from fusion.synthetic import manoeuvre_scenario, ncv_scenario, position_scans
 from tests.test_kernels import random_spd
 from tracking import Tracker, TrackerConfig
 from tracking.config import ImmConfig
-from tracking.imm import mode_transition, predict_tracks, update_track
+from tracking.imm import mode_transition, pair_log_likelihood, predict_tracks, update_track
 from tracking.kernels import process_noise, transition
 
 
@@ -76,6 +76,25 @@ def test_imm_missed_detection_moves_mu_to_the_predicted_mode_probabilities():
     assert Pm[0, 0, 2, 2] < P[0, 2, 2] < Pm[0, 1, 2, 2]
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_pair_log_likelihood_is_the_model_mixture_density(seed):
+    """The association cost: ln Σ_m μ_m N(z; H x_m, H P_m Hᵀ + R) per gated pair, against scipy."""
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(seed)
+    n_tracks, n_det, M = 4, 5, 2
+    xm = rng.normal(0, 30, (n_tracks, M, 4))
+    Pm = np.array([[random_spd(rng, 4, 20.0 * (1 + 5 * m)) for m in range(M)] for _ in range(n_tracks)])
+    mu = rng.dirichlet(np.ones(M), n_tracks)
+    z = rng.normal(0, 40, (n_det, 2))
+    R = np.array([random_spd(rng, 2, 15.0) for _ in range(n_det)])
+    ti, dj = np.repeat(np.arange(n_tracks), n_det), np.tile(np.arange(n_det), n_tracks)
+    got = pair_log_likelihood(ti, dj, xm, Pm, mu, z, R)
+    want = [np.log(sum(mu[i, m] * multivariate_normal(xm[i, m, :2], Pm[i, m, :2, :2] + R[j]).pdf(z[j])
+                       for m in range(M))) for i, j in zip(ti, dj)]
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
 def _scores(scenario, scans, config):
     tracker = Tracker(config, 1)
     frames = []
@@ -92,8 +111,8 @@ def test_imm_default_is_better_on_smooth_targets_and_close_on_manoeuvres():
     """The default motion model (the IMM: a quiet near-constant-velocity model and a manoeuvring one)
     against one model with the class agility.  On straight nearly-constant-velocity targets it is
     clearly more accurate.  On 90° turns at up to 20 °/s and stops at 1 Hz the agile single model
-    keeps identities better (the IMM's quiet model lags the first second of a turn), at about the
-    same GOSPA: the trade-off the defaults make (README, 'The tracker out of the box')."""
+    keeps identities better (the IMM's quiet model lags the first second of a turn), at a GOSPA
+    up to 20 % higher on these turn-every-few-seconds targets: the trade-off the defaults make (README, 'The tracker out of the box')."""
     imm = TrackerConfig()
     plain = TrackerConfig(imm=ImmConfig(enabled=False))
     assert imm.imm.enabled
@@ -108,6 +127,6 @@ def test_imm_default_is_better_on_smooth_targets_and_close_on_manoeuvres():
             if kind == "manoeuvre":
                 idf1.append((with_imm["idf1"], without["idf1"]))
     ratio = {kind: sum(a for a, _ in pairs) / sum(b for _, b in pairs) for kind, pairs in gospa.items()}
-    assert ratio["straight"] < 0.9, gospa  # measured 0.84
-    assert ratio["manoeuvre"] < 1.12, gospa  # measured 1.07
+    assert ratio["straight"] < 0.75, gospa  # measured 0.63 (0.84 with the former 40 s quiet sojourn)
+    assert ratio["manoeuvre"] < 1.2, gospa  # measured 1.15 (1.07 with the former 40 s quiet sojourn)
     assert all(a > b - 0.15 for a, b in idf1), idf1  # measured 0.74 / 0.87 and 0.89 / 0.99

@@ -28,7 +28,7 @@ from numba import njit
 
 from tracking.kernels import predict_row, update_position_row, update_radial_row
 
-__all__ = ["predict_tracks", "update_track", "combine", "mode_transition"]
+__all__ = ["predict_tracks", "update_track", "combine", "mode_transition", "pair_log_likelihood"]
 
 
 @njit(cache=True)
@@ -139,3 +139,32 @@ def update_track(x, P, xm, Pm, mu, i, z, R, radial, radial_sigma, u0, u1, loglik
             mu[i, m] /= total
     combine(xm[i], Pm[i], mu[i], x[i], P[i])
     return top_pos + np.log(mixture)
+
+
+@njit(cache=True)
+def pair_log_likelihood(track_rows, det_rows, xm, Pm, mu, z, R):
+    """ln Σ_m μ_m N(z_j; H x_m, H P_m Hᵀ + R_j) for each gated (track, detection) pair: the
+    position likelihood under the track's model mixture, the association cost GNN minimises
+    (negated).  Gating uses the most agile model (every model's gate lies inside it), so a
+    turn the quiet model did not predict still finds its plot, while the cost prefers the
+    plot the likelier model expects.
+    """
+    n, M = track_rows.shape[0], mu.shape[1]
+    out = np.empty(n)
+    for k in range(n):
+        i, j = track_rows[k], det_rows[k]
+        top, terms = -np.inf, np.empty(M)
+        for m in range(M):
+            s00 = Pm[i, m, 0, 0] + R[j, 0, 0]
+            s01 = Pm[i, m, 0, 1] + R[j, 0, 1]
+            s11 = Pm[i, m, 1, 1] + R[j, 1, 1]
+            det = s00 * s11 - s01 * s01
+            v0, v1 = z[j, 0] - xm[i, m, 0], z[j, 1] - xm[i, m, 1]
+            d2 = (s11 * v0 * v0 - 2.0 * s01 * v0 * v1 + s00 * v1 * v1) / det
+            terms[m] = np.log(max(mu[i, m], 1e-300)) - 0.5 * (d2 + np.log(det)) - np.log(2.0 * np.pi)
+            top = max(top, terms[m])
+        total = 0.0
+        for m in range(M):
+            total += np.exp(terms[m] - top)
+        out[k] = top + np.log(total)
+    return out

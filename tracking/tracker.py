@@ -17,7 +17,7 @@ from scipy.special import gammaincinv
 
 from tracking.associate import assign
 from tracking.config import TrackerConfig
-from tracking.imm import predict_tracks
+from tracking.imm import pair_log_likelihood, predict_tracks
 from tracking.kernels import gate_pairs
 from tracking.manage import GatedPairs, ManageParams, ScanColumns, manage_scan
 from tracking.merge import merge_duplicates
@@ -27,7 +27,6 @@ __all__ = ["Tracker", "ScanLike", "StepResult", "TrackEstimates", "STATUS_NAMES"
 
 STATUS_NAMES = ("tentative", "confirmed", "coasting")
 _WHOLE = ("free", "n_free", "high")  # table columns that are not per row
-_LOG_2PI = float(np.log(2.0 * np.pi))  # ln N(z; ẑ, S) = −½ (d² + ln|S|) − ln 2π in two dimensions
 
 
 class ScanLike(Protocol):
@@ -118,9 +117,11 @@ class Tracker:
         tab, t, h = self.table.cols, float(scan.time), int(self.table.high[0])  # rows from h up are all free
         predict_tracks(tab.x[:h], tab.P[:h], tab.xm[:h], tab.Pm[:h], tab.mu[:h], tab.t_state[:h], tab.alive[:h],
                        tab.q[:h], self._scales, self._sojourn, t, self._quiet_q)
-        ti, dj, d2, logdet = gate_pairs(tab.x, tab.P, tab.alive[:h], tab.hits, tab.t_update, t,
-                                        self.config.max_speed_mps, scan.position, scan.covariance, self.gate, 0.0)
-        tracks, dets, _ = assign(ti, dj, d2 + logdet, h, scan.position.shape[0])
+        agile = tab.xm.shape[1] - 1  # the most agile model's gate holds every model's
+        ti, dj, _, _ = gate_pairs(tab.xm[:, agile], tab.Pm[:, agile], tab.alive[:h], tab.hits, tab.t_update, t,
+                                  self.config.max_speed_mps, scan.position, scan.covariance, self.gate, 0.0)
+        loglik = pair_log_likelihood(ti, dj, tab.xm, tab.Pm, tab.mu, scan.position, scan.covariance)
+        tracks, dets, _ = assign(ti, dj, -2.0 * loglik, h, scan.position.shape[0])
         self.table.reserve(scan.position.shape[0])  # at most one new track per detection
         tab = self.table.cols  # reserve may have grown the table
         columns = ScanColumns(
@@ -128,7 +129,7 @@ class Tracker:
             scan.class_likelihood, scan.can_initiate, int(scan.sensor_index),
             np.array([*scan.coverage_center, scan.coverage_radius_m], float), float(scan.detection_probability),
             float(scan.clutter_density))
-        pairs = GatedPairs(ti, dj, -0.5 * (d2 + logdet) - _LOG_2PI)
+        pairs = GatedPairs(ti, dj, loglik)
         confirmed, deleted, self._next_id, dropped = manage_scan(
             tab, columns, pairs, tracks, dets, t, self._next_id, self._mu0, self._params)
         self.confirmed_total += confirmed.size
