@@ -90,7 +90,7 @@ def ci_weight(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     for i in range(d):
         p[:, 1:] = p[:, 1:] + a[:, i:i + 1] * p[:, :-1]
     slope = p[:, 1:] * np.arange(1, d + 1)  # p′ coefficients, ascending
-    candidates = [np.zeros(n), np.ones(n)]
+    candidates = [np.full(n, 0.5), np.zeros(n), np.ones(n)]  # ½ first: it wins ties (A = B, p constant)
     lead = slope[:, -1]
     scale = np.abs(slope).max(axis=1)
     usable = np.abs(lead) > 1e-300 + 1e-14 * scale  # a vanishing leading term: its huge root is far outside [0, 1]
@@ -104,7 +104,9 @@ def ci_weight(A: np.ndarray, B: np.ndarray) -> np.ndarray:
         candidates.append(np.where(ok, real, 0.0))
     omega = np.stack(candidates, axis=1)  # (n, k)
     value = np.polynomial.polynomial.polyval(omega.T, p.T, tensor=False).T
-    return omega[np.arange(n), np.argmax(value, axis=1)]
+    best = np.argmax(value, axis=1)
+    best[value[:, 0] >= value[np.arange(n), best] * (1.0 - 1e-12)] = 0  # a tie within rounding
+    return omega[np.arange(n), best]
 
 
 def covariance_intersection(xa: np.ndarray, A: np.ndarray, xb: np.ndarray, B: np.ndarray,
