@@ -167,9 +167,9 @@ class FusedPicture:
     gate went in), our own estimate otherwise; ``links[i]`` the (origin, partner
     track id) pairs linked to it.  Partner rows ``j``: ``partner_x``/``partner_P``
     predicted to ``t``; ``partner_link[j]`` our track id it is linked to (−1: none);
-    ``partner_pending[j]``: assigned to one of ours on the last scan but not yet
-    linked.  The joint picture (:meth:`joint_xy`) is every own row and the partner
-    rows that are neither.
+    ``partner_pending[j]`` our track id it was assigned to on the last scan without
+    being linked yet (−1: none).  The joint picture (:meth:`joint_xy`) is every own
+    row and the partner rows that are neither.
     """
 
     t: float
@@ -189,7 +189,7 @@ class FusedPicture:
     @property
     def partner_only(self) -> np.ndarray:
         """(m,) bool: the partner rows that are a target of their own in the joint picture."""
-        return (self.partner_link < 0) & ~self.partner_pending
+        return (self.partner_link < 0) & (self.partner_pending < 0)
 
     def joint_xy(self) -> np.ndarray:
         """(n + k, 2) positions of the joint picture: own rows (fused where fused), then the
@@ -362,7 +362,7 @@ class PartnerPicture:
                 if j is not None and d2[r, j] <= self.gate:  # own estimate at r, fused with each partner in turn
                     c, C, _ = covariance_intersection(x[r:r + 1], P[r:r + 1], px[j:j + 1], pP[j:j + 1])
                     x[r], P[r], fused[r] = c[0], C[0], True
-            pending = np.array([p in state.pending for p in tracks.track_id], bool)
+            pending = np.array([state.pending.get(p, (-1, 0))[0] for p in tracks.track_id], np.int64)
             parts.append((tracks, px, pP, link_of, pending))
         return FusedPicture(
             t=t, own_track_id=own_ids.copy(), x=x, P=P, fused=fused, links=tuple(tuple(lk) for lk in links),
@@ -371,7 +371,7 @@ class PartnerPicture:
             partner_x=np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, 4)),
             partner_P=np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, 4, 4)),
             partner_link=np.concatenate([p[3] for p in parts]) if parts else np.zeros(0, np.int64),
-            partner_pending=np.concatenate([p[4] for p in parts]) if parts else np.zeros(0, bool),
+            partner_pending=np.concatenate([p[4] for p in parts]) if parts else np.zeros(0, np.int64),
             partner_label=tuple(lb for tr, *_ in parts for lb in tr.labels))
 
     def _advance_links(self, state: _OriginState, own_ids: np.ndarray, d2: np.ndarray) -> None:
