@@ -26,7 +26,9 @@ raises ``incoming`` alerts.  Measured at B, every second from ``SCORE_FROM_S``:
 * **link correctness**: per crossing target, the joint-picture identity following it
   each second (the nearest joint entry within 50 m: an own track id, or a partner
   track); a change of identity that is not a hand-over between a partner track and the
-  own track linked to it (or being linked: assigned, short of ``confirm_scans``) is a break; a second with an own track and a partner-only
+  own track linked to it (or being linked: assigned, short of ``confirm_scans``) is a
+  hand-over break (the federation layer's doing); a change from one own track id to
+  another is our tracker's identity switch, counted apart; a second with an own track and a partner-only
   track both within 50 m of it is a duplicate.  The goal: 0 breaks at the border and no
   lasting duplicate.
 
@@ -214,28 +216,34 @@ def _identities(position: np.ndarray, present: np.ndarray, joint, follow: list[l
             follow[target].append(None)
 
 
-def _breaks(sequence: list) -> int:
-    """Changes of identity along a target's sequence that are not a partner ↔ linked-own hand-over
-    (gaps, None, are skipped: a target nobody sees has no identity to keep)."""
+def _breaks(sequence: list) -> tuple[int, int]:
+    """(hand-over breaks, own-tracker switches) along a target's sequence of identities.
+
+    A hand-over break: the identity passes between a partner track and an own track that
+    is not linked (or being linked) to it, or from one partner track to another — what
+    the federation layer is answerable for.  An own-tracker switch: one own track id to
+    another (our tracker's own identity switch, which no link can mend).  Gaps (None: a
+    target nobody sees) are skipped.
+    """
     seen = [s for s in sequence if s is not None]
-    out = 0
+    handover = switches = 0
     for a, b in zip(seen, seen[1:]):
         if a[:2] == b[:2]:
             continue
         if a[0] == "own" and b[0] == "own":
-            out += 1
+            switches += 1
         elif a[0] == "partner" and b[0] == "own":
-            out += a[1] not in b[2]
+            handover += a[1] not in b[2]
         elif a[0] == "own" and b[0] == "partner":
-            out += b[1] not in a[2]
+            handover += b[1] not in a[2]
         else:
-            out += 1
-    return out
+            handover += 1
+    return handover, switches
 
 
 def _summary(seed: int, fam: Family, scores: _Scores, alerts, follow, duplicates, fused_rows, linked_rows) -> dict:
     north = fam.position[:, :, 1]
-    leads, crossing_breaks, crossing_dups = [], [], []
+    leads, crossing_breaks, crossing_switches, crossing_dups = [], [], [], []
     for target in range(north.shape[1]):
         track = north[:, target]
         valid = np.isfinite(track)
@@ -247,7 +255,8 @@ def _summary(seed: int, fam: Family, scores: _Scores, alerts, follow, duplicates
         about = [t for t, p in alerts
                  if np.isfinite(xy[int(t), 0]) and np.hypot(*(xy[int(t)] - p)) <= 100.0]
         leads.append(first_cover - min(about) if about else -math.inf)
-        crossing_breaks.append(_breaks(follow[target]))
+        crossing_breaks.append(_breaks(follow[target])[0])
+        crossing_switches.append(_breaks(follow[target])[1])
         crossing_dups.append(int(duplicates[target]))
     mean = {k: float(np.mean(v)) for k, v in scores.gospa.items()}
     best = min(mean["a"], mean["b"])
@@ -260,8 +269,10 @@ def _summary(seed: int, fam: Family, scores: _Scores, alerts, follow, duplicates
         "band_ratio_fused_to_best": round(mean["fused_band"] / best_band, 3),
         "crossing_targets": len(leads), "incoming_lead_s": [round(x, 1) for x in leads],
         "incoming_lead_min_s": round(min(leads), 1) if leads else None,
-        "crossing_identity_breaks": crossing_breaks, "crossing_duplicate_s": crossing_dups,
-        "all_target_breaks": int(sum(_breaks(f) for f in follow)), "fused_track_seconds": fused_rows,
+        "crossing_handover_breaks": crossing_breaks, "crossing_own_tracker_switches": crossing_switches,
+        "crossing_duplicate_s": crossing_dups,
+        "all_targets_handover_breaks": int(sum(_breaks(f)[0] for f in follow)),
+        "all_targets_duplicate_s": int(duplicates.sum()), "fused_track_seconds": fused_rows,
         "linked_track_seconds": linked_rows,
     }
 
@@ -282,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         "band_ratio_fused_to_best_max": max(r["band_ratio_fused_to_best"] for r in results),
         "incoming_lead_min_s": min(leads) if leads else None,
         "incoming_lead_median_s": float(np.median(leads)) if leads else None,
-        "crossing_identity_breaks": sum(sum(r["crossing_identity_breaks"]) for r in results),
+        "crossing_handover_breaks": sum(sum(r["crossing_handover_breaks"]) for r in results),
+        "crossing_own_tracker_switches": sum(sum(r["crossing_own_tracker_switches"]) for r in results),
         "crossing_targets": sum(r["crossing_targets"] for r in results)}))
     return 0
 
