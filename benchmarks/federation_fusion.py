@@ -45,6 +45,7 @@ import hashlib
 import json
 import math
 import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -167,6 +168,7 @@ def run(seed: int, grid_m: float = 50.0, config: PartnerFusionConfig | None = No
     follow: list[list] = [[] for _ in range(fam.position.shape[1])]  # per target, per second: identity
     duplicates = np.zeros(fam.position.shape[1], np.int64)
     fused_rows = linked_rows = 0
+    fuse_s: list[float] = []
     for k, t in enumerate(fam.times.tolist()):
         ia = _step_until(tracker_a, nodes.scans_a, ia, t)
         ib = _step_until(tracker_b, nodes.scans_b, ib, t)
@@ -174,7 +176,9 @@ def run(seed: int, grid_m: float = 50.0, config: PartnerFusionConfig | None = No
         rejected = picture.ingest(release(est_a, frame, "node-a", "node-b", grid_m), "fed/partner/node-a/tracks")
         if rejected:
             raise RuntimeError(f"the ingress rejected a released message: {rejected[0].reason}")
+        start = time.perf_counter()
         joint = picture.fuse(est_b)
+        fuse_s.append(time.perf_counter() - start)
         for alert in picture.incoming_alerts(t):
             alerts.append((t, np.array(frame.to_enu(alert.lat, alert.lon)[:2], float)))
         fused_rows += int(joint.fused.sum())
@@ -187,7 +191,10 @@ def run(seed: int, grid_m: float = 50.0, config: PartnerFusionConfig | None = No
                 for name, xy in (("a", est_a.x[:, :2]), ("b", est_b.x[:, :2]), ("fused", joint.joint_xy())):
                     scores.gospa[name + suffix].append(gospa(tr, xy[_in_area(xy, band)], C_M, P_ORDER)[0])
         _identities(fam.position[k], present, joint, follow, duplicates)
-    return _summary(seed, fam, scores, alerts, follow, duplicates, fused_rows, linked_rows)
+    result = _summary(seed, fam, scores, alerts, follow, duplicates, fused_rows, linked_rows)
+    result["fuse_ms_median"] = round(1e3 * float(np.median(fuse_s)), 3)
+    result["fuse_ms_max"] = round(1e3 * float(np.max(fuse_s)), 3)
+    return result
 
 
 def _identities(position: np.ndarray, present: np.ndarray, joint, follow: list[list], duplicates: np.ndarray) -> None:

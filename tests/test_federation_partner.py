@@ -256,6 +256,14 @@ def test_no_incoming_alert_for_a_track_we_already_hold():
     assert picture.incoming_alerts(1.0) == []
 
 
+def test_no_incoming_alert_for_a_track_being_linked():
+    picture = _picture(confirm_scans=3)
+    picture.ingest(_message(0.0, [_track("p1", 5.0, -300.0, 0.0, 10.0)]), TOPIC)
+    fused = picture.fuse(_own(0.0, [7], [0.0, -300.0, 0.0, 10.0]))
+    assert fused.partner_pending.tolist() == [7] and not fused.links[0]
+    assert picture.incoming_alerts(0.0) == []
+
+
 def test_without_own_jurisdictions_no_incoming_alert():
     picture = PartnerPicture(OURS, "node-b")
     picture.ingest(_message(0.0, [_track("p1", 0.0, -100.0, 0.0, 10.0)]), TOPIC)

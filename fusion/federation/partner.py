@@ -31,7 +31,8 @@ rounding error, so the numbers can be fused as they are.  :class:`PartnerPicture
   their provenance (origin, pseudonym, label) and **never overwrite our estimate**:
   the fused state is a separate output (:class:`FusedPicture`).
 * :meth:`~PartnerPicture.incoming_alerts` raises an ``incoming`` alert, once per
-  partner track, for a partner track not linked to one of ours, established
+  partner track, for a partner track not linked to one of ours (nor assigned to one on
+  the last scan), established
   (``min_existence``, not tentative), moving at ``min_speed_mps`` or more, whose
   straight path reaches our jurisdiction within ``incoming_horizon_s`` (the
   geofence's approach test, :meth:`geo.geometry.JurisdictionIndex.first_reach`), or
@@ -264,10 +265,13 @@ class PartnerPicture:
         from its origin is rejected whole; a track with a covariance that is not symmetric
         positive definite, or a duplicate id, is rejected alone and the rest is taken.
         """
-        raw = message if isinstance(message, (bytes, str)) else msgspec.json.encode(message)
+        raw = message
         try:
-            decoded = self._decoder.decode(raw)
-        except msgspec.DecodeError as error:
+            if isinstance(message, (bytes, str)):
+                decoded = self._decoder.decode(message)
+            else:
+                decoded = msgspec.convert(message, _Message)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
             return self._reject(topic, t_received, f"partner tracks: {_path(error)}", raw)
         problem = self._message_problem(decoded, topic)
         if problem:
@@ -299,12 +303,12 @@ class PartnerPicture:
         return None
 
     def _local_tracks(self, message: _Message, topic: str, t_received: float,
-                      raw: bytes | str) -> tuple[PartnerTracks, list[Rejection]]:
+                      raw: dict | bytes | str) -> tuple[PartnerTracks, list[Rejection]]:
         rejections: list[Rejection] = []
         keep: list[_Track] = []
         seen: set[str] = set()
-        for k, track in enumerate(message.tracks):
-            problem = _covariance_problem(np.asarray(track.covariance, np.float64))
+        problems = _covariance_problems(np.array([tr.covariance for tr in message.tracks], np.float64).reshape(-1, 4, 4))
+        for k, (track, problem) in enumerate(zip(message.tracks, problems)):
             if track.track_id in seen:
                 problem = f"track_id: duplicate {track.track_id!r} in one message"
             if problem:
@@ -324,9 +328,17 @@ class PartnerPicture:
             labels=tuple(msgspec.to_builtins(tr.label) if tr.label is not None else label for tr in keep),
         ), rejections
 
-    def _reject(self, topic: str, t_received: float, reason: str, raw: bytes | str) -> list[Rejection]:
+    def _reject(self, topic: str, t_received: float, reason: str, raw: dict | bytes | str) -> list[Rejection]:
         self.rejected += 1
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        if isinstance(raw, bytes):
+            text = raw.decode("utf-8", "replace")
+        elif isinstance(raw, str):
+            text = raw
+        else:
+            try:
+                text = msgspec.json.encode(raw).decode()
+            except (TypeError, ValueError, OverflowError):
+                text = repr(raw)
         return [Rejection(t_received, topic, reason, text[:_PAYLOAD_CHARS])]
 
     # -- association and fusion -------------------------------------------------------------
@@ -352,6 +364,7 @@ class PartnerPicture:
                 state.counted_t = tracks.t
             column = {p: j for j, p in enumerate(tracks.track_id)}
             link_of = np.full(len(tracks), -1, np.int64)
+            pairs: list[tuple[int, int]] = []
             for pid, link in sorted(state.links.items()):
                 j, r = column.get(pid), row_of.get(link.own_id)
                 if j is not None:
@@ -359,9 +372,12 @@ class PartnerPicture:
                 if r is None:
                     continue
                 links[r].append((origin, pid))
-                if j is not None and d2[r, j] <= self.gate:  # own estimate at r, fused with each partner in turn
-                    c, C, _ = covariance_intersection(x[r:r + 1], P[r:r + 1], px[j:j + 1], pP[j:j + 1])
-                    x[r], P[r], fused[r] = c[0], C[0], True
+                if j is not None and d2[r, j] <= self.gate:
+                    pairs.append((r, j))
+            if pairs:  # one partner track per own track and origin: rows are distinct; origins in turn
+                r, j = np.array(pairs).T
+                x[r], P[r], _ = covariance_intersection(x[r], P[r], px[j], pP[j])
+                fused[r] = True
             pending = np.array([state.pending.get(p, (-1, 0))[0] for p in tracks.track_id], np.int64)
             parts.append((tracks, px, pP, link_of, pending))
         return FusedPicture(
@@ -435,7 +451,7 @@ class PartnerPicture:
         for origin in sorted(self._origins):
             state = self._origins[origin]
             tracks = state.tracks
-            linked = set(state.links)
+            linked = set(state.links) | set(state.pending)  # a pair assigned on the last scan: we see it
             existence = np.nan_to_num(tracks.existence, nan=1.0)
             speed = np.hypot(tracks.x[:, 2], tracks.x[:, 3])
             fresh = np.array([p not in linked and p not in state.warned for p in tracks.track_id], bool)
@@ -497,13 +513,13 @@ class PartnerPicture:
                    "label": tracks.labels[j]})
 
 
-def _covariance_problem(P: np.ndarray) -> str | None:
-    """Why a 4×4 covariance cannot be used (None: it can): symmetric to rounding, positive definite."""
-    if not np.allclose(P, P.T, rtol=1e-6, atol=1e-6):
-        return "covariance: not symmetric (expected a 4×4 symmetric positive definite matrix)"
-    if np.linalg.eigvalsh(0.5 * (P + P.T)).min() <= 0.0:
-        return "covariance: not positive definite (expected a 4×4 symmetric positive definite matrix)"
-    return None
+def _covariance_problems(P: np.ndarray) -> list[str | None]:
+    """Per (4×4) covariance why it cannot be used (None: it can): symmetric to rounding, positive definite."""
+    symmetric = np.isclose(P, np.swapaxes(P, 1, 2), rtol=1e-6, atol=1e-6).all(axis=(1, 2))
+    positive = np.linalg.eigvalsh(0.5 * (P + np.swapaxes(P, 1, 2))).min(axis=1, initial=np.inf) > 0.0
+    expected = "(expected a 4×4 symmetric positive definite matrix)"
+    return [None if s and p else f"covariance: not symmetric {expected}" if not s
+            else f"covariance: not positive definite {expected}" for s, p in zip(symmetric.tolist(), positive.tolist())]
 
 
 def _path(error: msgspec.DecodeError) -> str:
