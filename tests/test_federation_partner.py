@@ -284,3 +284,45 @@ def test_two_nodes_one_truth(seed):
     assert sum(result["crossing_handover_breaks"]) == 0, result
     assert sum(result["crossing_duplicate_s"]) <= 2 * result["crossing_targets"], result
     assert result["fused_track_seconds"] > 0
+
+
+# -- our tracker's merges, checkpoints, the joint picture's partner entries ------------------------
+
+def test_a_merge_of_our_tracks_keeps_the_link():
+    picture = _picture(confirm_scans=2)
+    _walk(picture, 2, own_id=9)
+    assert picture.links() == {9: [("node-a", "p1")]}
+    picture.merge_own(9, 4)  # our tracker absorbed 9 into the older 4
+    assert picture.links() == {4: [("node-a", "p1")]}
+    picture.ingest(_message(2.0, [_track("p1", 5.0, -196.0, 0.0, 2.0)]), TOPIC)
+    fused = picture.fuse(_own(2.0, [4], [0.0, -196.0, 0.0, 2.0]))
+    assert fused.links[0] == (("node-a", "p1"),) and fused.fused[0]
+
+
+def test_a_restart_from_the_checkpoint_goes_on_as_if_none_happened():
+    def scenario(restart: bool):
+        picture = _picture(confirm_scans=3)
+        out = []
+        for t in range(6):
+            if restart and t == 2:
+                arrays, meta = picture.export_state()
+                picture = _picture(confirm_scans=3)
+                picture.import_state(arrays, json.loads(json.dumps(meta)))
+            picture.ingest(_message(float(t), [_track("p1", 5.0, -200.0 + 2 * t, 0.0, 2.0),
+                                               _track("cue", 0.0, -900.0 + 10 * t, 0.0, 10.0)]), TOPIC)
+            fused = picture.fuse(_own(float(t), [7], [0.0, -200.0 + 2 * t, 0.0, 2.0]))
+            alerts = [a.alert_id for a in picture.incoming_alerts(float(t))]
+            out.append((fused.links, fused.x.tolist(), fused.partner_pending.tolist(), alerts))
+        return out
+    assert scenario(restart=True) == scenario(restart=False)
+
+
+def test_partner_only_tracks_carry_provenance_and_our_coordinates():
+    picture = _picture()
+    picture.ingest(_message(0.0, [_track("far", 100.0, -3000.0, 1.0, 2.0)]), TOPIC)
+    fused = picture.fuse(_own(0.0, [], np.zeros((0, 4)), np.zeros((0, 4, 4))))
+    (entry,) = picture.partner_only_tracks(fused)
+    assert entry["origin"] == "node-a" and entry["track_id"] == "far" and entry["label"]["policy_id"] == "a-to-b"
+    assert entry["east_m"] == pytest.approx(100.0, abs=0.01) and entry["north_m"] == pytest.approx(-3000.0, abs=0.01)
+    lat, lon, _ = OURS.to_geodetic(100.0, -3000.0)
+    assert entry["lat"] == pytest.approx(float(lat), abs=1e-7) and entry["lon"] == pytest.approx(float(lon), abs=1e-7)

@@ -426,6 +426,53 @@ class PartnerPicture:
         for origin in [o for o, s in self._origins.items() if t - s.tracks.t > self.config.stale_after_s]:
             del self._origins[origin]
 
+    def merge_own(self, absorbed_id: int, survivor_id: int) -> None:
+        """Our tracker found two of its tracks to be one target (``StepResult.merged``): the
+        survivor takes over the absorbed track's links and pending pairs, for each origin where it
+        has none of its own, so the partner's identity stays linked across the merge."""
+        for state in self._origins.values():
+            has = any(lk.own_id == survivor_id for lk in state.links.values())
+            for link in state.links.values():
+                if link.own_id == absorbed_id and not has:
+                    link.own_id, has = survivor_id, True
+            state.links = {p: lk for p, lk in state.links.items() if lk.own_id != absorbed_id}
+            state.pending = {p: ((survivor_id, n) if own == absorbed_id else (own, n))
+                             for p, (own, n) in state.pending.items()}
+
+    # -- checkpoint --------------------------------------------------------------------
+    def export_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Everything needed to go on after a restart as if there had been none (the shape of the
+        pipeline's parts: arrays, and JSON-able scalars): per origin its last tracks, links,
+        pending pairs and the partner tracks already alerted about."""
+        arrays: dict[str, np.ndarray] = {}
+        meta: dict = {"origins": []}
+        for n, origin in enumerate(sorted(self._origins)):
+            state = self._origins[origin]
+            tr = state.tracks
+            arrays.update({f"{n}.x": tr.x, f"{n}.P": tr.P, f"{n}.status": tr.status, f"{n}.existence": tr.existence})
+            meta["origins"].append({
+                "origin": origin, "t": tr.t, "label": tr.label, "track_id": list(tr.track_id),
+                "classification": list(tr.classification), "labels": list(tr.labels), "counted_t": state.counted_t,
+                "links": {p: [lk.own_id, lk.misses] for p, lk in state.links.items()},
+                "pending": {p: list(v) for p, v in state.pending.items()}, "warned": sorted(state.warned)})
+        return arrays, meta
+
+    def import_state(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        """Take over a state made by :meth:`export_state` (copies the arrays)."""
+        self._origins = {}
+        for n, o in enumerate(meta["origins"]):
+            tracks = PartnerTracks(
+                origin=o["origin"], t=float(o["t"]), label=o["label"], track_id=tuple(o["track_id"]),
+                x=np.array(arrays[f"{n}.x"], np.float64).reshape(-1, 4),
+                P=np.array(arrays[f"{n}.P"], np.float64).reshape(-1, 4, 4),
+                status=np.array(arrays[f"{n}.status"], np.int8), existence=np.array(arrays[f"{n}.existence"], np.float64),
+                classification=tuple(o["classification"]), labels=tuple(o["labels"]))
+            self._origins[o["origin"]] = _OriginState(
+                tracks, counted_t=float(o["counted_t"]),
+                links={p: _Link(int(own), int(misses)) for p, (own, misses) in o["links"].items()},
+                pending={p: (int(own), int(streak)) for p, (own, streak) in o["pending"].items()},
+                warned=set(o["warned"]))
+
     # -- reading -----------------------------------------------------------------------
     def partner_tracks(self, origin: str) -> PartnerTracks | None:
         """The last tracks taken from ``origin`` (None: none, or dropped as stale)."""
@@ -438,6 +485,22 @@ class PartnerPicture:
         for origin in sorted(self._origins):
             for pid, link in sorted(self._origins[origin].links.items()):
                 out.setdefault(link.own_id, []).append((origin, pid))
+        return out
+
+    def partner_only_tracks(self, picture: FusedPicture) -> list[dict]:
+        """The partner-only entries of the joint picture as snapshot-like dicts, with provenance:
+        ``origin``, ``track_id`` (the partner's pseudonym), position and velocity predicted to the
+        picture's ``t`` (lat/lon and our east/north), ``covariance`` and the ``label``."""
+        out = []
+        rows = np.flatnonzero(picture.partner_only)
+        lat, lon, _ = self.frame.to_geodetic(picture.partner_x[rows, 0], picture.partner_x[rows, 1])
+        for k, j in enumerate(rows.tolist()):
+            x = picture.partner_x[j]
+            out.append({"origin": picture.partner_origin[j], "track_id": picture.partner_track_id[j],
+                        "lat": round(float(lat[k]), 7), "lon": round(float(lon[k]), 7),
+                        "east_m": round(float(x[0]), 2), "north_m": round(float(x[1]), 2),
+                        "vel_east_mps": round(float(x[2]), 3), "vel_north_mps": round(float(x[3]), 3),
+                        "covariance": np.round(picture.partner_P[j], 4).tolist(), "label": picture.partner_label[j]})
         return out
 
     # -- cueing ------------------------------------------------------------------------
