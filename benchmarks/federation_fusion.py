@@ -30,7 +30,11 @@ raises ``incoming`` alerts.  Measured at B, every second from ``SCORE_FROM_S``:
   hand-over break (the federation layer's doing); a change from one own track id to
   another is our tracker's identity switch, counted apart; a second with an own track and a partner-only
   track both within 50 m of it is a duplicate.  The goal: 0 breaks at the border and no
-  lasting duplicate.
+  lasting duplicate;
+* **consistency**: the mean position NEES (2 dof; 2 for a consistent estimate) of the
+  fused tracks against the nearest true target, and of B's own estimates of the same
+  tracks (samples of a track are correlated in time: a figure, not a test);
+* the time of one ``fuse`` call (median and max).
 
 One JSON object per line per seed, then a summary::
 
@@ -169,6 +173,7 @@ def run(seed: int, grid_m: float = 50.0, config: PartnerFusionConfig | None = No
     duplicates = np.zeros(fam.position.shape[1], np.int64)
     fused_rows = linked_rows = 0
     fuse_s: list[float] = []
+    nees: dict[str, list[float]] = {"fused": [], "own": []}
     for k, t in enumerate(fam.times.tolist()):
         ia = _step_until(tracker_a, nodes.scans_a, ia, t)
         ib = _step_until(tracker_b, nodes.scans_b, ib, t)
@@ -191,10 +196,31 @@ def run(seed: int, grid_m: float = 50.0, config: PartnerFusionConfig | None = No
                 for name, xy in (("a", est_a.x[:, :2]), ("b", est_b.x[:, :2]), ("fused", joint.joint_xy())):
                     scores.gospa[name + suffix].append(gospa(tr, xy[_in_area(xy, band)], C_M, P_ORDER)[0])
         _identities(fam.position[k], present, joint, follow, duplicates)
+        if t >= SCORE_FROM_S:
+            _nees(truth, joint, est_b, nees)
     result = _summary(seed, fam, scores, alerts, follow, duplicates, fused_rows, linked_rows)
+    result["nees_position_fused_mean"] = round(float(np.mean(nees["fused"])), 3) if nees["fused"] else None
+    result["nees_position_own_mean"] = round(float(np.mean(nees["own"])), 3) if nees["own"] else None
+    result["nees_samples"] = len(nees["fused"])
     result["fuse_ms_median"] = round(1e3 * float(np.median(fuse_s)), 3)
     result["fuse_ms_max"] = round(1e3 * float(np.max(fuse_s)), 3)
     return result
+
+
+def _nees(truth: np.ndarray, joint, own, out: dict[str, list[float]]) -> None:
+    """Position NEES (2 dof) of the fused rows and of B's own estimate on the same rows, against
+    the nearest true target within FOLLOW_M (one per truth)."""
+    rows = np.flatnonzero(joint.fused)
+    if rows.size == 0 or truth.size == 0:
+        return
+    d = np.hypot(*(joint.x[rows, None, :2] - truth[None]).transpose(2, 0, 1))
+    nearest = np.argmin(d, axis=1)
+    for n, r in enumerate(rows.tolist()):
+        if d[n, nearest[n]] > FOLLOW_M:
+            continue
+        for name, x, P in (("fused", joint.x[r], joint.P[r]), ("own", own.x[r], own.P[r])):
+            e = x[:2] - truth[nearest[n]]
+            out[name].append(float(e @ np.linalg.solve(P[:2, :2], e)))
 
 
 def _identities(position: np.ndarray, present: np.ndarray, joint, follow: list[list], duplicates: np.ndarray) -> None:
@@ -302,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
         "incoming_lead_median_s": float(np.median(leads)) if leads else None,
         "crossing_handover_breaks": sum(sum(r["crossing_handover_breaks"]) for r in results),
         "crossing_own_tracker_switches": sum(sum(r["crossing_own_tracker_switches"]) for r in results),
-        "crossing_targets": sum(r["crossing_targets"] for r in results)}))
+        "crossing_targets": sum(r["crossing_targets"] for r in results),
+        "nees_position_fused_mean": round(float(np.mean([r["nees_position_fused_mean"] for r in results])), 3),
+        "nees_position_own_mean": round(float(np.mean([r["nees_position_own_mean"] for r in results])), 3)}))
     return 0
 
 

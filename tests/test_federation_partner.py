@@ -284,6 +284,7 @@ def test_two_nodes_one_truth(seed):
     assert sum(result["crossing_handover_breaks"]) == 0, result
     assert sum(result["crossing_duplicate_s"]) <= 2 * result["crossing_targets"], result
     assert result["fused_track_seconds"] > 0
+    assert result["nees_position_fused_mean"] <= 2.5, result  # CI: consistent, typically below 2
 
 
 # -- our tracker's merges, checkpoints, the joint picture's partner entries ------------------------

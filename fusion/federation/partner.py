@@ -136,7 +136,8 @@ class PartnerFusionConfig:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"PartnerFusionConfig: invalid {', '.join(bad)} (gate_probability in (0, 1), "
-                             "gate_dims 2 or 4, scans ≥ 1, partner_q ≥ 0, stale_after_s > 0, horizon and speed ≥ 0, "
+                             "gate_dims 2 or 4, scans ≥ 1, partner_q ≥ 0, stale_after_s > 0, "
+                             "horizon and speed ≥ 0, "
                              "min_existence in [0, 1])")
 
 
@@ -292,7 +293,8 @@ class PartnerPicture:
         if "partner" in parts and parts.index("partner") + 1 < len(parts):
             named = parts[parts.index("partner") + 1]
             if named != message.origin:
-                return f"origin: {message.origin!r} on the topic of partner {named!r} (a partner speaks for itself only)"
+                return (f"origin: {message.origin!r} on the topic of partner {named!r} "
+                        "(a partner speaks for itself only)")
         if message.label.originator != message.origin:
             return (f"label.originator: {message.label.originator!r} differs from origin {message.origin!r} "
                     "(a message's label is its origin's)")
@@ -307,7 +309,8 @@ class PartnerPicture:
         rejections: list[Rejection] = []
         keep: list[_Track] = []
         seen: set[str] = set()
-        problems = _covariance_problems(np.array([tr.covariance for tr in message.tracks], np.float64).reshape(-1, 4, 4))
+        covariances = np.array([tr.covariance for tr in message.tracks], np.float64).reshape(-1, 4, 4)
+        problems = _covariance_problems(covariances)
         for k, (track, problem) in enumerate(zip(message.tracks, problems)):
             if track.track_id in seen:
                 problem = f"track_id: duplicate {track.track_id!r} in one message"
@@ -465,7 +468,8 @@ class PartnerPicture:
                 origin=o["origin"], t=float(o["t"]), label=o["label"], track_id=tuple(o["track_id"]),
                 x=np.array(arrays[f"{n}.x"], np.float64).reshape(-1, 4),
                 P=np.array(arrays[f"{n}.P"], np.float64).reshape(-1, 4, 4),
-                status=np.array(arrays[f"{n}.status"], np.int8), existence=np.array(arrays[f"{n}.existence"], np.float64),
+                status=np.array(arrays[f"{n}.status"], np.int8),
+                existence=np.array(arrays[f"{n}.existence"], np.float64),
                 classification=tuple(o["classification"]), labels=tuple(o["labels"]))
             self._origins[o["origin"]] = _OriginState(
                 tracks, counted_t=float(o["counted_t"]),
