@@ -64,7 +64,8 @@ def test_positions_come_into_our_frame_from_lat_lon():
     (lambda m: m.pop("t"), "`t`"),
     (lambda m: m["tracks"][0].__setitem__("lat", 95.0), "tracks[0].lat"),
     (lambda m: m["tracks"][0].__setitem__("covariance", [[1.0, 0.0], [0.0, 1.0]]), "tracks[0].covariance"),
-    (lambda m: m["tracks"][0].__setitem__("status", "lost"), "tracks[0].status"),
+    (lambda m: m["tracks"][0].__setitem__("status", "lost"), "tracks[0].status: invalid enum value 'lost', "
+                                                             "expected one of coasting, confirmed, tentative"),
     (lambda m: m["label"].pop("originator"), "label"),
 ])
 def test_a_bad_message_is_rejected_whole_naming_the_field(mutate, where):
@@ -83,7 +84,12 @@ def test_a_bad_message_is_rejected_whole_naming_the_field(mutate, where):
     (_message(1.0, [], origin="node-b"), "x/partner/node-b/tracks", "is this node"),
     (_message(1.0, [], origin="node-c"), TOPIC, "on the topic of partner 'node-a'"),
     ({**_message(1.0, []), "label": {"originator": "node-c"}}, TOPIC, "label.originator"),
-    (b"{not json", TOPIC, "partner tracks:"),
+    (b"{not json", TOPIC, "not JSON:"),
+    (b'{"origin": "\xff"}', TOPIC, "not JSON: invalid UTF-8 at byte"),
+    (b"[" * 5000 + b"]" * 5000, TOPIC, "expected `object`, got `array`"),  # typed decoding never recurses deep
+    ([1, 2], TOPIC, "expected `object`, got `array`"),
+    ({**_message(1.0, []), "t": float("nan")}, TOPIC, "t: expected `float`"),
+    ({**_message(1.0, []), "t": object()}, TOPIC, "not JSON: cannot be encoded"),
 ])
 def test_messages_that_are_not_a_partners_own_are_rejected(message, topic, reason):
     rejections = _picture().ingest(message, topic)
@@ -327,3 +333,14 @@ def test_partner_only_tracks_carry_provenance_and_our_coordinates():
     assert entry["east_m"] == pytest.approx(100.0, abs=0.01) and entry["north_m"] == pytest.approx(-3000.0, abs=0.01)
     lat, lon, _ = OURS.to_geodetic(100.0, -3000.0)
     assert entry["lat"] == pytest.approx(float(lat), abs=1e-7) and entry["lon"] == pytest.approx(float(lon), abs=1e-7)
+
+
+def test_an_unforeseen_error_is_a_rejection_not_a_crash(monkeypatch):
+    picture = _picture()
+
+    def broken(*_):
+        raise ZeroDivisionError("boom")
+    monkeypatch.setattr(picture, "_local_tracks", broken)
+    (rejection,) = picture.ingest(_message(1.0, [_track("p1", 0.0, -500.0)]), TOPIC)
+    assert rejection.reason.startswith("could not be processed (ZeroDivisionError: boom)")
+    assert picture.rejected == 1

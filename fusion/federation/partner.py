@@ -46,6 +46,7 @@ last scan and on its way to ``confirm_scans``): one target, one entry.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
@@ -58,7 +59,7 @@ from geo.alerts import SEVERITY_ORDER, Alert, alert_id, heading_deg, recipients_
 from geo.frame import LocalFrame
 from geo.geometry import JurisdictionIndex
 from geo.jurisdictions import Jurisdiction
-from sensors.ingest import Rejection
+from sensors.ingest import Rejection, format_validation_error, undecodable_reason
 from sensors.schema import CLASSES
 from tracking.track_fusion import (assign_tracks, chi2_gate, covariance_intersection, difference_distance2,
                                    predict_states)
@@ -67,6 +68,7 @@ __all__ = ["PartnerFusionConfig", "PartnerPicture", "FusedPicture", "PartnerTrac
 
 PARTNER_STATUSES = ("tentative", "confirmed", "coasting")
 _PAYLOAD_CHARS = 4096
+log = logging.getLogger(__name__)
 _NodeId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 _Time = Annotated[float, Meta(ge=0.0, le=1e11)]
 _Prob = Annotated[float, Meta(ge=0.0, le=1.0)]
@@ -266,14 +268,28 @@ class PartnerPicture:
         from its origin is rejected whole; a track with a covariance that is not symmetric
         positive definite, or a duplicate id, is rejected alone and the rest is taken.
         """
-        raw = message
         try:
-            if isinstance(message, (bytes, str)):
-                decoded = self._decoder.decode(message)
-            else:
-                decoded = msgspec.convert(message, _Message)
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            return self._reject(topic, t_received, f"partner tracks: {_path(error)}", raw)
+            return self._ingest(message, topic, t_received)
+        except Exception as error:  # noqa: BLE001 — the last guard of the live loop
+            log.error("partner ingress: unexpected %s on a message from %s; rejected", type(error).__name__, topic,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
+            return self._reject(topic, t_received, f"could not be processed ({type(error).__name__}: "
+                                f"{str(error)[:200]}); please report this input", message)
+
+    def _ingest(self, message: dict | bytes | str, topic: str, t_received: float) -> list[Rejection]:
+        try:
+            raw = message if isinstance(message, bytes) else (
+                message.encode("utf-8", "surrogatepass") if isinstance(message, str) else msgspec.json.encode(message))
+        except (TypeError, ValueError, OverflowError) as error:
+            return self._reject(topic, t_received, f"not JSON: cannot be encoded ({error})", message)
+        try:
+            decoded = self._decoder.decode(raw)
+        except msgspec.ValidationError as error:
+            return self._reject(topic, t_received, format_validation_error(error, raw, _Message), raw)
+        except msgspec.DecodeError as error:
+            return self._reject(topic, t_received, f"not JSON: {error}", raw)
+        except (UnicodeDecodeError, RecursionError) as error:
+            return self._reject(topic, t_received, undecodable_reason(error, raw), raw)
         problem = self._message_problem(decoded, topic)
         if problem:
             return self._reject(topic, t_received, problem, raw)
@@ -587,8 +603,3 @@ def _covariance_problems(P: np.ndarray) -> list[str | None]:
     expected = "(expected a 4×4 symmetric positive definite matrix)"
     return [None if s and p else f"covariance: not symmetric {expected}" if not s
             else f"covariance: not positive definite {expected}" for s, p in zip(symmetric.tolist(), positive.tolist())]
-
-
-def _path(error: msgspec.DecodeError) -> str:
-    """msgspec's message with the JSON path written as the contract writes it (``tracks[3].lat``)."""
-    return str(error).replace("`$.", "`").replace("`$", "`")
