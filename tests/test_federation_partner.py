@@ -344,3 +344,20 @@ def test_an_unforeseen_error_is_a_rejection_not_a_crash(monkeypatch):
     (rejection,) = picture.ingest(_message(1.0, [_track("p1", 0.0, -500.0)]), TOPIC)
     assert rejection.reason.startswith("could not be processed (ZeroDivisionError: boom)")
     assert picture.rejected == 1
+
+
+def test_two_partners_on_one_track_are_fused_one_after_the_other():
+    picture = _picture(confirm_scans=1)
+    sharp_east, sharp_north = np.diag([20.0, 400.0, 2.0, 0.5]), np.diag([400.0, 20.0, 0.5, 2.0])
+    picture.ingest(_message(0.0, [_track("pa", 5.0, -200.0, P=sharp_east)]), TOPIC)
+    picture.ingest(_message(0.0, [_track("pc", -5.0, -195.0, P=sharp_north)], origin="node-c"),
+                   "borderfusion/v1/partner/node-c/tracks")
+    own = _own(0.0, [7], [0.0, -200.0, 0.0, 0.0])
+    fused = picture.fuse(own)
+    assert fused.links[0] == (("node-a", "pa"), ("node-c", "pc"))
+    a, c = (picture.partner_tracks(o) for o in ("node-a", "node-c"))
+    x1, P1, _ = covariance_intersection(own.x, own.P, a.x, a.P)
+    x2, P2, _ = covariance_intersection(x1, P1, c.x, c.P)
+    np.testing.assert_allclose(fused.x, x2, atol=1e-9)
+    np.testing.assert_allclose(fused.P, P2, atol=1e-9)
+    assert np.linalg.det(fused.P[0]) < np.linalg.det(P1[0]) < np.linalg.det(P_OWN)
