@@ -41,7 +41,11 @@ rounding error, so the numbers can be fused as they are.  :class:`PartnerPicture
 
 The joint picture is our tracks (with their links and fused states) plus the partner
 tracks linked to none of ours and not being linked right now (a pair assigned on the
-last scan and on its way to ``confirm_scans``): one target, one entry.
+last scan and on its way to ``confirm_scans``): one target, one entry.  For the node's
+wiring: :meth:`~FusedPicture.links_by_track` (the cross-references for our snapshot),
+:meth:`~PartnerPicture.partner_only_tracks` (the partner-only entries with provenance),
+:meth:`~PartnerPicture.merge_own` (our tracker merged two tracks: the links follow),
+:meth:`~PartnerPicture.export_state` / :meth:`~PartnerPicture.import_state` (checkpoint).
 """
 
 from __future__ import annotations
