@@ -146,7 +146,9 @@ class Tracker:
         self._next_merge_check = t + 1.0
         tab, h = self.table.cols, int(self.table.high[0])
         rows = np.flatnonzero(tab.alive[:h] & (tab.status[:h] == CONFIRMED))
-        if rows.size < 2:
+        silent = t - tab.t_update[rows] >= self.config.merge_after_s
+        if rows.size < 2 or not silent.any():  # every pair was detected lately: no candidates, every clock restarts
+            tab.merge_with[rows] = -1
             return np.zeros((0, 2), np.int64)
         confirmed = np.zeros(h, bool)
         confirmed[rows] = True

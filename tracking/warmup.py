@@ -43,7 +43,8 @@ def warm_up(extra: Sequence[Stage] = (), progress: TextIO | None = sys.stderr, c
 
     Three scans with two detections close together reach every kernel: gating,
     rival pairs and their batches for the solver, updates with radial velocity,
-    initiation, confirmation and the snapshot's prediction.  With a cold cache
+    initiation, confirmation and the snapshot's prediction; a fourth, after a
+    silence, the duplicate-track check.  With a cold cache
     (``cold``; found out by :func:`cache_is_cold` when None) each stage is reported on
     ``progress`` (None: silent).
     """
@@ -74,6 +75,8 @@ def _run_trackers() -> None:
         for k in range(3):
             tracker.step(_Scan(float(k), np.array([[0.0, 0.0], [5.0, 0.0], [1.0, 1.0]])))
         tracker.estimates(3.0)
+        # a plot far off once the tracks have been silent long enough for the duplicate check
+        tracker.step(_Scan(3.0 + tracker.config.merge_after_s, np.array([[900.0, 900.0]])))
 
 
 class _Scan:
