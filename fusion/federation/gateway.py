@@ -24,7 +24,8 @@ A track or alert is released to a partner only if all of these hold:
 
   p in A gives dist(p, A) = 0 and dist(p, B), the distance to the nearest point of B,
   which for adjacent countries lies on their common border (likewise in B).
-* its most probable class is listed (no classification: ``unknown``); a track's status
+* its most probable class is listed (every one of them on a tie; no classification, or all
+  classes equally likely: ``unknown``); a track's status
   is listed; an alert's type is listed and every jurisdiction it names is listed;
 * originator control (:func:`may_release`): what came from a partner goes to a third
   party only if the originator's label names it in ``releasable_to``, never back.
@@ -54,7 +55,7 @@ import msgspec
 import numpy as np
 import shapely
 
-from fusion.federation.agreement import PartnerAgreement, read_key
+from fusion.federation.agreement import CLASS_NAMES, PartnerAgreement, read_key
 from geo.frame import LocalFrame
 from geo.geometry import JurisdictionIndex
 
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
     from fusion.config import Site
 
 __all__ = ["Label", "ReleasePolicy", "compile_policies", "pseudonym", "coarsen", "inflate_covariance",
-           "border_distance_m", "releasable_positions", "top_class", "provenance_of", "may_release",
+           "border_distance_m", "releasable_positions", "top_classes", "class_released", "provenance_of", "may_release",
            "onward_label", "release_tracks", "release_alert", "Gateway", "ReleaseSink", "TRACK_FIELDS",
            "ALERT_FIELDS", "release_topic"]
 
@@ -180,11 +181,19 @@ def releasable_positions(policy: ReleasePolicy, xy: np.ndarray) -> np.ndarray:
     return ok & (border_distance_m(policy, xy) <= policy.agreement.max_border_distance_m)
 
 
-def top_class(classification: dict | None) -> str:
-    """The most probable class; ``unknown`` when nothing is classified."""
+def top_classes(classification: dict | None) -> frozenset[str]:
+    """The most probable classes (several on a tie); ``{unknown}`` when nothing is classified or every
+    class is equally likely (the tracker's prior before any classifying sensor spoke)."""
     if not classification:
-        return "unknown"
-    return max(classification.items(), key=lambda item: item[1])[0]
+        return frozenset({"unknown"})
+    best = max(classification.values())
+    top = frozenset(name for name, p in classification.items() if p >= best - 1e-9)
+    return frozenset({"unknown"}) if len(top) == len(CLASS_NAMES) else top
+
+
+def class_released(classification: dict | None, classes) -> bool:
+    """Released only if every most probable class is listed (a person/vehicle tie is not "a person")."""
+    return top_classes(classification) <= set(classes)
 
 
 def provenance_of(item: dict, node_id: str) -> Label:
@@ -239,7 +248,7 @@ def release_tracks(snapshot: dict, policy: ReleasePolicy) -> dict:
     possibly with no tracks: "looked, nothing to release")."""
     a = policy.agreement
     tracks = [tr for tr in snapshot.get("tracks", ())
-              if tr.get("status") in a.statuses and top_class(tr.get("classification")) in a.classes
+              if tr.get("status") in a.statuses and class_released(tr.get("classification"), a.classes)
               and may_release(provenance_of(tr, policy.node_id), a.partner_id, policy.node_id)]
     xy = _local(policy, tracks)
     keep = releasable_positions(policy, xy)
@@ -268,7 +277,7 @@ def release_alert(alert: dict, policy: ReleasePolicy) -> dict | None:
     named = [alert.get(k) for k in ("jurisdiction", "from_jurisdiction", "to_jurisdiction")]
     provenance = provenance_of(alert, policy.node_id)
     if (alert.get("type") not in a.alert_types or any(j is not None and j not in policy.released_ids for j in named)
-            or top_class(alert.get("classification")) not in a.classes
+            or not class_released(alert.get("classification"), a.classes)
             or not may_release(provenance, a.partner_id, policy.node_id)):
         return None
     xy = _local(policy, [alert])
