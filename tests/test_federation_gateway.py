@@ -87,7 +87,8 @@ def test_a_second_agreement_with_the_same_partner_is_refused(tmp_path):
         load_site(path)
 
 
-@pytest.mark.parametrize("key, mode, why", [(b"k" * 32, 0o644, "chmod 600"), (b"short", 0o600, "at least 16 are needed")])
+@pytest.mark.parametrize("key, mode, why", [(b"k" * 32, 0o644, "chmod 600"),
+                                           (b"short", 0o600, "at least 16 are needed")])
 def test_a_key_file_others_can_read_or_too_short_is_refused(tmp_path, key, mode, why):
     with pytest.raises(ConfigError, match=why):
         load_site(make_site(tmp_path, key=key, mode=mode))
@@ -305,3 +306,44 @@ def test_released_alert_is_the_contract_payload(federated_run):
         original = next(a for a in alerts if pseudonym(policy.key, f"alert|{a['alert_id']}", 32) == message["alert_id"])
         assert message["track_id"] == pseudonym(policy.key, original["track_id"])
         assert (message["lat"], message["lon"]) != (original["lat"], original["lon"])
+
+
+# -- the live node -----------------------------------------------------------------------
+@pytest.mark.broker
+def test_a_live_node_releases_only_through_the_gateway_and_nothing_leaks(tmp_path, broker, short_log):
+    """``borderfusion run`` with an agreement: the partner's topics get released tracks and alerts that
+    the auditor holds against the node's own snapshots and alerts, with 0 violations."""
+    from fusion.mqtt import publish_log
+    from tests.broker import PREFIX, Collector, running_node, stop_node, wait_online
+
+    path = make_site(tmp_path / "site")
+    path.write_text(path.read_text().replace("port = 1883", f'port = {broker.port}\noutbox = "{tmp_path / "outbox"}"'))
+    site = load_site(path)
+    watch = Collector(broker.port, [f"{PREFIX}/release/#", f"{PREFIX}/tracks", f"{PREFIX}/alerts/+",
+                                    f"{PREFIX}/status/+"], "fed-watch")
+    try:
+        with running_node(path) as node:
+            wait_online(watch, node)
+            publish_log(site, short_log[0])
+            want = len(short_log[1].snapshots)
+            watch.wait_for(lambda: len(watch.of(f"{PREFIX}/release/edge-b/tracks")) >= want, 60)
+            code, err = stop_node(node)
+        assert code == 0, err
+    finally:
+        watch.close()
+    snapshots = {s["t"]: s for s in watch.of(f"{PREFIX}/tracks")}
+    alerts = list({a["alert_id"]: a for t, a in watch.messages if t.startswith(f"{PREFIX}/alerts/")}.values())
+    (policy,) = compile_policies(site)
+    auditor = Auditor(site, policy.agreement, policy.key)
+    released = [(t, m) for t, m in watch.messages if t.startswith(f"{PREFIX}/release/")]
+    assert {t for t, _ in released} == {f"{PREFIX}/release/edge-b/tracks", f"{PREFIX}/release/edge-b/alerts"}
+    matched = 0
+    for topic, message in released:
+        payload = json.dumps(message).encode()
+        if topic.endswith("/alerts"):
+            auditor.alert(topic, payload, alerts)
+        elif message["t"] in snapshots:
+            matched += 1
+            auditor.tracks(topic, payload, snapshots[message["t"]])
+    assert auditor.violations == []
+    assert matched >= 0.9 * len(short_log[1].snapshots) and auditor.checked > 20

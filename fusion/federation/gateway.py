@@ -62,10 +62,10 @@ from geo.geometry import JurisdictionIndex
 if TYPE_CHECKING:
     from fusion.config import Site
 
-__all__ = ["Label", "ReleasePolicy", "compile_policies", "pseudonym", "coarsen", "inflate_covariance",
-           "border_distance_m", "releasable_positions", "top_classes", "class_released", "provenance_of", "may_release",
-           "onward_label", "release_tracks", "release_alert", "Gateway", "ReleaseSink", "TRACK_FIELDS",
-           "ALERT_FIELDS", "release_topic"]
+__all__ = ["Label", "ReleasePolicy", "Release", "compile_policies", "pseudonym", "coarsen", "inflate_covariance",
+           "border_distance_m", "releasable_positions", "top_classes", "class_released", "provenance_of",
+           "may_release", "onward_label", "release_tracks", "release_alert", "Gateway", "ReleaseSink",
+           "federation_sinks", "release_topic", "TRACK_FIELDS", "ALERT_FIELDS"]
 
 log = logging.getLogger(__name__)
 
@@ -375,3 +375,12 @@ class ReleaseSink:
 
     def close(self) -> None:
         pass
+
+
+def federation_sinks(site: Site, publish: Callable[[str, bytes, int], None]) -> list[ReleaseSink]:
+    """The egress gateway for the live node, if the site has agreements (else nothing leaves for anyone)."""
+    policies = compile_policies(site)
+    if not policies:
+        return []
+    log.info("releasing to %s", ", ".join(p.partner_id for p in policies))
+    return [ReleaseSink(Gateway(policies), publish)]
