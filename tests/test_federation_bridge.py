@@ -4,6 +4,7 @@ to B with the bridge stanza and ACLs of ``configs/federation`` (TLS lines droppe
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import threading
@@ -68,8 +69,8 @@ class Client:
         self.messages: list[tuple[str, dict]] = []
         self._lock = threading.Lock()
         self.subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"{user}-{time.monotonic_ns()}",
-                                  protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
+                                  client_id=client_id or f"{user}-{time.monotonic_ns()}")
         self.client.username_pw_set(user, PASSWORDS[user])
         self.client.reconnect_delay_set(0.1, 0.5)
         self.client.on_connect = lambda c, u, f, rc, p: [c.subscribe(t, qos=1) for t in topics]
@@ -180,3 +181,68 @@ def test_an_outage_of_the_partner_broker_loses_no_alert_and_b_catches_up_in_orde
     finally:
         node_a.close()
         node_b.close()
+
+
+def test_country_as_node_reaches_country_bs_broker_through_the_example_configuration(tmp_path):
+    """``borderfusion run`` with the example site of country A (its sensors only, its agreement with B),
+    on A's broker bridged to B's: B's node sees A's released picture on partner/edge-a/…, in the
+    contract's fields, coarsened, pseudonymous, with no sensor named."""
+    from fusion.config import load_site
+    from fusion.mqtt import publish_log
+    from fusion.simulate import simulate
+    from tests.broker import running_node, stop_node
+
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    pair = BridgedPair(tmp_path / "brokers")
+    acl = pair.a.directory / "acl-a.acl"  # a test feeder may write every sensor's raw topic
+    acl.write_text(acl.read_text() + "\nuser feeder\ntopic write borderfusion/v1/raw/#\n")
+    write_passwords(pair.a.directory / "passwd", {"pipeline": PASSWORDS["pipeline"], "edge-b": PASSWORDS["edge-b"],
+                                                  "feeder": "feeder-secret"})
+    pair.a.stop()
+    pair.a.start()
+    site_dir = tmp_path / "configs" / "federation" / "country-a"
+    (site_dir / "keys").mkdir()
+    for name, secret in (("keys/edge-b.key", os.urandom(32)), ("pipeline.pw", PASSWORDS["pipeline"].encode()),
+                         ("feeder.pw", b"feeder-secret")):
+        (site_dir / name).write_bytes(secret)
+        os.chmod(site_dir / name, 0o600)
+    text = (site_dir / "site.toml").read_text().replace("port = 1883", f"port = {pair.a.port}")
+    node_site = site_dir / "site.toml"
+    node_site.write_text(text.replace('outbox = "outbox"', 'outbox = "outbox"\nusername = "pipeline"\n'
+                                                           'password_file = "pipeline.pw"'))
+    feeder_site = site_dir / "feeder.toml"
+    feeder_site.write_text(text.replace('outbox = "outbox"', 'outbox = "outbox"\nusername = "feeder"\n'
+                                                             'password_file = "feeder.pw"'))
+    site = load_site(node_site)
+    log = tmp_path / "a.jsonl.gz"
+    simulate(site, 150.0, log, None, seed=11, n_targets=10)
+    node_b = Client(pair.b.port, "pipeline", (f"{PREFIX}/partner/#",))
+    ops = Client(pair.a.port, "pipeline", (f"{PREFIX}/status/edge-a",))
+    tracks = f"{PREFIX}/partner/edge-a/tracks"
+    try:
+        with running_node(node_site) as node:
+            assert wait_for(lambda: any(s.get("state") == "online" for s in ops.of(f"{PREFIX}/status/edge-a"))
+                            or node.poll() is not None, 60), "node edge-a not online"
+            assert node.poll() is None, node.communicate()
+            publish_log(load_site(feeder_site), log)
+            assert wait_for(lambda: sum(len(m["tracks"]) for m in node_b.of(tracks)) > 20, 60), node_b.messages[-3:]
+            code, err = stop_node(node)
+        assert code == 0, err
+    finally:
+        node_b.close()
+        ops.close()
+        pair.stop()
+    (policy,) = site.config.federation.partners
+    sensor_ids = [s.spec.id for s in site.sensors]
+    for message in node_b.of(tracks):
+        assert message["origin"] == "edge-a" and message["label"]["originator"] == "edge-a"
+        assert message["label"]["policy_id"] == policy.policy_id and message["label"]["releasable_to"] == []
+        assert not any(f'"{s}"' in json.dumps(message) for s in sensor_ids)
+        for track in message["tracks"]:
+            assert list(track) == ["track_id", "status", "lat", "lon", "vel_east_mps", "vel_north_mps", "covariance",
+                                   "classification", "existence", "first_seen", "last_update"]
+            assert not track["track_id"].startswith("edge-a") and len(track["track_id"]) == 20
+            east, north, _ = site.frame.to_enu(track["lat"], track["lon"])
+            for value in (float(east), float(north)):
+                assert abs(value - policy.grid_m * round(value / policy.grid_m)) < 0.1
+    assert {t for t, _ in node_b.messages} <= {tracks, f"{PREFIX}/partner/edge-a/alerts"}

@@ -347,3 +347,17 @@ def test_a_live_node_releases_only_through_the_gateway_and_nothing_leaks(tmp_pat
             auditor.tracks(topic, payload, snapshots[message["t"]])
     assert auditor.violations == []
     assert matched >= 0.9 * len(short_log[1].snapshots) and auditor.checked > 20
+
+
+def test_the_example_sites_of_both_countries_load_once_their_keys_exist(tmp_path):
+    shutil.copytree(DEMO_SITE.parent.parent, tmp_path / "configs")
+    for side, partner in (("a", "edge-b"), ("b", "edge-a")):
+        folder = tmp_path / "configs" / "federation" / f"country-{side}"
+        with pytest.raises(ConfigError, match=r"federation.partners\[0\].key_file"):
+            load_site(folder / "site.toml")  # as shipped: no secret in the repository
+        (folder / "keys").mkdir()
+        (folder / "keys" / f"{partner}.key").write_bytes(os.urandom(32))
+        os.chmod(folder / "keys" / f"{partner}.key", 0o600)
+        site = load_site(folder / "site.toml")
+        assert [p.partner_id for p in site.config.federation.partners] == [partner]
+        assert site.node_id == f"edge-{side}"
