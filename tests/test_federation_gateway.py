@@ -147,6 +147,7 @@ def test_originator_control_truth_table():
     assert may_release(theirs, "edge-c", "edge-1")  # named by the originator
     assert not may_release(theirs, "edge-d", "edge-1")  # a third party not named
     assert not may_release(theirs, "edge-b", "edge-1")  # never echoed back to the originator
+    assert not may_release(Label("b-policy", "edge-b", ("edge-b", "edge-c")), "edge-b", "edge-1")  # even if listed
     assert not may_release(Label(None, "edge-b"), "edge-c", "edge-1")  # no label: nobody
 
 
@@ -361,3 +362,20 @@ def test_the_example_sites_of_both_countries_load_once_their_keys_exist(tmp_path
         site = load_site(folder / "site.toml")
         assert [p.partner_id for p in site.config.federation.partners] == [partner]
         assert site.node_id == f"edge-{side}"
+
+
+def test_what_arrives_on_a_partner_topic_is_the_partners_and_goes_nowhere_else_unless_labelled():
+    prefix = "borderfusion/v1"
+    assert gw.provenance_of_received(f"{prefix}/tracks", {}, prefix) is None  # our own topic
+    bare = gw.provenance_of_received(f"{prefix}/partner/edge-b/tracks", {"tracks": []}, prefix)
+    assert bare == Label(None, "edge-b", ())
+    assert not may_release(bare, "edge-c", "edge-1")
+    labelled = gw.provenance_of_received(
+        f"{prefix}/partner/edge-b/alerts",
+        {"label": {"policy_id": "b-1", "originator": "edge-b", "releasable_to": ["edge-c"]}}, prefix)
+    assert labelled == Label("b-1", "edge-b", ("edge-c",))
+    assert may_release(labelled, "edge-c", "edge-1") and not may_release(labelled, "edge-d", "edge-1")
+    relayed = gw.provenance_of_received(  # B passes on what A released to it: A stays the originator
+        f"{prefix}/partner/edge-b/tracks", {"label": {"policy": "a-1", "originator": "edge-a",
+                                                       "releasable_to": "edge-c"}}, prefix)
+    assert relayed == Label("a-1", "edge-a", ())  # a malformed releasable_to allows nobody

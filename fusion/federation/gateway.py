@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Label", "ReleasePolicy", "Release", "compile_policies", "pseudonym", "coarsen", "inflate_covariance",
            "border_distance_m", "releasable_positions", "top_classes", "class_released", "provenance_of",
-           "may_release", "onward_label", "release_tracks", "release_alert", "Gateway", "ReleaseSink",
+           "provenance_of_received", "may_release", "onward_label", "release_tracks", "release_alert", "Gateway", "ReleaseSink",
            "federation_sinks", "release_topic", "TRACK_FIELDS", "ALERT_FIELDS"]
 
 log = logging.getLogger(__name__)
@@ -199,14 +199,37 @@ def class_released(classification: dict | None, classes) -> bool:
 def provenance_of(item: dict, node_id: str) -> Label:
     """Whose a track or alert is: its ``label`` when it carries one (data from a partner), else the
     partner named in ``source``, with nobody else allowed, else this node's own."""
-    label = item.get("label")
-    if isinstance(label, dict) and label.get("originator"):
-        return Label(label.get("policy_id", label.get("policy")), str(label["originator"]),
-                     tuple(str(p) for p in label.get("releasable_to") or ()))
+    if (label := _carried_label(item)) is not None:
+        return label
     source = item.get("source")
     if source not in (None, "own", node_id):
         return Label(None, str(source), ())
     return Label(None, node_id)
+
+
+def provenance_of_received(topic: str, message: dict, prefix: str) -> Label | None:
+    """Whose data a message received on ``PREFIX/partner/{origin}/…`` is (None: not a partner topic).
+
+    The bridge's remapping makes the topic say which partner sent it, and only that partner's
+    credential can write there (``configs/federation/acl-*.acl``).  The message's label names
+    the originator (the sender, or whoever released it to the sender) and who may have it
+    next; a message without a label may go to nobody.
+    """
+    head = f"{prefix}/partner/"
+    if not topic.startswith(head) or "/" not in topic[len(head):]:
+        return None
+    origin = topic[len(head):].split("/", 1)[0]
+    return _carried_label(message) or Label(None, origin, ())
+
+
+def _carried_label(item) -> Label | None:
+    """The ``label`` a message or item carries, if it names an originator."""
+    label = item.get("label") if isinstance(item, dict) else None
+    if not (isinstance(label, dict) and label.get("originator")):
+        return None
+    releasable_to = label.get("releasable_to")
+    return Label(label.get("policy_id", label.get("policy")), str(label["originator"]),
+                 tuple(str(p) for p in releasable_to) if isinstance(releasable_to, list) else ())
 
 
 def may_release(provenance: Label, partner_id: str, node_id: str) -> bool:
