@@ -379,3 +379,12 @@ def test_what_arrives_on_a_partner_topic_is_the_partners_and_goes_nowhere_else_u
         f"{prefix}/partner/edge-b/tracks", {"label": {"policy": "a-1", "originator": "edge-a",
                                                        "releasable_to": "edge-c"}}, prefix)
     assert relayed == Label("a-1", "edge-a", ())  # a malformed releasable_to allows nobody
+
+
+def test_the_sink_fails_closed_and_the_node_goes_on(tmp_path_factory, caplog):
+    published = []
+    sink = gw.ReleaseSink(Gateway((_policy_with(tmp_path_factory),)), lambda *m: published.append(m))
+    sink.on_snapshot({"t": 1.0, "tracks": [{"status": "confirmed", "classification": {"person": 1.0}}]})  # no lat
+    assert published == [] and sink.failed == 1 and "not released" in caplog.text
+    sink.on_snapshot({"t": 2.0, "tracks": []})
+    assert [json.loads(p[1])["t"] for p in published] == [2.0]

@@ -374,21 +374,32 @@ class Gateway:
 
 class ReleaseSink:
     """The gateway as one of the node's sinks (:class:`fusion.web.sinks.Sink`): takes the snapshots
-    and alerts the node publishes, hands releases to ``publish(topic, payload, qos)``."""
+    and alerts the node publishes, hands releases to ``publish(topic, payload, qos)``.
+
+    It fails closed: an item the gateway cannot process is logged, counted in ``failed``
+    and not released, and the node's loop goes on.
+    """
 
     def __init__(self, gateway: Gateway, publish: Callable[[str, bytes, int], None]) -> None:
         self.gateway = gateway
         self.publish = publish
+        self.failed = 0
 
-    def _send(self, releases: list[Release]) -> None:
+    def _apply(self, step: Callable[[], list[Release]], what: str) -> None:
+        try:
+            releases = step()
+        except Exception:  # noqa: BLE001 -- nothing is released for it; the node keeps running
+            self.failed += 1
+            log.exception("federation: %s not released (%d so far)", what, self.failed)
+            return
         for r in releases:
             self.publish(r.topic, r.payload, r.qos)
 
     def on_snapshot(self, snapshot: dict) -> None:
-        self._send(self.gateway.on_snapshot(snapshot))
+        self._apply(lambda: self.gateway.on_snapshot(snapshot), "a track snapshot")
 
     def on_alerts(self, alerts: list[dict]) -> None:
-        self._send(self.gateway.on_alerts(alerts))
+        self._apply(lambda: self.gateway.on_alerts(alerts), "alerts")
 
     def on_status(self, status: dict) -> None:
         pass
