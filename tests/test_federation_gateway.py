@@ -279,7 +279,7 @@ def test_nothing_outside_the_agreement_leaks(federated_run):
 @pytest.mark.parametrize("rule, broken", [
     ("class", lambda mp: mp.setattr(gw, "class_released", lambda c, classes: True)),
     ("place", lambda mp: mp.setattr(gw, "releasable_positions", lambda p, xy: np.ones(len(xy), bool))),
-    ("distance", lambda mp: mp.setattr(gw, "border_distance_m", lambda p, xy: np.zeros(len(xy)))),
+    ("distance", lambda mp: mp.setattr(gw, "border_distance_m", lambda p, xy, inside=None: np.zeros(len(xy)))),
     ("coarsening", lambda mp: mp.setattr(gw, "coarsen", lambda e, n, grid: (np.asarray(e), np.asarray(n)))),
     ("inflation", lambda mp: mp.setattr(gw, "inflate_covariance", lambda c, grid: np.asarray(c))),
     ("fields", lambda mp: mp.setattr(gw, "ALERT_FIELDS", gw.ALERT_FIELDS + ("recipients", "sensors"))),
