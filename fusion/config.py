@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from fusion.federation.agreement import FederationConfig, federation_problem
 from geo.config import GeofenceConfig
 from geo.frame import LocalFrame
 from geo.jurisdictions import Jurisdiction, JurisdictionError, load_jurisdictions
@@ -168,6 +169,7 @@ class SiteFile(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     outputs: OutputsConfig = OutputsConfig()
     web: WebConfig | None = None
     checkpoint: CheckpointConfig = CheckpointConfig()
+    federation: FederationConfig = FederationConfig()
 
 
 @dataclass(frozen=True, eq=False)
@@ -275,4 +277,7 @@ def load_site(path: str | Path) -> Site:
         jurisdictions = load_jurisdictions(path.parent / config.site.jurisdictions, frame)
     except JurisdictionError as error:
         raise ConfigError(f"{error} (site.jurisdictions in {path})") from None
+    kinds = {j.id: j.kind for j in jurisdictions}
+    if problem := federation_problem(config.federation, config.site.node_id, kinds, path.parent):
+        raise ConfigError(f"{path}: {problem}")
     return Site(path=path.resolve(), config=config, frame=frame, sensors=sensors, jurisdictions=jurisdictions)

@@ -307,6 +307,7 @@ class _Live:
         #: statuses and acks without blocking (see :mod:`fusion.web.sinks`)
         self.sinks = list(sinks)
         self.urgent: mqtt.Client | None = None  # the urgent connection, once connected
+        self.bulk: mqtt.Client | None = None  # the bulk connection, once connected
         cfg = site.config.mqtt
         self.prefix = cfg.prefix
         from fusion.live.durable import Durable  # fusion.live builds on this module
@@ -345,6 +346,13 @@ class _Live:
             return
         for sink in self.sinks:
             sink.on_ack(ack)
+
+    def publish_release(self, topic: str, payload: bytes, qos: int) -> None:
+        """A release for a partner (:mod:`fusion.federation`): alerts (QoS 1) on the urgent connection,
+        released tracks (QoS 0) on the bulk one, as the node's own."""
+        client = self.urgent if qos else self.bulk
+        if client is not None:
+            client.publish(topic, payload, qos=qos)
 
     def publish_ack(self, ack) -> None:
         """An ack made on this node's map: QoS 1 on ``PREFIX/acks/{agency_id}`` (paho's publish is thread-safe)."""
@@ -539,6 +547,7 @@ class _Live:
             bulk = connect(self.site, f"borderfusion-{self.site.node_id}-bulk",
                            max_queued=self.site.config.mqtt.queue_size)
             clients.append(bulk)
+            self.bulk = bulk
             client = connect(self.site, f"borderfusion-{self.site.node_id}", will=will, persistent=True,
                              on_connect=self.on_connect, on_message=self.inbox.on_message,
                              on_publish=self.on_publish, manual_ack=True)
@@ -565,7 +574,9 @@ def run_live(site: Site) -> int:
     from fusion.web.sinks import node_sinks
 
     live = _Live(site)
-    live.sinks = node_sinks(site, publish_ack=live.publish_ack)
+    from fusion.federation.gateway import federation_sinks
+
+    live.sinks = node_sinks(site, publish_ack=live.publish_ack) + federation_sinks(site, live.publish_release)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: live.stop.set())
     return live.run()
