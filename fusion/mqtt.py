@@ -367,6 +367,10 @@ class _Live:
         others were refused by the broker or left by an earlier run of this node.
         """
         client.subscribe(f"{self.prefix}/raw/+/+", qos=1)
+        if self.pipeline.federation is not None:  # partners' released tracks: input like the sensors'
+            from fusion.federation.ingress import partner_topic_filter
+
+            client.subscribe(partner_topic_filter(self.prefix), qos=1)
         if self.sinks:
             client.message_callback_add(f"{self.prefix}/acks/+", self.on_ack_message)
             client.subscribe(f"{self.prefix}/acks/+", qos=1)
