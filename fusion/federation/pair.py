@@ -188,7 +188,7 @@ class SideRun:
     snapshots: list[dict] = field(default_factory=list)
     alerts: list[dict] = field(default_factory=list)
     released: list[tuple[str, dict]] = field(default_factory=list)  # (topic, message)
-    received: list[tuple[str, dict]] = field(default_factory=list)
+    received: list[tuple[float, str, dict]] = field(default_factory=list)  # (t_rx, topic, message)
     rejected: list[dict] = field(default_factory=list)
 
     @property
@@ -233,6 +233,6 @@ def _take(side: str, out, t_rx: float, pipeline: dict, gateway: dict, runs: dict
         run.released.append((release.topic, message))
         kind = release.topic.rpartition("/")[2]
         topic = f"{PREFIX}/partner/{NODE_ID[side]}/{kind}"
-        runs[other].received.append((topic, message))
+        runs[other].received.append((t_rx, topic, message))
         if kind == "tracks":
             _take(other, pipeline[other].feed(t_rx, topic, release.payload), t_rx, pipeline, gateway, runs)
