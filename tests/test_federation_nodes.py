@@ -153,3 +153,177 @@ def test_fusion_settings_are_checked_at_load(tmp_path):
         with pytest.raises(ConfigError) as error:
             load_site(sites.b)
         assert str(sites.b.name) in str(error.value) and field in str(error.value), str(error.value)
+
+
+# -- live: two `borderfusion run` nodes, two bridged brokers --------------------------------
+SPEED = 4.0
+OBSERVER = ("observer", "observer-secret")
+FEEDER = ("feeder", "feeder-secret")
+
+
+class _Observer:
+    """A persistent MQTT v5 session on one broker that keeps (wall time, topic, message) of its topics."""
+
+    def __init__(self, port: int, topics: tuple[str, ...], client_id: str) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.messages: list[tuple[float, str, dict]] = []
+        self._lock = threading.Lock()
+        subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, client_id=client_id)
+        self.client.username_pw_set(*OBSERVER)
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.on_connect = lambda c, u, f, rc, p: [c.subscribe(t, qos=1) for t in topics]
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.on_message = self._on_message
+        props = mqtt.Properties(mqtt.PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        self.client.loop_start()
+        assert subscribed.wait(10), f"observer {client_id} could not subscribe"
+
+    def _on_message(self, client, userdata, message) -> None:
+        with self._lock:
+            self.messages.append((time.time(), message.topic, json.loads(message.payload)))
+
+    def of(self, pattern: str) -> list[tuple[float, str, dict]]:
+        """Messages whose topic starts with ``pattern``."""
+        with self._lock:
+            return [m for m in self.messages if m[1].startswith(pattern)]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _brokers(directory):
+    """The egress helper's bridged pair (A → B), plus B's mirror bridge (B → A) from mosquitto-b.conf, and
+    two more accounts on each broker: a feeder that writes raw input, an observer that reads everything."""
+    from tests.broker import write_passwords
+    from tests.test_federation_bridge import EXAMPLES, PASSWORDS, BridgedPair, bridge_stanza
+
+    pair = BridgedPair(directory)
+    for side, broker in (("a", pair.a), ("b", pair.b)):
+        acl = broker.directory / f"acl-{side}.acl"
+        acl.write_text(acl.read_text() + f"\nuser {FEEDER[0]}\ntopic write {PREFIX}/raw/#\n"
+                                          f"\nuser {OBSERVER[0]}\ntopic read {PREFIX}/#\n")
+        partner = "edge-b" if side == "a" else "edge-a"
+        write_passwords(broker.directory / "passwd", {"pipeline": PASSWORDS["pipeline"], partner: PASSWORDS[partner],
+                                                      FEEDER[0]: FEEDER[1], OBSERVER[0]: OBSERVER[1]})
+    pair.b.extra += bridge_stanza((EXAMPLES / "mosquitto-b.conf").read_text(), f"127.0.0.1:{pair.a.port}",
+                                  PASSWORDS["edge-b"])
+    for broker in (pair.a, pair.b):
+        broker.stop()
+        broker.start()
+    return pair, PASSWORDS["pipeline"]
+
+
+def _live_sites(directory, pair, password: str, keys: dict[str, bytes]):
+    """The pair's sites on the two brokers with the node's account, and a feeder's copy of each."""
+    extra = 'username = "pipeline"\npassword_file = "pipeline.pw"\n'
+    sites = write_sites(directory, GEOJSON, {"a": pair.a.port, "b": pair.b.port}, {s: extra for s in SIDES}, keys)
+    feeders = {}
+    for side in SIDES:
+        folder = sites.of(side).parent
+        for name, secret in (("pipeline.pw", password), ("feeder.pw", FEEDER[1])):
+            (folder / name).write_text(secret)
+            (folder / name).chmod(0o600)
+        feeders[side] = folder / "feeder.toml"
+        feeders[side].write_text(sites.of(side).read_text().replace(extra, f'username = "{FEEDER[0]}"\n'
+                                                                           'password_file = "feeder.pw"\n'))
+    return sites, feeders
+
+
+def _side_run(site, observer: _Observer):
+    """What an observer on the node's broker saw, as a :class:`SideRun`."""
+    from fusion.federation.pair import SideRun
+
+    run = SideRun(site)
+    run.snapshots = [m for _, topic, m in observer.of(f"{PREFIX}/tracks")]
+    alerts = {}
+    for _, _, alert in observer.of(f"{PREFIX}/alerts/"):
+        alerts.setdefault(alert["alert_id"], alert)
+    run.alerts = list(alerts.values())
+    run.released = [(topic, m) for _, topic, m in observer.of(f"{PREFIX}/release/")]
+    run.received = [(t, topic, m) for t, topic, m in observer.of(f"{PREFIX}/partner/")]
+    return run
+
+
+@pytest.mark.broker
+def test_two_live_nodes_over_bridged_brokers_link_cue_release_within_the_agreement_and_lose_nothing(
+        tmp_path, pair_run):
+    from fusion.mqtt import publish_log
+    from tests.broker import running_node, stop_node
+
+    offline_sites, logs, truth, offline = pair_run
+    keys = {side: (offline_sites.of(side).parent / "keys" / f"{NODE_ID['b' if side == 'a' else 'a']}.key").read_bytes()
+            for side in SIDES}
+    pair, password = _brokers(tmp_path / "brokers")
+    sites, feeders = _live_sites(tmp_path / "sites", pair, password, keys)
+    site = {side: load_site(sites.of(side)) for side in SIDES}
+    ports = {"a": pair.a.port, "b": pair.b.port}
+    observers = {side: _Observer(ports[side], (f"{PREFIX}/#",), f"observer-{side}") for side in SIDES}
+    try:
+        with running_node(sites.a) as node_a, running_node(sites.b) as node_b:
+            for side, node in (("a", node_a), ("b", node_b)):
+                status = f"{PREFIX}/status/{NODE_ID[side]}"
+                assert _wait(lambda: any(m.get("state") == "online" for _, _, m in observers[side].of(status))
+                             or node.poll() is not None, 90), f"{NODE_ID[side]} not online"
+                assert node.poll() is None, node.communicate()
+            feeding = [threading.Thread(target=publish_log, args=(load_site(feeders[side]), logs[side], SPEED))
+                       for side in SIDES]
+            for thread in feeding:
+                thread.start()
+            time.sleep(0.4 * DURATION_S / SPEED)  # mid-run: B's broker (and the bridges' far end) goes away
+            pair.b.stop()
+            time.sleep(3.0)
+            pair.b.start()
+            for thread in feeding:
+                thread.join(120)
+            time.sleep(3.0)  # the last snapshots and releases cross
+            for node in (node_a, node_b):
+                code, err = stop_node(node)
+                assert code == 0, err[-3000:]
+        time.sleep(1.0)
+        runs = {side: _side_run(site[side], observers[side]) for side in SIDES}
+    finally:
+        for observer in observers.values():
+            observer.close()
+        pair.stop()
+
+    # one linked identity per crossing vehicle, the same as the offline two-node replay
+    live_ids, offline_ids = paircheck.identities(runs, truth), paircheck.identities(offline, truth)
+    for live, off in zip(live_ids, offline_ids):
+        assert live["linked"] and live["linked_snapshots"] >= 3, live
+        assert (live["sender_track"], live["receiver_track"], live["pseudonym"]) == \
+            (off["sender_track"], off["receiver_track"], off["pseudonym"]), (live, off)
+    # the partner's incoming alert well before our sensors could see the vehicle (data time) ...
+    leads = paircheck.incoming_lead_s(runs, truth)
+    assert all(lead is not None and lead >= 20.0 for lead in leads.values()), leads
+    # ... and on the wire before our own first track of it
+    for row in live_ids:
+        receiver = "a" if row["receiver"] == "edge-a" else "b"
+        first_own = min(t for t, _, m in observers[receiver].of(f"{PREFIX}/tracks")
+                        if any(tr["track_id"] == row["receiver_track"] for tr in m["tracks"]))
+        incoming = [t for t, _, m in observers[receiver].of(f"{PREFIX}/alerts/") if m["type"] == "incoming"]
+        assert incoming and min(incoming) < first_own
+    # every release within the agreement
+    violations, checked = paircheck.leaks(runs)
+    assert violations == [] and checked > 100, violations[:5]
+    # nothing lost across the outage: each node's own alerts are those of the offline replay (their ids
+    # depend on its own sensors only), and every alert A released for B arrived on B's broker
+    for side in SIDES:
+        own = lambda alerts: {a["alert_id"] for a in alerts if a["type"] != "incoming"}  # noqa: E731
+        assert own(runs[side].alerts) == own(offline[side].alerts), side
+    sent = [m["alert_id"] for topic, m in runs["a"].released if topic.endswith("/alerts")]
+    arrived = {m["alert_id"] for _, topic, m in runs["b"].received if topic.endswith("/alerts")}
+    assert sent and set(sent) <= arrived
+
+
+def _wait(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
