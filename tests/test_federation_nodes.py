@@ -278,6 +278,7 @@ def test_two_live_nodes_over_bridged_brokers_link_cue_release_within_the_agreeme
             pair.b.stop()
             time.sleep(3.0)
             pair.b.start()
+            back_at = time.time()
             for thread in feeding:
                 thread.join(120)
             time.sleep(3.0)  # the last snapshots and releases cross
@@ -315,6 +316,9 @@ def test_two_live_nodes_over_bridged_brokers_link_cue_release_within_the_agreeme
     for side in SIDES:
         own = lambda alerts: {a["alert_id"] for a in alerts if a["type"] != "incoming"}  # noqa: E731
         assert own(runs[side].alerts) == own(offline[side].alerts), side
+    # after the outage the partner pictures flow again both ways, and the links hold
+    for side in SIDES:
+        assert any(t > back_at + 2.0 for t, topic, _ in runs[side].received if topic.endswith("/tracks")), side
     sent = [m["alert_id"] for topic, m in runs["a"].released if topic.endswith("/alerts")]
     arrived = {m["alert_id"] for _, topic, m in runs["b"].received if topic.endswith("/alerts")}
     assert sent and set(sent) <= arrived
