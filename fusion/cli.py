@@ -209,6 +209,14 @@ def cmd_map(args) -> int:
 def cmd_demo(args) -> int:
     from fusion.demo import run_demo
 
+    if args.federation:
+        from fusion.federation.demo import FederationDemoError
+
+        try:
+            return run_demo(Path(args.out), DEMO_SITE, seed=args.seed, federation=True)
+        except FederationDemoError as error:
+            print(f"borderfusion demo --federation: {error}", file=sys.stderr)
+            return 1
     status = run_demo(Path(args.out), DEMO_SITE, duration_s=args.duration, seed=args.seed)
     if status != 0 or not args.web:
         return status
@@ -307,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web", nargs="?", const="127.0.0.1:8080", type=_listen, metavar="HOST:PORT",
                    help="then play the demo on the operator map at HOST:PORT (default 127.0.0.1:8080) until Ctrl-C")
     p.add_argument("--speed", type=_web_speed, default=5.0, metavar="X", help="with --web: X times real time (default 5)")
+    p.add_argument("--federation", action="store_true",
+                   help="two sovereign nodes and two bridged Mosquitto brokers on loopback instead (needs mosquitto; "
+                        "a fixed 110 s scenario fed at 4x real time; --duration and --web do not apply)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="the live pipeline against the MQTT broker of the site config")

@@ -28,9 +28,16 @@ _DEMO_TARGETS = 24
 INCOMPLETE = "INCOMPLETE"
 
 
-def run_demo(out: Path, site_path: Path, duration_s: float = 600.0, seed: int = 7) -> int:
-    """Simulate, replay, score and draw the site into ``out``; print a summary; return the exit status."""
+def run_demo(out: Path, site_path: Path, duration_s: float = 600.0, seed: int = 7, federation: bool = False) -> int:
+    """Simulate, replay, score and draw the site into ``out``; print a summary; return the exit status.
+
+    ``federation``: two nodes and two brokers on the site's jurisdictions instead (:mod:`fusion.federation.demo`;
+    its scenario has a fixed length, ``duration_s`` does not apply)."""
     site = load_site(site_path)  # a bad site stops before anything is written
+    if federation:
+        from fusion.federation.demo import run_federation_demo
+
+        return run_federation_demo(out, site.resolve(site.config.site.jurisdictions), seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     marker = out / INCOMPLETE
     marker.write_text("borderfusion demo is writing this directory; while this file exists its contents are partial.\n")
