@@ -278,6 +278,8 @@ class Pipeline:
                      "alerts")}
         counters["tracks_live"] = int(self.tracker.table.count)
         counters["reorder_forced"] = int(self.buffer.forced)
+        if self.federation is not None:  # partners' released-track messages taken in (rejected ones too)
+            counters["partner_received"] = self.federation.received
         lag = self.latest_rx_t - self.latest_sensor_t if math.isfinite(self.latest_sensor_t) else 0.0
         return {"node_id": self.site.node_id, "state": "online", "t": round(t, 3), "version": __version__,
                 "counters": counters, "alerts_by_type": dict(sorted(self.alerts_by_type.items())),

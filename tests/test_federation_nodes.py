@@ -331,3 +331,35 @@ def _wait(predicate, timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return predicate()
+
+
+# -- the demo --------------------------------------------------------------------------------
+@pytest.mark.broker
+def test_the_federation_demo_runs_end_to_end_and_its_checks_hold(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "demo"
+    done = subprocess.run([sys.executable, "-m", "fusion.cli", "demo", "--federation", "--out", str(out)],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    checks = json.loads((out / "checks.json").read_text())
+    assert all(checks["ok"].values()) and checks["leaks"] == 0, checks
+    for node in ("edge-a", "edge-b"):
+        for name in ("tracks.jsonl", "fused.jsonl", "released.jsonl", "received.jsonl", "alerts.jsonl",
+                     "incoming.jsonl", "map.png"):
+            assert (out / node / name).stat().st_size > 0, (node, name)
+    assert "leaks        0 of" in done.stdout and "[FAILED]" not in done.stdout
+
+
+def test_the_federation_demo_without_mosquitto_says_what_to_install(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from fusion.federation import demo
+
+    monkeypatch.setattr(demo.shutil, "which", lambda name: None)
+    monkeypatch.setattr(Path, "exists", lambda self: False if str(self) == "/usr/sbin/mosquitto" else True)
+    with pytest.raises(demo.FederationDemoError, match="apt-get install mosquitto"):
+        demo.run_federation_demo(tmp_path / "out", GEOJSON)
+    monkeypatch.undo()
+    assert not (tmp_path / "out").exists()  # nothing written before the check
