@@ -130,6 +130,47 @@ def test_a_restart_from_the_checkpoint_keeps_the_partners_links(pair_run):
     assert any(b"partner_tracks" in s.to_json() for s in second.snapshots[len(second.snapshots) // 2:])
 
 
+def test_replay_of_a_log_holding_the_partners_messages_gives_the_two_node_result(pair_run, tmp_path):
+    """``borderfusion record`` keeps what arrives on PREFIX/partner/+/tracks with the raw input, so a plain
+    ``replay`` of the node's log re-derives what it did with its partner's tracks."""
+    from fusion.logio import LogWriter
+
+    sites, logs, _, runs = pair_run
+    log = tmp_path / "b-with-partner.jsonl.gz"
+    with LogWriter(log, "federation-b") as writer:
+        for t_rx, topic, payload in _inputs(logs, runs, "b"):
+            writer.write(t_rx, topic, payload)
+    kept = Outputs()
+    replay_file(load_site(sites.b), log, keep=kept, progress=False)
+    assert [s.to_dict() for s in kept.snapshots] == runs["b"].snapshots
+    assert [a.to_dict() for a in kept.alerts] == runs["b"].alerts
+    assert any("partner_tracks" in s for s in runs["b"].snapshots)
+
+
+@pytest.mark.broker
+def test_record_keeps_the_partners_tracks_with_the_raw_input(broker, tmp_path):
+    import paho.mqtt.client as mqtt
+
+    from fusion.mqtt import record
+
+    sites = write_sites(tmp_path / "sites", GEOJSON, {"a": broker.port, "b": broker.port})
+    out = tmp_path / "rec.jsonl.gz"
+
+    def send() -> None:
+        sender = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sender", protocol=mqtt.MQTTv5)
+        sender.connect("127.0.0.1", broker.port)
+        sender.loop_start()
+        try:
+            for topic in (f"{PREFIX}/partner/edge-a/tracks", f"{PREFIX}/raw/radar/radar-n1", f"{PREFIX}/tracks"):
+                sender.publish(topic, b'{"x": 1}', qos=1).wait_for_publish(5)
+        finally:
+            sender.disconnect()
+            sender.loop_stop()
+
+    record(load_site(sites.b), out, 4.0, lambda topic: threading.Thread(target=send).start())
+    assert [r.topic for r in read_log(out)] == [f"{PREFIX}/partner/edge-a/tracks", f"{PREFIX}/raw/radar/radar-n1"]
+
+
 def test_a_bad_partner_message_is_a_rejection_and_the_node_goes_on(pair_run):
     sites, logs, _, runs = pair_run
     pipeline = Pipeline(load_site(sites.b))
