@@ -96,6 +96,16 @@ def cmd_replay(args) -> int:
         return 0
     if args.web:
         return _replay_web(site, args)
+    if args.federation:  # both nodes offline, each releasing to the other (fusion.federation.pair)
+        from fusion.federation.pair import replay_federation
+
+        if any(str(f).endswith(".parquet") for f in (args.alerts_out, args.tracks_out) if f):
+            print("borderfusion replay: --federation writes JSON Lines only", file=sys.stderr)
+            return 2
+        partner_site, partner_log = args.federation
+        _print_json(replay_federation(site, args.log, _site(partner_site), partner_log, args.alerts_out,
+                                      args.tracks_out, args.rejected_out))
+        return 0
     from fusion.logio import LogError, LogReport
     from fusion.pipeline import Pipeline
     from fusion.render import warm_up_kernels
@@ -332,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web", type=_listen, metavar="HOST:PORT",
                    help="play the log on the operator map served at HOST:PORT, with play/pause/speed/time controls")
     p.add_argument("--publish", action="store_true", help="re-publish the log to the broker instead of processing it")
+    p.add_argument("--federation", nargs=2, metavar=("PARTNER_SITE", "PARTNER_LOG"),
+                   help="replay a partner node's log beside this one: each releases to the other through its "
+                        "agreement, and this node fuses the partner's tracks as it would live")
     p.add_argument("--alerts-out", metavar="F",
                    help="write alerts: JSON Lines, or Parquet when F ends in .parquet (needs the 'parquet' extra)")
     p.add_argument("--tracks-out", metavar="F",

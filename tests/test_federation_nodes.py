@@ -147,6 +147,21 @@ def test_replay_of_a_log_holding_the_partners_messages_gives_the_two_node_result
     assert any("partner_tracks" in s for s in runs["b"].snapshots)
 
 
+def test_replay_federation_on_the_command_line_gives_the_two_node_result(pair_run, tmp_path, capsys):
+    from fusion.cli import main
+
+    sites, logs, _, runs = pair_run
+    tracks = tmp_path / "tracks.jsonl"
+    assert main(["replay", str(logs["b"]), "--config", str(sites.b), "--federation", str(sites.a), str(logs["a"]),
+                 "--tracks-out", str(tracks)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert [json.loads(line) for line in tracks.read_text().splitlines()] == runs["b"].snapshots
+    assert summary["node_id"] == "edge-b" and summary["incoming_alerts"] == len(runs["b"].incoming) > 0
+    (crosser,) = [r for r in paircheck.identities(runs, pair_run[2]) if r["receiver"] == "edge-b"]
+    assert {"track_id": crosser["receiver_track"], "origin": "edge-a", "partner_track": crosser["pseudonym"],
+            "snapshots": crosser["linked_snapshots"]} in summary["links"]
+
+
 @pytest.mark.broker
 def test_record_keeps_the_partners_tracks_with_the_raw_input(broker, tmp_path):
     import paho.mqtt.client as mqtt

@@ -39,7 +39,7 @@ from fusion.scenario import Truth, make_scenario
 from fusion.simulate import DEFAULT_T0, covered_by_radar, default_area, sensor_messages, write_truth
 
 __all__ = ["SIDES", "NODE_ID", "RADAR_XY", "RANGE_M", "PairSites", "write_sites", "simulate_pair", "SideRun",
-           "replay_pair", "crossers"]
+           "replay_pair", "replay_two", "replay_federation", "crossers"]
 
 SIDES = ("a", "b")
 NODE_ID = {"a": "edge-a", "b": "edge-b"}
@@ -197,17 +197,52 @@ class SideRun:
 
 
 def replay_pair(sites: PairSites, logs: dict[str, Path]) -> dict[str, SideRun]:
-    """Both nodes offline (module docstring): ``{side: SideRun}``."""
-    site = {side: load_site(sites.of(side)) for side in SIDES}
-    pipeline = {side: Pipeline(site[side]) for side in SIDES}
-    gateway = {side: Gateway(compile_policies(site[side])) for side in SIDES}
-    runs = {side: SideRun(site[side]) for side in SIDES}
-    streams = [_records(side, logs[side]) for side in SIDES]
+    """The pair's two nodes offline (module docstring): ``{side: SideRun}``."""
+    return replay_two({side: (load_site(sites.of(side)), logs[side]) for side in SIDES})
+
+
+def replay_two(nodes: dict[str, tuple[Site, Path]]) -> dict[str, SideRun]:
+    """Two nodes ``{key: (site, log)}`` offline, each releasing to the other through its gateway
+    (``borderfusion replay LOG --federation PARTNER_SITE PARTNER_LOG``); ``{key: SideRun}``.
+
+    Only what a node releases for the other (``release/{other node}/…``) reaches it, as
+    ``partner/{node}/…``; releases for third parties are kept in ``released`` and go nowhere."""
+    if len(nodes) != 2 or len({site.node_id for site, _ in nodes.values()}) != 2:
+        raise ValueError("replay_two: two nodes with different node ids")
+    keys = list(nodes)
+    other = {keys[0]: keys[1], keys[1]: keys[0]}
+    pipeline = {k: Pipeline(site) for k, (site, _) in nodes.items()}
+    gateway = {k: Gateway(compile_policies(site)) for k, (site, _) in nodes.items()}
+    runs = {k: SideRun(site) for k, (site, _) in nodes.items()}
     t_rx = 0.0
-    for t_rx, _, side, topic, payload in heapq.merge(*streams):
-        _take(side, pipeline[side].feed(t_rx, topic, payload), t_rx, pipeline, gateway, runs)
-    for side in SIDES:
-        _take(side, pipeline[side].flush(), t_rx, pipeline, gateway, runs)
+
+    def take(key: str, out) -> None:
+        """A node's outputs: kept, through its gateway, and its releases for the other into it (the bridge)."""
+        run = runs[key]
+        run.rejected += [r.to_dict() for r in out.rejected]
+        alerts = [a.to_dict() for a in out.alerts]
+        run.alerts += alerts
+        releases = gateway[key].on_alerts(alerts) if alerts else []
+        for snapshot in out.snapshots:
+            as_dict = snapshot.to_dict()
+            run.snapshots.append(as_dict)
+            releases += gateway[key].on_snapshot(as_dict)
+        head = f"/release/{runs[other[key]].site.node_id}/"
+        for release in releases:
+            message = msgspec.json.decode(release.payload)
+            run.released.append((release.topic, message))
+            if head not in release.topic:
+                continue
+            kind = release.topic.rpartition("/")[2]
+            topic = f"{run.site.config.mqtt.prefix}/partner/{run.site.node_id}/{kind}"
+            runs[other[key]].received.append((t_rx, topic, message))
+            if kind == "tracks":
+                take(other[key], pipeline[other[key]].feed(t_rx, topic, release.payload))
+
+    for t_rx, _, key, topic, payload in heapq.merge(*(_records(k, log) for k, (_, log) in nodes.items())):
+        take(key, pipeline[key].feed(t_rx, topic, payload))
+    for key in keys:
+        take(key, pipeline[key].flush())
     return runs
 
 
@@ -216,23 +251,27 @@ def _records(side: str, log: Path):
         yield r.t_rx, n, side, r.topic, r.payload
 
 
-def _take(side: str, out, t_rx: float, pipeline: dict, gateway: dict, runs: dict[str, SideRun]) -> None:
-    """A node's outputs: kept, through its gateway, and its releases into the other node (the bridge)."""
-    run = runs[side]
-    run.rejected += [r.to_dict() for r in out.rejected]
-    alerts = [a.to_dict() for a in out.alerts]
-    run.alerts += alerts
-    releases = gateway[side].on_alerts(alerts) if alerts else []
-    for snapshot in out.snapshots:
-        as_dict = snapshot.to_dict()
-        run.snapshots.append(as_dict)
-        releases += gateway[side].on_snapshot(as_dict)
-    other = OTHER[side]
-    for release in releases:
-        message = msgspec.json.decode(release.payload)
-        run.released.append((release.topic, message))
-        kind = release.topic.rpartition("/")[2]
-        topic = f"{PREFIX}/partner/{NODE_ID[side]}/{kind}"
-        runs[other].received.append((t_rx, topic, message))
-        if kind == "tracks":
-            _take(other, pipeline[other].feed(t_rx, topic, release.payload), t_rx, pipeline, gateway, runs)
+def replay_federation(site: Site, log: Path, partner_site: Site, partner_log: Path, alerts_out: Path | None = None,
+                      tracks_out: Path | None = None, rejected_out: Path | None = None) -> dict:
+    """``borderfusion replay LOG --config SITE --federation PARTNER_SITE PARTNER_LOG``: both nodes offline
+    (:func:`replay_two`); this node's alerts, snapshots and rejections written as JSON Lines; a summary
+    with its links (own track → partner tracks, the longest-held first)."""
+    from fusion.replay import open_private
+
+    run = replay_two({"own": (site, log), "partner": (partner_site, partner_log)})["own"]
+    for path, items in ((alerts_out, run.alerts), (tracks_out, run.snapshots), (rejected_out, run.rejected)):
+        if path:
+            with open_private(path) as f:
+                for item in items:
+                    f.write(msgspec.json.encode(item) + b"\n")
+    held: dict[tuple[str, str, str], int] = {}
+    for snapshot in run.snapshots:
+        for track in snapshot["tracks"]:
+            for p in track.get("partner_tracks", ()):
+                key = (track["track_id"], p["origin"], p["track_id"])
+                held[key] = held.get(key, 0) + 1
+    links = [{"track_id": own, "origin": origin, "partner_track": partner, "snapshots": n}
+             for (own, origin, partner), n in sorted(held.items(), key=lambda kv: -kv[1])]
+    return {"node_id": site.node_id, "partner": partner_site.node_id, "snapshots": len(run.snapshots),
+            "alerts": len(run.alerts), "incoming_alerts": len(run.incoming), "released": len(run.released),
+            "received": len(run.received), "rejected": len(run.rejected), "links": links}
