@@ -406,6 +406,7 @@ def test_the_federation_demo_runs_end_to_end_and_its_checks_hold(tmp_path):
                      "incoming.jsonl", "map.png"):
             assert (out / node / name).stat().st_size > 0, (node, name)
     assert "leaks        0 of" in done.stdout and "[FAILED]" not in done.stdout
+    assert not (out / "INCOMPLETE").exists()
 
 
 def test_the_federation_demo_without_mosquitto_says_what_to_install(monkeypatch, tmp_path):

@@ -256,9 +256,14 @@ def _checks(runs: dict[str, SideRun], truth) -> dict:
 
 def run_federation_demo(out: Path, geojson: Path, seed: int = 16, speed: float = SPEED) -> int:
     """Run the two-node demo into ``out``; print the checks; 0 if every check holds, else 1."""
+    from fusion.demo import write_marked
+
+    binary = mosquitto_binary()  # no broker: say so before anything is written
+    return write_marked(out, lambda: _demo(out, binary, geojson, seed, speed))
+
+
+def _demo(out: Path, binary: str, geojson: Path, seed: int, speed: float) -> int:
     started = time.perf_counter()
-    binary = mosquitto_binary()
-    out.mkdir(parents=True, exist_ok=True)
     print(f"borderfusion demo --federation — two nodes, two brokers on loopback (seed {seed})", flush=True)
     runs, truth = _run_nodes(out, binary, geojson, seed, speed)
     for side in SIDES:
