@@ -14,7 +14,6 @@ import threading
 import time
 
 import msgspec
-import numpy as np
 import pytest
 
 from fusion.config import ConfigError, load_site
@@ -201,55 +200,20 @@ def test_a_bad_partner_message_is_a_rejection_and_the_node_goes_on(pair_run):
 def test_fusion_settings_are_checked_at_load(tmp_path):
     sites = write_sites(tmp_path, GEOJSON)
     text = sites.b.read_text()
-    for old, new, field in (('own_jurisdictions = ["country-b"]', 'own_jurisdictions = ["country-c"]',
-                             "federation.fusion.own_jurisdictions[0]"),
-                            ('own_jurisdictions = ["country-b"]', 'confirm_scans = 0', "federation.fusion.confirm_scans"),
-                            ('own_jurisdictions = ["country-b"]', 'colour = 1', "federation.fusion")):
+    own = 'own_jurisdictions = ["country-b"]'
+    for old, new, field in ((own, 'own_jurisdictions = ["country-c"]', "federation.fusion.own_jurisdictions[0]"),
+                            (own, "confirm_scans = 0", "federation.fusion.confirm_scans"),
+                            (own, "colour = 1", "federation.fusion")):
         sites.b.write_text(text.replace(old, new))
         with pytest.raises(ConfigError) as error:
             load_site(sites.b)
-        assert str(sites.b.name) in str(error.value) and field in str(error.value), str(error.value)
+        assert str(error.value).startswith(str(sites.b)) and field in str(error.value), str(error.value)
 
 
 # -- live: two `borderfusion run` nodes, two bridged brokers --------------------------------
 SPEED = 4.0
 OBSERVER = ("observer", "observer-secret")
 FEEDER = ("feeder", "feeder-secret")
-
-
-class _Observer:
-    """A persistent MQTT v5 session on one broker that keeps (wall time, topic, message) of its topics."""
-
-    def __init__(self, port: int, topics: tuple[str, ...], client_id: str) -> None:
-        import paho.mqtt.client as mqtt
-
-        self.messages: list[tuple[float, str, dict]] = []
-        self._lock = threading.Lock()
-        subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, client_id=client_id)
-        self.client.username_pw_set(*OBSERVER)
-        self.client.reconnect_delay_set(0.1, 0.5)
-        self.client.on_connect = lambda c, u, f, rc, p: [c.subscribe(t, qos=1) for t in topics]
-        self.client.on_subscribe = lambda *a: subscribed.set()
-        self.client.on_message = self._on_message
-        props = mqtt.Properties(mqtt.PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 3600
-        self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
-        self.client.loop_start()
-        assert subscribed.wait(10), f"observer {client_id} could not subscribe"
-
-    def _on_message(self, client, userdata, message) -> None:
-        with self._lock:
-            self.messages.append((time.time(), message.topic, json.loads(message.payload)))
-
-    def of(self, pattern: str) -> list[tuple[float, str, dict]]:
-        """Messages whose topic starts with ``pattern``."""
-        with self._lock:
-            return [m for m in self.messages if m[1].startswith(pattern)]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def _brokers(directory):
@@ -290,26 +254,13 @@ def _live_sites(directory, pair, password: str, keys: dict[str, bytes]):
     return sites, feeders
 
 
-def _side_run(site, observer: _Observer):
-    """What an observer on the node's broker saw, as a :class:`SideRun`."""
-    from fusion.federation.pair import SideRun
-
-    run = SideRun(site)
-    run.snapshots = [m for _, topic, m in observer.of(f"{PREFIX}/tracks")]
-    alerts = {}
-    for _, _, alert in observer.of(f"{PREFIX}/alerts/"):
-        alerts.setdefault(alert["alert_id"], alert)
-    run.alerts = list(alerts.values())
-    run.released = [(topic, m) for _, topic, m in observer.of(f"{PREFIX}/release/")]
-    run.received = [(t, topic, m) for t, topic, m in observer.of(f"{PREFIX}/partner/")]
-    return run
-
-
 @pytest.mark.broker
 def test_two_live_nodes_over_bridged_brokers_link_cue_release_within_the_agreement_and_lose_nothing(
         tmp_path, pair_run):
+    from fusion.federation.demo import Observer, side_run
     from fusion.mqtt import publish_log
     from tests.broker import running_node, stop_node
+    from tests.test_federation_bridge import wait_for
 
     offline_sites, logs, truth, offline = pair_run
     keys = {side: (offline_sites.of(side).parent / "keys" / f"{NODE_ID['b' if side == 'a' else 'a']}.key").read_bytes()
@@ -318,12 +269,12 @@ def test_two_live_nodes_over_bridged_brokers_link_cue_release_within_the_agreeme
     sites, feeders = _live_sites(tmp_path / "sites", pair, password, keys)
     site = {side: load_site(sites.of(side)) for side in SIDES}
     ports = {"a": pair.a.port, "b": pair.b.port}
-    observers = {side: _Observer(ports[side], (f"{PREFIX}/#",), f"observer-{side}") for side in SIDES}
+    observers = {side: Observer(ports[side], (f"{PREFIX}/#",), f"observer-{side}", OBSERVER) for side in SIDES}
     try:
         with running_node(sites.a) as node_a, running_node(sites.b) as node_b:
             for side, node in (("a", node_a), ("b", node_b)):
                 status = f"{PREFIX}/status/{NODE_ID[side]}"
-                assert _wait(lambda: any(m.get("state") == "online" for _, _, m in observers[side].of(status))
+                assert wait_for(lambda: any(m.get("state") == "online" for _, _, m in observers[side].of(status))
                              or node.poll() is not None, 90), f"{NODE_ID[side]} not online"
                 assert node.poll() is None, node.communicate()
             feeding = [threading.Thread(target=publish_log, args=(load_site(feeders[side]), logs[side], SPEED))
@@ -342,7 +293,7 @@ def test_two_live_nodes_over_bridged_brokers_link_cue_release_within_the_agreeme
                 code, err = stop_node(node)
                 assert code == 0, err[-3000:]
         time.sleep(1.0)
-        runs = {side: _side_run(site[side], observers[side]) for side in SIDES}
+        runs = {side: side_run(site[side], observers[side]) for side in SIDES}
     finally:
         for observer in observers.values():
             observer.close()
@@ -379,14 +330,6 @@ def test_two_live_nodes_over_bridged_brokers_link_cue_release_within_the_agreeme
     arrived = {m["alert_id"] for _, topic, m in runs["b"].received if topic.endswith("/alerts")}
     assert sent and set(sent) <= arrived
 
-
-def _wait(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 # -- the demo --------------------------------------------------------------------------------

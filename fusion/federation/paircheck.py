@@ -148,8 +148,8 @@ def _joint_area(xy: np.ndarray) -> np.ndarray:
 def _pictures(snapshot: dict) -> tuple[np.ndarray, np.ndarray]:
     """(own tracks alone, joint picture) positions of a snapshot."""
     own = np.array([[tr["east_m"], tr["north_m"]] for tr in snapshot["tracks"]]).reshape(-1, 2)
-    fused = np.array([[tr["fused"]["east_m"], tr["fused"]["north_m"]] if "fused" in tr else [tr["east_m"], tr["north_m"]]
-                      for tr in snapshot["tracks"]]).reshape(-1, 2)
+    best = [tr.get("fused", tr) for tr in snapshot["tracks"]]  # fused where fused, else our own estimate
+    fused = np.array([[tr["east_m"], tr["north_m"]] for tr in best]).reshape(-1, 2)
     partner = np.array([[p["east_m"], p["north_m"]] for p in snapshot.get("partner_tracks", ())]).reshape(-1, 2)
     return own, np.concatenate((fused, partner))
 
