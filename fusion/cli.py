@@ -96,6 +96,16 @@ def cmd_replay(args) -> int:
         return 0
     if args.web:
         return _replay_web(site, args)
+    if args.federation:  # both nodes offline, each releasing to the other (fusion.federation.pair)
+        from fusion.federation.pair import replay_federation
+
+        if any(str(f).endswith(".parquet") for f in (args.alerts_out, args.tracks_out) if f):
+            print("borderfusion replay: --federation writes JSON Lines only", file=sys.stderr)
+            return 2
+        partner_site, partner_log = args.federation
+        _print_json(replay_federation(site, args.log, _site(partner_site), partner_log, args.alerts_out,
+                                      args.tracks_out, args.rejected_out))
+        return 0
     from fusion.logio import LogError, LogReport
     from fusion.pipeline import Pipeline
     from fusion.render import warm_up_kernels
@@ -209,6 +219,14 @@ def cmd_map(args) -> int:
 def cmd_demo(args) -> int:
     from fusion.demo import run_demo
 
+    if args.federation:
+        from fusion.federation.demo import FederationDemoError
+
+        try:
+            return run_demo(Path(args.out), DEMO_SITE, seed=args.seed, federation=True)
+        except FederationDemoError as error:
+            print(f"borderfusion demo --federation: {error}", file=sys.stderr)
+            return 1
     status = run_demo(Path(args.out), DEMO_SITE, duration_s=args.duration, seed=args.seed)
     if status != 0 or not args.web:
         return status
@@ -307,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web", nargs="?", const="127.0.0.1:8080", type=_listen, metavar="HOST:PORT",
                    help="then play the demo on the operator map at HOST:PORT (default 127.0.0.1:8080) until Ctrl-C")
     p.add_argument("--speed", type=_web_speed, default=5.0, metavar="X", help="with --web: X times real time (default 5)")
+    p.add_argument("--federation", action="store_true",
+                   help="two sovereign nodes and two bridged Mosquitto brokers on loopback instead (needs mosquitto; "
+                        "a fixed 110 s scenario fed at 4x real time; --duration and --web do not apply)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="the live pipeline against the MQTT broker of the site config")
@@ -321,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web", type=_listen, metavar="HOST:PORT",
                    help="play the log on the operator map served at HOST:PORT, with play/pause/speed/time controls")
     p.add_argument("--publish", action="store_true", help="re-publish the log to the broker instead of processing it")
+    p.add_argument("--federation", nargs=2, metavar=("PARTNER_SITE", "PARTNER_LOG"),
+                   help="replay a partner node's log beside this one: each releases to the other through its "
+                        "agreement, and this node fuses the partner's tracks as it would live")
     p.add_argument("--alerts-out", metavar="F",
                    help="write alerts: JSON Lines, or Parquet when F ends in .parquet (needs the 'parquet' extra)")
     p.add_argument("--tracks-out", metavar="F",

@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -22,20 +23,34 @@ from fusion.render import warm_up_kernels
 from fusion.replay import replay_file
 from fusion.simulate import simulate
 
-__all__ = ["run_demo", "INCOMPLETE"]
+__all__ = ["run_demo", "write_marked", "INCOMPLETE"]
 
 _DEMO_TARGETS = 24
 INCOMPLETE = "INCOMPLETE"
 
 
-def run_demo(out: Path, site_path: Path, duration_s: float = 600.0, seed: int = 7) -> int:
-    """Simulate, replay, score and draw the site into ``out``; print a summary; return the exit status."""
+def run_demo(out: Path, site_path: Path, duration_s: float = 600.0, seed: int = 7, federation: bool = False) -> int:
+    """Simulate, replay, score and draw the site into ``out``; print a summary; return the exit status.
+
+    ``federation``: two nodes and two brokers on the site's jurisdictions instead (:mod:`fusion.federation.demo`;
+    its scenario has a fixed length, ``duration_s`` does not apply)."""
     site = load_site(site_path)  # a bad site stops before anything is written
+    if federation:
+        from fusion.federation.demo import run_federation_demo
+
+        return run_federation_demo(out, site.resolve(site.config.site.jurisdictions), seed=seed)
+    return write_marked(out, lambda: _run(out, site, duration_s, seed) or 0)
+
+
+def write_marked(out: Path, body: Callable[[], int]) -> int:
+    """``body()`` writing into ``out`` while the file ``INCOMPLETE`` says so; its status.
+
+    A ``body`` that raises leaves the marker (saying why) and a line on stderr."""
     out.mkdir(parents=True, exist_ok=True)
     marker = out / INCOMPLETE
     marker.write_text("borderfusion demo is writing this directory; while this file exists its contents are partial.\n")
     try:
-        _run(out, site, duration_s, seed)
+        status = body()
     except BaseException as error:
         marker.write_text(f"borderfusion demo stopped before finishing ({type(error).__name__}: {error}); "
                           "the other files here are partial.\n")
@@ -43,7 +58,7 @@ def run_demo(out: Path, site_path: Path, duration_s: float = 600.0, seed: int = 
               f"(see {marker})", file=sys.stderr)
         raise
     marker.unlink()
-    return 0
+    return status
 
 
 def _run(out: Path, site: Site, duration_s: float, seed: int) -> None:

@@ -367,6 +367,10 @@ class _Live:
         others were refused by the broker or left by an earlier run of this node.
         """
         client.subscribe(f"{self.prefix}/raw/+/+", qos=1)
+        if self.pipeline.federation is not None:  # partners' released tracks: input like the sensors'
+            from fusion.federation.ingress import partner_topic_filter
+
+            client.subscribe(partner_topic_filter(self.prefix), qos=1)
         if self.sinks:
             client.message_callback_add(f"{self.prefix}/acks/+", self.on_ack_message)
             client.subscribe(f"{self.prefix}/acks/+", qos=1)
@@ -593,8 +597,13 @@ def record(site: Site, out: str | Path, duration_s: float | None = None, on_read
         signal.signal(sig, lambda *_: stop.set())
     prefix = site.config.mqtt.prefix
     subscribed = threading.Event()
+    topics = [(f"{prefix}/raw/+/+", 1)]
+    if site.config.federation.fusion is not None:  # partners' released tracks are input too: replay needs them
+        from fusion.federation.ingress import partner_topic_filter
+
+        topics.append((partner_topic_filter(prefix), 1))
     client = connect(site, f"borderfusion-record-{site.node_id}", on_message=inbox.on_message,
-                     on_connect=lambda c: c.subscribe(f"{prefix}/raw/+/+", qos=1),
+                     on_connect=lambda c: c.subscribe(topics),
                      on_subscribe=lambda *_: subscribed.set())
     if subscribed.wait(15) and on_ready:
         on_ready(f"{prefix}/raw/+/+")

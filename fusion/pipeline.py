@@ -26,6 +26,7 @@ import numpy as np
 
 from fusion import __version__
 from fusion.config import Site
+from fusion.federation.ingress import Ingress
 from fusion.render import SnapshotTable, snapshot_json, snapshot_table
 from geo.alerts import Alert
 from geo.geofence import Geofence, TrackUpdate
@@ -51,6 +52,7 @@ class Snapshot:
     t: float
     estimates: TrackEstimates
     pipeline: Pipeline
+    fused: object = None  # federation: the FusedPicture at t (fusion.federation.ingress), else None
 
     @cached_property
     def table(self) -> SnapshotTable:
@@ -59,7 +61,13 @@ class Snapshot:
 
     def to_json(self) -> bytes:
         """Interface §3.1 JSON, as sent on the wire and written to ``--tracks-out``."""
-        return snapshot_json(self.table)
+        return self._json
+
+    @cached_property
+    def _json(self) -> bytes:
+        if self.fused is None:
+            return snapshot_json(self.table)
+        return self.pipeline.federation.annotate(snapshot_json(self.table), self.fused)  # partners' links
 
     def to_dict(self) -> dict:
         return msgspec.json.decode(self.to_json())
@@ -93,6 +101,8 @@ class Pipeline:
         self._period = 1.0 / cfg.outputs.tracks_rate_hz
         self._next_snapshot: float | None = None
         self._processed_t = -math.inf  # sensor time of the newest processed scan
+        #: partners' released tracks (``[federation.fusion]``), taken in as input like the sensors'
+        self.federation = Ingress(site) if cfg.federation.fusion is not None else None
 
     # -- input ----------------------------------------------------------------------
     def feed(self, t_rx: float, topic: str, payload: bytes) -> Outputs:
@@ -101,6 +111,11 @@ class Pipeline:
         self._release(t_rx, out)  # first what has waited a window by now, as tick() would have
         self.counters["received"] += 1
         self.latest_rx_t = max(self.latest_rx_t, t_rx)
+        if self.federation is not None and self.federation.accepts(topic):
+            rejected = self.federation.feed(t_rx, topic, payload)
+            self.counters["rejected"] += len(rejected)
+            out.rejected += rejected
+            return out
         result = self.ingestor.ingest(t_rx, topic, payload, not_before=self.buffer.released_until)
         if isinstance(result, Rejection):
             self.counters["rejected"] += 1
@@ -150,6 +165,8 @@ class Pipeline:
             row = np.flatnonzero(tab.alive & (tab.track_id == survivor))
             if row.size:
                 self.geofence.merge(absorbed, survivor, tab.x[row[0], :2])
+            if self.federation is not None:
+                self.federation.merge_own(absorbed, survivor)
         rows = np.union1d(step.updated, step.confirmed)
         rows = rows[tab.alive[rows]]
         if rows.size:
@@ -187,11 +204,26 @@ class Pipeline:
         if due > _MAX_SNAPSHOT_CATCH_UP:  # a long silence: report its end, not every empty period
             self._next_snapshot += (due - 1) * self._period
         while self._next_snapshot < t or (inclusive and self._next_snapshot == t):
-            out.snapshots.append(self.snapshot(self._next_snapshot))
+            snapshot = self.snapshot(self._next_snapshot)
+            if self.federation is not None:
+                snapshot = self._federate(snapshot, out)
+            out.snapshots.append(snapshot)
             self._next_snapshot += self._period
+
+    def _federate(self, snapshot: Snapshot, out: Outputs) -> Snapshot:
+        """The snapshot fused with the partners' tracks at its time; their ``incoming`` alerts into ``out``."""
+        fused, incoming = self.federation.at_snapshot(snapshot.estimates)
+        self.counters["alerts"] += len(incoming)
+        self.alerts_by_type["incoming"] += len(incoming)
+        out.alerts += incoming
+        return replace(snapshot, fused=fused)
 
     # -- checkpoint -----------------------------------------------------------------
     _PARTS = ("tracker", "geofence", "buffer")
+
+    @property
+    def _parts(self) -> tuple[str, ...]:
+        return self._PARTS + (("federation",) if self.federation is not None else ())
 
     def export_state(self) -> tuple[dict[str, np.ndarray], dict]:
         """The whole state, as arrays named ``part.name`` and JSON-able scalars (see :mod:`fusion.live.checkpoint`)."""
@@ -200,7 +232,7 @@ class Pipeline:
                       "alerts_by_type": dict(self.alerts_by_type), "latest_sensor_t": self.latest_sensor_t,
                       "latest_rx_t": self.latest_rx_t, "watermark": self.watermark,
                       "next_snapshot": self._next_snapshot, "processed_t": self._processed_t}
-        for part in self._PARTS:
+        for part in self._parts:
             part_arrays, meta[part] = getattr(self, part).export_state()
             arrays.update({f"{part}.{name}": a for name, a in part_arrays.items()})
         return arrays, meta
@@ -209,7 +241,9 @@ class Pipeline:
         """Take over :meth:`export_state`'s state.  With ``now_rx`` (the receive clock at the restart),
         receive times move forward by the pause, so held scans wait the rest of their window from now."""
         pause = now_rx - meta["latest_rx_t"] if now_rx is not None and math.isfinite(meta["latest_rx_t"]) else 0.0
-        for part in self._PARTS:
+        for part in self._parts:
+            if part == "federation" and part not in meta:  # a checkpoint from before [federation.fusion]
+                continue
             prefix = f"{part}."
             mine = {k[len(prefix):]: a for k, a in arrays.items() if k.startswith(prefix)}
             if part == "buffer":
@@ -244,6 +278,8 @@ class Pipeline:
                      "alerts")}
         counters["tracks_live"] = int(self.tracker.table.count)
         counters["reorder_forced"] = int(self.buffer.forced)
+        if self.federation is not None:  # partners' released-track messages taken in (rejected ones too)
+            counters["partner_received"] = self.federation.received
         lag = self.latest_rx_t - self.latest_sensor_t if math.isfinite(self.latest_sensor_t) else 0.0
         return {"node_id": self.site.node_id, "state": "online", "t": round(t, 3), "version": __version__,
                 "counters": counters, "alerts_by_type": dict(sorted(self.alerts_by_type.items())),

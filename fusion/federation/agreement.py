@@ -32,6 +32,8 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
+from fusion.federation.ingress import FusionSettings, settings_problem
+
 __all__ = ["PartnerAgreement", "FederationConfig", "federation_problem", "read_key", "MIN_KEY_BYTES",
            "CLASS_NAMES", "STATUS_NAMES"]
 
@@ -79,6 +81,8 @@ class FederationConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     """``[federation]``: the node's sharing agreements, one per partner."""
 
     partners: tuple[PartnerAgreement, ...] = ()
+    #: ``[federation.fusion]``: take partners' released tracks in (:mod:`fusion.federation.ingress`); absent: not
+    fusion: FusionSettings | None = None
 
 
 def read_key(path: Path) -> bytes:
@@ -129,4 +133,4 @@ def federation_problem(federation: FederationConfig, node_id: str, kinds: dict[s
             read_key((site_dir / p.key_file).resolve())
         except ValueError as error:
             return f"{where}.key_file: {error}"
-    return None
+    return settings_problem(federation.fusion, kinds) if federation.fusion is not None else None

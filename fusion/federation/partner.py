@@ -46,6 +46,7 @@ wiring: :meth:`~FusedPicture.links_by_track` (the cross-references for our snaps
 :meth:`~PartnerPicture.partner_only_tracks` (the partner-only entries with provenance),
 :meth:`~PartnerPicture.merge_own` (our tracker merged two tracks: the links follow),
 :meth:`~PartnerPicture.export_state` / :meth:`~PartnerPicture.import_state` (checkpoint).
+The node holds one through :class:`fusion.federation.ingress.Ingress` (``[federation.fusion]``).
 """
 
 from __future__ import annotations
