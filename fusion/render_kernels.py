@@ -68,35 +68,43 @@ def _copy(out, pos, buffer, offsets, k):
 
 @njit(cache=True, inline="always")
 def _digit_count(value):
+    """Decimal digits of ``value`` (uint64)."""
     count = 1
     while value >= 100:
-        value //= 100
+        value //= np.uint64(100)
         count += 2
     return count + (1 if value >= 10 else 0)
 
 
 @njit(cache=True, inline="always")
 def _write_digits(out, end, value, count, pairs):
-    """The ``count`` last decimal digits of ``value`` ≥ 0 (zero-padded), ending before ``end``."""
+    """The ``count`` last decimal digits of ``value`` (uint64, zero-padded), ending before ``end``."""
     p = end
     for _ in range(count // 2):
-        rest = value // 100
-        pair = 2 * (value - rest * 100)
+        rest = value // np.uint64(100)
+        pair = 2 * np.int64(value - rest * np.uint64(100))
         p -= 2
         out[p] = pairs[pair]
         out[p + 1] = pairs[pair + 1]
         value = rest
     if count & 1:
-        out[p - 1] = _ZERO + value % 10
+        out[p - 1] = _ZERO + np.int64(value % np.uint64(10))
 
 
 @njit(cache=True, inline="always")
 def _write_int(out, pos, value, pairs):
-    """``value`` in decimal (msgspec's text of an int)."""
+    """``value`` (int64) in decimal, as msgspec writes an int (−2⁶³ too: the magnitude is unsigned)."""
+    out[pos] = _MINUS  # kept when negative
+    magnitude = np.uint64(value)
     if value < 0:
-        out[pos] = _MINUS
+        magnitude = np.uint64(0) - magnitude
         pos += 1
-        value = -value
+    return _write_uint(out, pos, magnitude, pairs)
+
+
+@njit(cache=True, inline="always")
+def _write_uint(out, pos, value, pairs):
+    """``value`` (uint64) in decimal."""
     count = _digit_count(value)
     _write_digits(out, pos + count, value, count, pairs)
     return pos + count
@@ -117,8 +125,8 @@ def _write_float(out, pos, value, decimals, unit, pairs):
     pos += np.int64(np.signbit(value))
     k = np.uint64(magnitude * unit + 0.5)  # unsigned: a division by a constant without sign fix-ups
     whole = k // np.uint64(unit)
-    fraction = np.int64(k - whole * np.uint64(unit))
-    pos = _write_int(out, pos, np.int64(whole), pairs)
+    fraction = k - whole * np.uint64(unit)
+    pos = _write_uint(out, pos, whole, pairs)
     out[pos] = _POINT
     if fraction == 0:
         out[pos + 1] = _ZERO
