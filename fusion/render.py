@@ -27,7 +27,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from fusion.render_kernels import BLOCK, DIGIT_PAIRS, write_tracks
+from fusion.render_kernels import BLOCK, DIGIT_PAIRS, PAIR_WORDS, write_tracks
 from tracking.tracker import STATUS_NAMES
 from tracking.warmup import cache_is_cold, warm_up
 
@@ -206,14 +206,14 @@ def snapshot_json(table: SnapshotTable) -> bytes:
     out = np.empty(size, np.uint8)
     track_id = table.track_id.astype(np.int64)
     args = (floats, _DECIMALS, track_id, picks, fragment_buffer, fragment_offsets, token_buffer, token_offsets)
-    end = write_tracks(out, *args, *_NO_ODD_TOKENS, DIGIT_PAIRS)
+    end = write_tracks(out, *args, *_NO_ODD_TOKENS, DIGIT_PAIRS, PAIR_WORDS)
     assert end != -2, "fusion.render._DECIMALS and fusion.render_kernels.write_tracks disagree"
     if end < 0:  # some float msgspec must write (NaN, ±inf, tiny, huge): their texts, in wire order
         odd = ~_fast_floats(floats, _DECIMALS)
         odd_texts = _encode(floats[odd].tolist())[1:-1].split(b",")
         odd_buffer, odd_offsets = _concatenated(odd_texts)
         out = np.empty(size + odd_buffer.size, np.uint8)
-        end = write_tracks(out, *args, odd_buffer, odd_offsets, DIGIT_PAIRS)
+        end = write_tracks(out, *args, odd_buffer, odd_offsets, DIGIT_PAIRS, PAIR_WORDS)
     return out[:end].tobytes()
 
 
