@@ -43,8 +43,8 @@ _MAX_SNAPSHOT_CATCH_UP = 10
 class Snapshot:
     """Track estimates at data time ``t``, rendered (interface §3.1) only when asked, once.
 
-    Rendering is columnar (:mod:`fusion.render`): ~2.5 µs of CPU per track with the
-    tracker's prediction (10,000 tracks: ~25 ms on a busy 2-core box); the live node
+    Rendering is columnar (:mod:`fusion.render`): ~1.5 µs of CPU per track with the
+    tracker's prediction (10,000 tracks: ~15 ms on a busy 2-core box); the live node
     sends its alerts first.
     """
 

@@ -14,8 +14,9 @@ From the table, two renderings:
   ``msgspec.json.encode(snapshot dict)`` (tested against that renderer).
 * Parquet rows (:mod:`fusion.parquet`), one per track, straight from the columns.
 
-Cost (2-core box, busy): columns ~0.5 µs and JSON ~1.5 µs per track (10,000 tracks:
-~5 + ~15 ms of CPU), against ~40 µs per track for the dict per track it replaced.
+Cost (2-core box, busy; ``benchmarks/replay_throughput.py``): columns ~0.4 µs and JSON
+~0.7 µs per track (10,000 tracks: ~3.7 + ~7 ms of CPU), against ~40 µs per track for the
+dict per track it replaced.
 """
 
 from __future__ import annotations
