@@ -21,6 +21,8 @@ Cost (10,000 tracks, 5.5 MB of JSON, busy 2-core box): ~0.47 µs per track, agai
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -28,6 +30,9 @@ from numba.cpython.unsafe.numbers import leading_zeros
 from numba.extending import intrinsic
 
 __all__ = ["BLOCK", "DIGIT_PAIRS", "PAIR_WORDS", "write_tracks"]
+
+if sys.byteorder != "little":  # the words below are stored byte for byte as they lie in memory
+    raise ImportError("fusion.render_kernels stores digits as little-endian 64-bit words; this machine is big-endian")
 
 #: "00" "01" … "99" as 200 ASCII bytes
 DIGIT_PAIRS = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), np.uint8).copy()
