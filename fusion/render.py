@@ -137,7 +137,6 @@ _NUMBERS_BEFORE = ("lat", "lon", "east_m", "north_m", "vel_east_mps", "vel_north
                    "position_sigma_m")
 #: decimals of every float column, in wire order: the 9 above, covariance (16), existence, classes (5), times (2)
 _DECIMALS = np.array([7, 7, 2, 2, 3, 3, 3, 2, 2] + [4] * 16 + [4] + [4] * 5 + [3, 3], np.int64)
-_NO_ODD_TOKENS = (np.zeros(BLOCK, np.uint8), np.zeros(1, np.int64))
 #: bytes of a fast-path float's text at most: sign, 15 digits, point (and to spare)
 _FLOAT_BYTES = 24
 
@@ -163,7 +162,8 @@ def _fragments(start: bytes, node_id: str) -> list[bytes]:
 
 def _concatenated(pieces: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """(bytes as uint8, offsets): piece i is ``buffer[offsets[i]:offsets[i + 1]]``; BLOCK bytes to spare
-    after the last (the kernel copies BLOCK bytes at once)."""
+    after the last (the kernel copies BLOCK bytes at once).  The buffer is read-only (numba compiles
+    one kernel per argument type: every byte buffer passed to it comes from here)."""
     offsets = np.zeros(len(pieces) + 1, np.int64)
     np.cumsum([len(p) for p in pieces], out=offsets[1:])
     return np.frombuffer(b"".join(pieces) + bytes(BLOCK), np.uint8), offsets
@@ -233,7 +233,7 @@ def snapshot_json(table: SnapshotTable) -> bytes:
     out = np.empty(size, np.uint8)
     track_id = table.track_id.astype(np.int64)
     args = (floats, _DECIMALS, track_id, picks, fragment_buffer, fragment_offsets, token_buffer, token_offsets)
-    end = write_tracks(out, *args, *_NO_ODD_TOKENS, DIGIT_PAIRS, PAIR_WORDS)
+    end = write_tracks(out, *args, *_concatenated([]), DIGIT_PAIRS, PAIR_WORDS)  # no odd floats' texts yet
     assert end != -2, "fusion.render._DECIMALS and fusion.render_kernels.write_tracks disagree"
     if end < 0:  # some float msgspec must write (NaN, ±inf, tiny, huge): their texts, in wire order
         odd = ~_fast_floats(floats, _DECIMALS)

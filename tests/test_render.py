@@ -235,3 +235,13 @@ def test_largest_eigenvalue_is_eigvalsh_bit_for_bit():
     for matrices in (covariance, nearly_diagonal, equal_diagonal, general, np.zeros((3, 2, 2))):
         expected = np.linalg.eigvalsh(matrices)[:, -1]
         assert np.array_equal(largest_eigenvalue_2x2(matrices).view(np.int64), expected.view(np.int64))
+
+
+def test_one_compiled_kernel_serves_every_snapshot():
+    """With and without odd floats the kernel gets arguments of the same types: one compiled version
+    (each further one costs a compile on a cold cache and a load at every start)."""
+    from fusion.render import _compile
+    from fusion.render_kernels import write_tracks
+
+    _compile()  # renders a NaN (the second pass, with the odd floats' texts) and plain numbers
+    assert len(write_tracks.signatures) == 1, write_tracks.signatures
