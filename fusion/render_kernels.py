@@ -24,8 +24,8 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.cpython.unsafe.numbers import leading_zeros
 from numba.extending import intrinsic
 
@@ -48,16 +48,16 @@ BLOCK = 32
 
 @intrinsic
 def _copy_block(typingctx, out, pos, source, start):
-    """``out[pos:pos + BLOCK] = source[start:start + BLOCK]`` as one unaligned vector load and store,
-    unchecked (the caller keeps both in bounds)."""
+    """``out[pos:pos + BLOCK] = source[start:start + BLOCK]``: a memcpy of constant size, which LLVM
+    turns into a vector load and store; unchecked (the caller keeps both in bounds)."""
     signature = types.void(out, pos, source, start)
 
     def codegen(context, builder, sig, args):
-        block = ir.VectorType(ir.IntType(8), BLOCK).as_pointer()
         target = context.make_array(sig.args[0])(context, builder, args[0])
         origin = context.make_array(sig.args[2])(context, builder, args[2])
-        value = builder.load(builder.bitcast(builder.gep(origin.data, [args[3]]), block), align=1)
-        builder.store(value, builder.bitcast(builder.gep(target.data, [args[1]]), block), align=1)
+        size, byte = context.get_constant(types.intp, BLOCK), context.get_constant(types.intp, 1)
+        cgutils.raw_memcpy(builder, builder.gep(target.data, [args[1]]), builder.gep(origin.data, [args[3]]),
+                           size, byte)
         return context.get_dummy_value()
 
     return signature, codegen
@@ -70,7 +70,8 @@ def _store_word(typingctx, out, pos, word):
 
     def codegen(context, builder, sig, args):
         target = context.make_array(sig.args[0])(context, builder, args[0])
-        address = builder.bitcast(builder.gep(target.data, [args[1]]), ir.IntType(64).as_pointer())
+        word_pointer = context.get_value_type(types.uint64).as_pointer()
+        address = builder.bitcast(builder.gep(target.data, [args[1]]), word_pointer)
         builder.store(args[2], address, align=1)
         return context.get_dummy_value()
 
