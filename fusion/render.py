@@ -28,7 +28,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from fusion.render_kernels import BLOCK, DIGIT_PAIRS, PAIR_WORDS, write_tracks
+from fusion.render_kernels import BLOCK, DIGIT_PAIRS, PAIR_WORDS, WireFloats, write_tracks
 from tracking.tracker import STATUS_NAMES
 from tracking.warmup import cache_is_cold, warm_up
 
@@ -204,19 +204,19 @@ def _fast_floats(values: np.ndarray, decimals: np.ndarray) -> np.ndarray:
                 & ((magnitude >= 1e-4) | (magnitude == 0.0)))
 
 
+def _wire_matrix(table: SnapshotTable) -> np.ndarray:
+    """(n, 33): the float values of each track object in wire order (as :class:`WireFloats` lists them)."""
+    n = len(table)
+    return np.concatenate([getattr(table, name).reshape(n, -1) for name in WireFloats._fields], axis=1)
+
+
 def snapshot_json(table: SnapshotTable) -> bytes:
     """The snapshot as interface §3.1 JSON bytes, equal to msgspec's encoding of its dict form."""
     n = len(table)
     start = _encode({"node_id": table.node_id, "t": table.t, "tracks": []})[:-2]  # ends '"tracks":['
     if n == 0:
         return start + b"]}"
-    floats = np.empty((n, _DECIMALS.size))
-    floats[:, 0:9] = np.column_stack([getattr(table, name) for name in _NUMBERS_BEFORE])
-    floats[:, 9:25] = table.covariance.reshape(n, 16)
-    floats[:, 25] = table.existence
-    floats[:, 26:31] = table.class_prob
-    floats[:, 31] = table.first_seen
-    floats[:, 32] = table.last_update
+    floats = WireFloats(*(np.ascontiguousarray(getattr(table, name), np.float64) for name in WireFloats._fields))
     # the token table: statuses, countries and null, sensor lists
     sensor_texts, sensor_pick = sensor_lists_json(table.sensor_bits, table.sensor_ids)
     tokens = [_encode(name) for name in STATUS_NAMES]
@@ -228,7 +228,7 @@ def snapshot_json(table: SnapshotTable) -> bytes:
     picks = np.column_stack((table.status.astype(np.int64), country_base + country, sensor_base + sensor_pick))
     token_buffer, token_offsets = _concatenated(tokens)
     fragment_buffer, fragment_offsets = _concatenated(_fragments(start, table.node_id))
-    size = (n * (int(np.diff(fragment_offsets)[1:-1].sum()) + _FLOAT_BYTES * (floats.shape[1] + 1))
+    size = (n * (int(np.diff(fragment_offsets)[1:-1].sum()) + _FLOAT_BYTES * (_DECIMALS.size + 1))
             + int(np.diff(token_offsets)[picks].sum()) + fragment_buffer.size + BLOCK)
     out = np.empty(size, np.uint8)
     track_id = table.track_id.astype(np.int64)
@@ -236,8 +236,8 @@ def snapshot_json(table: SnapshotTable) -> bytes:
     end = write_tracks(out, *args, *_concatenated([]), DIGIT_PAIRS, PAIR_WORDS)  # no odd floats' texts yet
     assert end != -2, "fusion.render._DECIMALS and fusion.render_kernels.write_tracks disagree"
     if end < 0:  # some float msgspec must write (NaN, ±inf, tiny, huge): their texts, in wire order
-        odd = ~_fast_floats(floats, _DECIMALS)
-        odd_texts = _encode(floats[odd].tolist())[1:-1].split(b",")
+        matrix = _wire_matrix(table)
+        odd_texts = _encode(matrix[~_fast_floats(matrix, _DECIMALS)].tolist())[1:-1].split(b",")
         odd_buffer, odd_offsets = _concatenated(odd_texts)
         out = np.empty(size + odd_buffer.size, np.uint8)
         end = write_tracks(out, *args, odd_buffer, odd_offsets, DIGIT_PAIRS, PAIR_WORDS)
