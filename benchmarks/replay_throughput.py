@@ -7,6 +7,9 @@ timed by its own rusage: detections per CPU-second of the whole process (start-u
 included), bytes written, peak RSS; the median of ``--runs`` runs.  Then, for the
 sizes in ``--snapshot-sizes``, the CPU time of one snapshot of that many tracks (made
 from synthetic scans): the tracker's estimates, the columns, the JSON, the Parquet batch.
+First, the start-up alone: the same process on a log with a header and no record (imports,
+kernels loaded from numba's cache, the site's geofence built), the part of every run's CPU
+time that does not depend on the log.
 Note: at 10,000 targets the simulator's one message per radar per second outgrows
 the 256 KiB payload limit, so most radar messages are rejected (``rejected_messages``).
 One JSON object per line on stdout.
@@ -18,6 +21,7 @@ One JSON object per line on stdout.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import statistics
@@ -44,6 +48,22 @@ def make_log(work: Path, targets: int, seconds: float) -> Path:
         subprocess.run(_cli("simulate", "--config", str(_DEMO), "--duration", f"{seconds:g}", "--targets", str(targets),
                             "--seed", "1", "--out", str(log)), env=_ENV, check=True, capture_output=True)
     return log
+
+
+def make_empty_log(work: Path, log: Path) -> Path:
+    """A log holding only ``log``'s header line: a replay of it costs the start-up alone."""
+    empty = work / "header-only.jsonl.gz"
+    with gzip.open(log, "rb") as source, gzip.open(empty, "wb") as target:
+        target.write(source.readline())
+    return empty
+
+
+def startup(log: Path, runs: int, work: Path) -> dict:
+    """CPU time of a replay that replays nothing (median of ``runs``)."""
+    results = [run_replay(make_empty_log(work, log), None) for _ in range(runs)]
+    return {"benchmark": "replay_startup", "runs": runs,
+            "cpu_s": round(statistics.median(r["cpu_s"] for r in results), 2),
+            "peak_rss_mb": round(statistics.median(r["peak_rss_mb"] for r in results), 1)}
 
 
 def run_replay(log: Path, tracks_out: Path | None) -> dict:
@@ -154,6 +174,7 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         logs = {n: make_log(work, n, args.seconds if n <= 1000 else args.seconds_large) for n in sizes}
         run_replay(logs[sizes[0]], None)  # numba's cache warm before anything is timed
+        print(json.dumps(startup(logs[sizes[0]], args.runs, work)), flush=True)
         for n in sizes:
             seconds = args.seconds if n <= 1000 else args.seconds_large
             for output in outputs:

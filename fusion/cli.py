@@ -115,13 +115,14 @@ def cmd_replay(args) -> int:
     if problem:
         print(f"borderfusion replay: {problem}", file=sys.stderr)
         return 2
-    warm_up_kernels(extra=[("geofence of the site", lambda: Pipeline(site))])  # its kernels compile on first build
+    built: list[Pipeline] = []  # the warm-up's pipeline is the replay's: a site's geofence costs ~0.1 s to build
+    warm_up_kernels(extra=[("geofence of the site", lambda: built.append(Pipeline(site)))])  # compiles on first build
     started = time.perf_counter()
     report = LogReport(args.log)
     outputs = ", ".join(f for f in (args.alerts_out, args.tracks_out, args.rejected_out) if f) or "none"
     try:
         pipeline = replay_file(site, args.log, args.alerts_out, args.tracks_out, args.rejected_out,
-                               strict=args.strict, report=report)
+                               strict=args.strict, report=report, pipeline=built[0])
     except LogError as error:
         if report.records:
             error = LogError(f"{error}\nPARTIAL: outputs ({outputs}) hold only the {report.records} records before it")

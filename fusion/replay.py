@@ -89,15 +89,16 @@ class OutputSink:
 
 def replay_file(site: Site, log: str | Path, alerts_out=None, tracks_out=None, rejected_out=None,
                 progress: bool | None = None, keep: Outputs | None = None, strict: bool = False,
-                report: LogReport | None = None) -> Pipeline:
-    """Feed every record of ``log`` through a fresh pipeline; returns it (for its counters).
+                report: LogReport | None = None, pipeline: Pipeline | None = None) -> Pipeline:
+    """Feed every record of ``log`` through a fresh pipeline (``pipeline``, when given: one just built
+    for ``site`` and not fed yet, e.g. by the warm-up); returns it (for its counters).
 
     ``keep``, when given, also collects every output in memory (tests, the demo).
     Damaged logs follow :func:`~fusion.logio.read_log`: bad lines are skipped and
     counted in ``report`` (``strict``: :class:`~fusion.logio.LogError` at the first),
     and a truncated log ends the replay early with ``report.truncated`` set.
     """
-    pipeline = Pipeline(site)
+    pipeline = pipeline or Pipeline(site)
     show = sys.stderr.isatty() if progress is None else progress
     with ExitStack() as stack:
         sink = OutputSink(stack, alerts_out, tracks_out, rejected_out)

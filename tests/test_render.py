@@ -166,3 +166,82 @@ def test_every_digit_pattern_of_rounded_numbers_renders_as_msgspec():
         sensor_ids=tuple(f"s{k}" for k in range(70)), first_seen=np.round(1.795e9 + rng.random(n) * 1e4, 3),
         last_update=np.round(rng.choice([0.0, 1.5, 1.795e9, 123.456]), 3) + np.zeros(n))
     assert snapshot_json(table) == _table_reference(table)
+
+
+_DECIMALS_BY_FIELD = {"lat": 7, "lon": 7, "east_m": 2, "north_m": 2, "vel_east_mps": 3, "vel_north_mps": 3,
+                      "speed_mps": 3, "heading_deg": 2, "position_sigma_m": 2, "covariance": 4, "existence": 4,
+                      "class_prob": 4, "first_seen": 3, "last_update": 3}
+
+
+def _any_float():
+    """Any double, with the awkward ones often: ±0.0, NaN, ±inf, subnormals, both sides of 10⁻⁴ and
+    10¹⁵, halfway cases of every decimal count, long integer parts."""
+    from hypothesis import strategies as st
+
+    halfway = st.builds(lambda k, d: (k + 0.5) / 10.0 ** d, st.integers(-10**9, 10**9), st.integers(0, 8))
+    edges = st.sampled_from([0.0, -0.0, np.nan, np.inf, -np.inf, 1e-4, -1e-4, 9.99995e-5, 5e-324, 1e15, 1e16,
+                             99_999_999.99999995, 1.795e9 + 0.0005, 2.0**53, -(2.0**63)])
+    return st.one_of(st.floats(allow_nan=True, allow_infinity=True), halfway, edges,
+                     st.floats(-1e6, 1e6), st.integers(-10**12, 10**12).map(float))
+
+
+def test_any_rounded_values_render_as_msgspec_renders_them():
+    """Property: for any values, rounded as snapshot_table rounds them, the kernel's bytes are msgspec's."""
+    from hypothesis import given, settings, strategies as st
+
+    from fusion.render import SnapshotTable, snapshot_json
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.data(), st.integers(1, 4))
+    def check(data, n):
+        def column(name, shape=()):
+            values = data.draw(st.lists(_any_float(), min_size=n * int(np.prod(shape)),
+                                        max_size=n * int(np.prod(shape))))
+            with np.errstate(all="ignore"):
+                return np.round(np.array(values, float).reshape((n, *shape)), _DECIMALS_BY_FIELD[name])
+
+        table = SnapshotTable(
+            node_id="edge-1", t=round(data.draw(st.floats(0, 2e9)), 3),
+            track_id=np.array(data.draw(st.lists(st.integers(-2**63, 2**63 - 1), min_size=n, max_size=n)), np.int64),
+            status=np.array(data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)), np.int8),
+            **{name: column(name) for name in ("lat", "lon", "east_m", "north_m", "vel_east_mps", "vel_north_mps",
+                                               "speed_mps", "heading_deg", "position_sigma_m", "existence",
+                                               "first_seen", "last_update")},
+            covariance=column("covariance", (4, 4)), class_prob=column("class_prob", (5,)),
+            country=np.array(data.draw(st.lists(st.integers(-1, 1), min_size=n, max_size=n)), np.int64),
+            country_ids=("a", "b"), sensor_bits=np.array(data.draw(st.lists(st.lists(st.booleans(), min_size=3,
+                                                                                    max_size=3), min_size=n,
+                                                                           max_size=n)), bool),
+            sensor_ids=("s0", "s1", "s2"))
+        assert snapshot_json(table) == _table_reference(table)
+
+    check()
+
+
+def test_largest_eigenvalue_is_eigvalsh_bit_for_bit():
+    """The closed form behind position_sigma_m against LAPACK, on a million matrices: covariances of
+    every scale, nearly diagonal ones (dsterf's split), equal diagonals, indefinite and asymmetric ones."""
+    from fusion.render import largest_eigenvalue_2x2
+
+    rng = np.random.default_rng(5)
+    n = 250_000
+    factor = rng.normal(0, 1, (n, 2, 2)) * 10.0 ** rng.uniform(-4, 5, (n, 1, 1))
+    covariance = factor @ factor.transpose(0, 2, 1)
+    nearly_diagonal = covariance.copy()
+    nearly_diagonal[:, 1, 0] *= rng.choice([0.0, 1e-9, 1e-17, 1e-30], n)
+    equal_diagonal = covariance.copy()
+    equal_diagonal[:, 1, 1] = equal_diagonal[:, 0, 0] * rng.choice([1.0, 1.0 + 2**-52, 2.0], n)
+    general = rng.normal(0, 1, (n, 2, 2)) * 10.0 ** rng.uniform(-4, 5, (n, 1, 1))  # indefinite, asymmetric
+    for matrices in (covariance, nearly_diagonal, equal_diagonal, general, np.zeros((3, 2, 2))):
+        expected = np.linalg.eigvalsh(matrices)[:, -1]
+        assert np.array_equal(largest_eigenvalue_2x2(matrices).view(np.int64), expected.view(np.int64))
+
+
+def test_one_compiled_kernel_serves_every_snapshot():
+    """With and without odd floats the kernel gets arguments of the same types: one compiled version
+    (each further one costs a compile on a cold cache and a load at every start)."""
+    from fusion.render import _compile
+    from fusion.render_kernels import write_tracks
+
+    _compile()  # renders a NaN (the second pass, with the odd floats' texts) and plain numbers
+    assert len(write_tracks.signatures) == 1, write_tracks.signatures
