@@ -236,7 +236,7 @@ def test_country_as_node_reaches_country_bs_broker_through_the_example_configura
     sensor_ids = [s.spec.id for s in site.sensors]
     for message in node_b.of(tracks):
         assert message["origin"] == "edge-a" and message["label"]["originator"] == "edge-a"
-        assert message["label"]["policy_id"] == policy.policy_id and message["label"]["releasable_to"] == []
+        assert message["label"]["policy"] == policy.policy_id and message["label"]["releasable_to"] == []
         assert not any(f'"{s}"' in json.dumps(message) for s in sensor_ids)
         for track in message["tracks"]:
             assert list(track) == ["track_id", "status", "lat", "lon", "vel_east_mps", "vel_north_mps", "covariance",
