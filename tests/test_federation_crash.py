@@ -27,7 +27,8 @@ from tests.test_federation_gateway import AGREEMENT, make_site
 pytestmark = pytest.mark.broker
 
 #: every class, both alert types of the demo log, the whole area: each alert the node decides is released
-PERMISSIVE = (AGREEMENT.replace('classes = ["person", "unknown"]', 'classes = ["person", "vehicle", "animal", "unknown"]')
+PERMISSIVE = (AGREEMENT
+              .replace('classes = ["person", "unknown"]', 'classes = ["person", "vehicle", "animal", "unknown"]')
               .replace('alert_types = ["border_crossing"]', 'alert_types = ["border_crossing", "approach"]')
               .replace("max_border_distance_m = 1500.0", "max_border_distance_m = 20000.0"))
 
