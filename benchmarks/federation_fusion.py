@@ -137,7 +137,7 @@ def release(estimates, frame: LocalFrame, origin: str, partner: str, grid_m: flo
             "existence": float(estimates.existence[k]), "first_seen": float(estimates.first_seen[k]),
             "last_update": float(estimates.last_update[k])})
     return {"origin": origin, "t": float(estimates.t),
-            "label": {"policy_id": f"{origin}-to-{partner}", "originator": origin, "releasable_to": []},
+            "label": {"policy": f"{origin}-to-{partner}", "originator": origin, "releasable_to": []},
             "tracks": tracks}
 
 

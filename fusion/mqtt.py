@@ -348,11 +348,15 @@ class _Live:
             sink.on_ack(ack)
 
     def publish_release(self, topic: str, payload: bytes, qos: int) -> None:
-        """A release for a partner (:mod:`fusion.federation`): alerts (QoS 1) on the urgent connection,
-        released tracks (QoS 0) on the bulk one, as the node's own."""
-        client = self.urgent if qos else self.bulk
-        if client is not None:
-            client.publish(topic, payload, qos=qos)
+        """A release for a partner (:mod:`fusion.federation`), as the node's own: alerts (QoS 1) through
+        the outbox on the urgent connection (kept until the broker acknowledges them, re-sent with the
+        same ids after a crash), released tracks (QoS 0) on the bulk one."""
+        if qos:
+            (row,) = self.outbox.add([(topic, payload)])
+            if self.urgent is not None:  # else the outbox sends it on connecting
+                self._send_alert(self.urgent, row, topic, payload)
+        elif self.bulk is not None:
+            self.bulk.publish(topic, payload, qos=0)
 
     def publish_ack(self, ack) -> None:
         """An ack made on this node's map: QoS 1 on ``PREFIX/acks/{agency_id}`` (paho's publish is thread-safe)."""

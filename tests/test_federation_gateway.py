@@ -189,15 +189,18 @@ def test_a_partners_track_goes_to_a_third_party_only_if_its_label_names_it(tmp_p
     near_border = (-3000.0, -100.0)  # country A, a few hundred metres from the river
     own = _track(policy.frame, "edge-1-1", *near_border)
     allowed = _track(policy.frame, "edge-b-9", *near_border,
-                     label={"policy_id": "b", "originator": "edge-b", "releasable_to": ["edge-c"]})
+                     label={"policy": "b", "originator": "edge-b", "releasable_to": ["edge-c"]})
     refused = _track(policy.frame, "edge-b-10", *near_border,
-                     label={"policy_id": "b", "originator": "edge-b", "releasable_to": ["edge-d"]})
+                     label={"policy": "b", "originator": "edge-b", "releasable_to": ["edge-d"]})
     unlabelled = _track(policy.frame, "edge-b-11", *near_border, source="edge-b")
-    released = release_tracks({"t": 5.0, "tracks": [own, allowed, refused, unlabelled]}, policy)["tracks"]
+    message = release_tracks({"t": 5.0, "tracks": [own, allowed, refused, unlabelled]}, policy)
+    # the label in the contract's words (interface §7): the site file's policy_id goes out as `policy`
+    assert message["label"] == {"policy": "a-to-b-test", "originator": "edge-1", "releasable_to": ["edge-c"]}
+    released = message["tracks"]
     ids = {tr["track_id"] for tr in released}
     assert ids == {pseudonym(policy.key, "edge-1-1"), pseudonym(policy.key, "edge-b-9")}
     passed_on = next(tr for tr in released if tr["track_id"] == pseudonym(policy.key, "edge-b-9"))
-    assert passed_on["label"]["originator"] == "edge-b" and passed_on["label"]["releasable_to"] == []
+    assert passed_on["label"] == {"policy": "a-to-b-test", "originator": "edge-b", "releasable_to": []}
     # and an alert about a partner's track, with the partner as its source, is not passed on
     alert = {"alert_id": "x" * 32, "type": "border_crossing", "t": 1.0, "raised_t": 1.0, "track_id": "edge-b-10",
              "lat": own["lat"], "lon": own["lon"], "jurisdiction": "country-a", "classification": {"person": 0.9},
@@ -303,7 +306,8 @@ def test_released_alert_is_the_contract_payload(federated_run):
     for message in released:
         assert "recipients" not in message and "sensors" not in message
         assert message["origin"] == "edge-1" and message["label"]["releasable_to"] == []
-        assert message["label"]["policy_id"] == "a-to-b-test" and message["type"] == "border_crossing"
+        assert message["label"] == {"policy": "a-to-b-test", "originator": "edge-1", "releasable_to": []}
+        assert message["type"] == "border_crossing"
         original = next(a for a in alerts if pseudonym(policy.key, f"alert|{a['alert_id']}", 32) == message["alert_id"])
         assert message["track_id"] == pseudonym(policy.key, original["track_id"])
         assert (message["lat"], message["lon"]) != (original["lat"], original["lon"])
@@ -372,7 +376,7 @@ def test_what_arrives_on_a_partner_topic_is_the_partners_and_goes_nowhere_else_u
     assert not may_release(bare, "edge-c", "edge-1")
     labelled = gw.provenance_of_received(
         f"{prefix}/partner/edge-b/alerts",
-        {"label": {"policy_id": "b-1", "originator": "edge-b", "releasable_to": ["edge-c"]}}, prefix)
+        {"label": {"policy": "b-1", "originator": "edge-b", "releasable_to": ["edge-c"]}}, prefix)
     assert labelled == Label("b-1", "edge-b", ("edge-c",))
     assert may_release(labelled, "edge-c", "edge-1") and not may_release(labelled, "edge-d", "edge-1")
     relayed = gw.provenance_of_received(  # B passes on what A released to it: A stays the originator

@@ -31,7 +31,7 @@ def _track(track_id: str, east: float, north: float, ve: float = 0.0, vn: float 
 
 
 def _message(t: float, tracks: list[dict], origin: str = "node-a") -> dict:
-    return {"origin": origin, "t": t, "label": {"policy_id": "a-to-b", "originator": origin, "releasable_to": []},
+    return {"origin": origin, "t": t, "label": {"policy": "a-to-b", "originator": origin, "releasable_to": []},
             "tracks": tracks}
 
 
@@ -67,6 +67,10 @@ def test_positions_come_into_our_frame_from_lat_lon():
     (lambda m: m["tracks"][0].__setitem__("status", "lost"), "tracks[0].status: invalid enum value 'lost', "
                                                              "expected one of coasting, confirmed, tentative"),
     (lambda m: m["label"].pop("originator"), "label"),
+    # interface §7 names the policy `policy`; the site file's `policy_id` is not the wire's
+    (lambda m: m["label"].__setitem__("policy_id", m["label"].pop("policy")),
+     "label.policy_id: not a field of the label; its policy is named `policy`"),
+    (lambda m: m["label"].pop("policy"), "label.policy: missing"),
 ])
 def test_a_bad_message_is_rejected_whole_naming_the_field(mutate, where):
     picture = _picture()
@@ -118,6 +122,17 @@ def test_a_bad_track_is_rejected_alone():
     assert reasons[1].startswith("tracks[2].covariance: not symmetric")
     assert reasons[2].startswith("tracks[3].track_id: duplicate 'p1'")
     assert picture.partner_tracks("node-a").track_id == ("p1",)
+
+
+def test_a_track_whose_own_label_names_policy_id_is_rejected_alone():
+    picture = _picture()
+    passed_on = {"originator": "node-c", "releasable_to": ["node-b"]}
+    message = _message(1.0, [_track("p1", 0.0, -500.0, label={**passed_on, "policy": "c-to-a"}),
+                             _track("p2", 0.0, -600.0, label={**passed_on, "policy_id": "c-to-a"})])
+    (rejection,) = picture.ingest(message, TOPIC)
+    assert rejection.reason.startswith("tracks[1].label.policy_id: not a field of the label"), rejection.reason
+    assert picture.partner_tracks("node-a").track_id == ("p1",)
+    assert picture.partner_tracks("node-a").labels == ({**passed_on, "policy": "c-to-a"},)
 
 
 def test_bad_configuration_names_the_field():
@@ -329,7 +344,7 @@ def test_partner_only_tracks_carry_provenance_and_our_coordinates():
     picture.ingest(_message(0.0, [_track("far", 100.0, -3000.0, 1.0, 2.0)]), TOPIC)
     fused = picture.fuse(_own(0.0, [], np.zeros((0, 4)), np.zeros((0, 4, 4))))
     (entry,) = picture.partner_only_tracks(fused)
-    assert entry["origin"] == "node-a" and entry["track_id"] == "far" and entry["label"]["policy_id"] == "a-to-b"
+    assert entry["origin"] == "node-a" and entry["track_id"] == "far" and entry["label"]["policy"] == "a-to-b"
     assert entry["east_m"] == pytest.approx(100.0, abs=0.01) and entry["north_m"] == pytest.approx(-3000.0, abs=0.01)
     lat, lon, _ = OURS.to_geodetic(100.0, -3000.0)
     assert entry["lat"] == pytest.approx(float(lat), abs=1e-7) and entry["lon"] == pytest.approx(float(lon), abs=1e-7)

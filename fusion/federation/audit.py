@@ -133,8 +133,8 @@ class Auditor:
         except msgspec.DecodeError:
             self._fail(where, "is not JSON")
             return None
-        want = {"policy_id": self.agreement.policy_id, "policy": self.agreement.policy_id,
-                "originator": self.site.node_id, "releasable_to": list(self.agreement.releasable_to)}
+        want = {"policy": self.agreement.policy_id, "originator": self.site.node_id,
+                "releasable_to": list(self.agreement.releasable_to)}
         if message.get("label") != want:
             self._fail(where, f"label {message.get('label')} is not {want}")
         if message.get("origin") != self.site.node_id:

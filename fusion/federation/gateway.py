@@ -89,14 +89,13 @@ def release_topic(prefix: str, partner_id: str, kind: str) -> str:
 class Label:
     """Releasability of a piece of data: under which policy, whose it is, who else may have it."""
 
-    policy_id: str | None
+    policy: str | None  # the agreement's ``policy_id`` (site file); ``policy`` on the wire
     originator: str
     releasable_to: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        # "policy" is the name the shared contract (interface §7) fixed; "policy_id" the one of the site file
-        return {"policy_id": self.policy_id, "policy": self.policy_id, "originator": self.originator,
-                "releasable_to": list(self.releasable_to)}
+        """The wire form the shared contract (interface §7) fixes: ``{policy, originator, releasable_to}``."""
+        return {"policy": self.policy, "originator": self.originator, "releasable_to": list(self.releasable_to)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -240,7 +239,8 @@ def _carried_label(item) -> Label | None:
     if not (isinstance(label, dict) and label.get("originator")):
         return None
     releasable_to = label.get("releasable_to")
-    return Label(label.get("policy_id", label.get("policy")), str(label["originator"]),
+    policy = label.get("policy")
+    return Label(policy if isinstance(policy, str) else None, str(label["originator"]),
                  tuple(str(p) for p in releasable_to) if isinstance(releasable_to, list) else ())
 
 

@@ -3,7 +3,7 @@
 A partner node releases its picture to us as messages on ``PREFIX/partner/{origin}/tracks``::
 
     {"origin": "node-a", "t": 1795000003.0,
-     "label": {"policy_id": "a-to-b", "originator": "node-a", "releasable_to": [...]},
+     "label": {"policy": "a-to-b", "originator": "node-a", "releasable_to": [...]},
      "tracks": [{"track_id": "<pseudonym>", "status": "confirmed", "lat": …, "lon": …,
                  "vel_east_mps": …, "vel_north_mps": …, "covariance": [[4×4]],
                  "classification": {…}, "existence": …, "first_seen": …, "last_update": …}]}
@@ -82,10 +82,30 @@ _Finite = Annotated[float, Meta(ge=-1e12, le=1e12)]
 
 
 class _Label(Struct):
+    """The releasability label of interface §7: ``{policy, originator, releasable_to}``.
+
+    ``policy_id`` (the site file's name of the policy) is decoded only to name it in the
+    rejection of a label that carries it instead of ``policy`` (:func:`_label_problem`)."""
+
     originator: _NodeId
-    policy_id: str | None = None
-    policy: str | None = None
+    policy: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
     releasable_to: list[_NodeId] = []
+    policy_id: object = None
+
+
+def _label_problem(label: _Label, where: str) -> str | None:
+    """Why a label is not the contract's (``where``: its path, e.g. ``label``), or None."""
+    if label.policy is not None:
+        return None
+    if label.policy_id is not None:
+        return (f"{where}.policy_id: not a field of the label; its policy is named `policy` "
+                "(interface §7: {policy, originator, releasable_to})")
+    return f"{where}.policy: missing (interface §7: a label is {{policy, originator, releasable_to}})"
+
+
+def _label_dict(label: _Label) -> dict:
+    """A checked label as kept with the partner's tracks (the contract's three fields)."""
+    return {"policy": label.policy, "originator": label.originator, "releasable_to": list(label.releasable_to)}
 
 
 class _Track(Struct):
@@ -319,6 +339,8 @@ class PartnerPicture:
         if message.label.originator != message.origin:
             return (f"label.originator: {message.label.originator!r} differs from origin {message.origin!r} "
                     "(a message's label is its origin's)")
+        if problem := _label_problem(message.label, "label"):
+            return problem
         last = self._origins.get(message.origin)
         if last is not None and message.t <= last.tracks.t:
             return (f"t: {message.t} is not after the last message taken from {message.origin!r} "
@@ -335,6 +357,8 @@ class PartnerPicture:
         for k, (track, problem) in enumerate(zip(message.tracks, problems)):
             if track.track_id in seen:
                 problem = f"track_id: duplicate {track.track_id!r} in one message"
+            elif not problem and track.label is not None and (label_problem := _label_problem(track.label, "label")):
+                problem = label_problem
             if problem:
                 rejections += self._reject(topic, t_received, f"tracks[{k}].{problem}", raw)
                 continue
@@ -342,14 +366,14 @@ class PartnerPicture:
             keep.append(track)
         east, north, _ = self.frame.to_enu([tr.lat for tr in keep], [tr.lon for tr in keep])
         x = np.column_stack((east, north, [tr.vel_east_mps for tr in keep], [tr.vel_north_mps for tr in keep]))
-        label = msgspec.to_builtins(message.label)
+        label = _label_dict(message.label)
         return PartnerTracks(
             origin=message.origin, t=float(message.t), label=label, track_id=tuple(tr.track_id for tr in keep),
             x=x.reshape(-1, 4), P=np.array([tr.covariance for tr in keep], np.float64).reshape(-1, 4, 4),
             status=np.array([PARTNER_STATUSES.index(tr.status) for tr in keep], np.int8),
             existence=np.array([np.nan if tr.existence is None else tr.existence for tr in keep], np.float64),
             classification=tuple(dict(tr.classification) for tr in keep),
-            labels=tuple(msgspec.to_builtins(tr.label) if tr.label is not None else label for tr in keep),
+            labels=tuple(_label_dict(tr.label) if tr.label is not None else label for tr in keep),
         ), rejections
 
     def _reject(self, topic: str, t_received: float, reason: str, raw: dict | bytes | str) -> list[Rejection]:
