@@ -32,7 +32,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
-from fusion.federation.ingress import FusionSettings, settings_problem
+from fusion.federation.settings import FusionSettings, settings_problem
 
 __all__ = ["PartnerAgreement", "FederationConfig", "federation_problem", "read_key", "MIN_KEY_BYTES",
            "CLASS_NAMES", "STATUS_NAMES"]
