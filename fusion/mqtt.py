@@ -66,6 +66,13 @@ _MAX_UNSENT_SNAPSHOTS = 8
 class Outbox:
     """Alerts not yet acknowledged by the broker, on disk (SQLite, WAL).
 
+    An acknowledged row is kept ``keep_acked_s`` more seconds (``[mqtt] resend_window_s``)
+    and sent again after a reconnect: the broker may acknowledge before it saves
+    (Mosquitto saves every ``autosave_interval`` s), and a broker killed before its
+    next save has forgotten it.  Rows acknowledged longer ago are deleted by
+    :meth:`forget`, which the live loop calls only while connected, so that the rows
+    acknowledged just before a connection was lost are still there when it is back.
+
     A commit is a write into the WAL file without a disk sync (``synchronous=NORMAL``):
     it survives the process being killed (the data is in the kernel's page cache the
     moment ``add`` returns), and a background thread checkpoints the WAL into the
@@ -77,14 +84,18 @@ class Outbox:
 
     CHECKPOINT_EVERY_S = 1.0
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keep_acked_s: float = 0.0) -> None:
+        self.keep_acked_s = keep_acked_s
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         _make_private(path)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA wal_autocheckpoint=0")  # no checkpoint (and its syncs) inside a commit
-        self._db.execute("CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, topic TEXT, payload BLOB)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, topic TEXT, payload BLOB, "
+                         "acked_at REAL)")  # acked_at: wall time of the broker's acknowledgement, NULL before
+        if "acked_at" not in {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}:
+            self._db.execute("ALTER TABLE outbox ADD COLUMN acked_at REAL")  # an outbox of an earlier version
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(path,), daemon=True,
@@ -108,18 +119,28 @@ class Outbox:
             self._db.execute("COMMIT")
             return rows
 
-    def done(self, rows: list[int]) -> None:
-        """Forget acknowledged rows, in one transaction."""
+    def done(self, rows: list[int], now: float) -> None:
+        """Rows acknowledged by the broker at wall time ``now``: kept ``keep_acked_s``, then forgotten."""
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(r,) for r in rows])
+            if self.keep_acked_s:
+                self._db.executemany("UPDATE outbox SET acked_at = ? WHERE id = ?", [(now, r) for r in rows])
+            else:
+                self._db.executemany("DELETE FROM outbox WHERE id = ?", [(r,) for r in rows])
             self._db.execute("COMMIT")
 
-    def __len__(self) -> int:
+    def forget(self, now: float) -> None:
+        """Delete the rows acknowledged more than ``keep_acked_s`` before ``now``."""
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            self._db.execute("DELETE FROM outbox WHERE acked_at < ?", (now - self.keep_acked_s,))
+
+    def __len__(self) -> int:
+        """Rows not yet acknowledged."""
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox WHERE acked_at IS NULL").fetchone()[0]
 
     def pending(self) -> list[tuple[int, str, bytes]]:
+        """Every row, acknowledged (and kept) or not, oldest first: what to send after a (re)connect."""
         with self._lock:
             return list(self._db.execute("SELECT id, topic, payload FROM outbox ORDER BY id"))
 
@@ -313,7 +334,8 @@ class _Live:
         from fusion.live.inbox import AckedInbox
 
         self.inbox = AckedInbox(cfg.queue_size, cfg.queue_bytes, cfg.max_input_age_s)  # drops: status "shed"
-        self.outbox = Outbox(site.resolve(cfg.outbox) / f"{site.node_id}.sqlite")
+        self.outbox = Outbox(site.resolve(cfg.outbox) / f"{site.node_id}.sqlite", cfg.resend_window_s)
+        self._forgotten_at = 0.0  # monotonic time the outbox last dropped rows acknowledged long ago
         self.in_flight: dict[int, int] = {}  # mid → outbox row of each alert published, not yet acknowledged
         self._acks: collections.deque[tuple[int, mqtt.ReasonCode]] = collections.deque()  # (mid, reason) ← paho
         self._connected = threading.Event()  # set by paho on every (re)connect
@@ -330,6 +352,7 @@ class _Live:
         self._acks.append((mid, reason_code))
 
     def on_connect(self, client: mqtt.Client) -> None:
+        self.inbox.on_connect()
         self._connected.set()
 
     def on_ack_message(self, client, userdata, message) -> None:
@@ -356,7 +379,9 @@ class _Live:
         """Subscribe, announce, and re-send what the outbox holds that is not in flight.
 
         Rows in flight are re-sent by paho itself on the new connection (same mid); the
-        others were refused by the broker or left by an earlier run of this node.
+        others were refused by the broker, left by an earlier run of this node, or
+        acknowledged within ``resend_window_s`` before the connection was lost (a broker
+        restarted from its last save may have lost them; consumers deduplicate on ``alert_id``).
         """
         client.subscribe(f"{self.prefix}/raw/+/+", qos=1)
         if self.sinks:
@@ -392,7 +417,11 @@ class _Live:
             else:
                 accepted.append(row)
         if accepted:
-            self.outbox.done(accepted)
+            self.outbox.done(accepted, time.time())
+        if self.outbox.keep_acked_s and time.monotonic() - self._forgotten_at >= 1.0 \
+                and self.urgent is not None and self.urgent.is_connected():
+            self._forgotten_at = time.monotonic()
+            self.outbox.forget(time.time())
 
     def _publish_bulk(self, bulk: mqtt.Client, topic: str, payload: bytes, qos: int) -> mqtt.MQTTMessageInfo | None:
         info = bulk.publish(topic, payload, qos=qos)
@@ -610,8 +639,15 @@ def record(site: Site, out: str | Path, duration_s: float | None = None, on_read
 
 
 def publish_log(site: Site, log_path: str | Path, speed: float | None = None) -> int:
-    """``replay --publish``: re-publish a log's messages at ``speed`` × real time (None: as fast as possible)."""
-    client = connect(site, f"borderfusion-replay-{time.monotonic_ns()}")
+    """``replay --publish``: re-publish a log's messages at ``speed`` × real time (None: as fast as possible).
+
+    As a sensor gateway should: what the broker acknowledged within ``[mqtt] resend_window_s``
+    before a lost connection is sent again once it is back (:mod:`fusion.live.resend`).
+    """
+    from fusion.live.resend import RecentlySent  # fusion.live builds on this module
+
+    recent = RecentlySent(site.config.mqtt.resend_window_s)
+    client = connect(site, f"borderfusion-replay-{time.monotonic_ns()}", on_connect=recent.on_connect)
     count = 0
     start_wall = time.monotonic()
     first_rx = None
@@ -623,7 +659,10 @@ def publish_log(site: Site, log_path: str | Path, speed: float | None = None) ->
                 wait = (record_.t_rx - first_rx) / speed - (time.monotonic() - start_wall)
                 if wait > 0:
                     time.sleep(wait)
+            for topic, payload in recent.to_resend(client):
+                client.publish(topic, payload, qos=1)
             last = client.publish(record_.topic, record_.payload, qos=1)
+            recent.sent(record_.topic, record_.payload, client.is_connected())
             count += 1
             if count % 1000 == 0:
                 last.wait_for_publish(30)  # keep paho's queue short
@@ -632,4 +671,6 @@ def publish_log(site: Site, log_path: str | Path, speed: float | None = None) ->
     finally:
         client.disconnect()
         client.loop_stop()
+    if recent.resent:
+        log.info("publish: %d messages sent again after reconnects", recent.resent)
     return count

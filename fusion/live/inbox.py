@@ -16,6 +16,16 @@ well, so they do not sit in the broker's in-flight window: those shed (counted i
 (``retained``), which a sensor account could otherwise have fed to the node again at
 every restart.
 
+Acknowledgements belong to the connection that delivered the message.  Each message
+is stamped with the number of the connection it came on (:meth:`AckedInbox.on_connect`
+counts them), and only those of the current connection are acknowledged: after a
+reconnect the broker sends again whatever it had not seen acknowledged (MQTT v5 §4.4,
+session present), and the copy is acknowledged instead (the ingestor rejects it as a
+duplicate).  A packet identifier from the old connection may name another message on
+the new one: a broker restarted from its last save (Mosquitto after a SIGKILL) hands
+out again the identifiers it had given since, and acknowledging by the old number
+would discard a message the node has not seen.
+
 Overload.  Shedding is fair per sensor: once the queue is half full (in messages or
 bytes), a message from the sensor that already has the most messages queued is shed,
 so a flooding sensor loses its own newest data while the others' still get in (the
@@ -45,6 +55,9 @@ class AckedInbox(_Inbox):
     appends and pops are atomic) handed from the network thread to the main thread.
     """
 
+    #: (mid, qos, connection number) of a message to acknowledge
+    Ack = tuple[int, int, int]
+
     def __init__(self, maxsize: int, max_bytes: int, max_age_s: float = 0.0) -> None:
         super().__init__(maxsize, max_bytes)
         self.max_age_s = max_age_s  # 0: no bound
@@ -52,13 +65,18 @@ class AckedInbox(_Inbox):
         self._queued_by_sensor: collections.Counter[str] = collections.Counter()  # changed under the mutex
         self.aged = 0  # shed for having waited longer than max_age_s (main thread)
         self.retained = 0
-        self._incoming: tuple[int, int] = (0, 0)
-        self._queued: collections.deque[tuple[int, int]] = collections.deque()  # (mid, qos) of queued items, in order
-        self._unused: collections.deque[tuple[int, int]] = collections.deque()  # shed or retained: ack, never process
-        self.taken: list[tuple[int, int]] = []  # taken by the main thread since the last checkpoint
+        self.connection = 0  # connections so far (paho's thread counts, everyone reads)
+        self._incoming: AckedInbox.Ack = (0, 0, 0)
+        self._queued: collections.deque[AckedInbox.Ack] = collections.deque()  # of queued items, in order
+        self._unused: collections.deque[AckedInbox.Ack] = collections.deque()  # shed or retained: ack, never process
+        self.taken: list[AckedInbox.Ack] = []  # taken by the main thread since the last checkpoint
+
+    def on_connect(self) -> None:
+        """A (re)connect (paho's thread, before the new connection delivers anything)."""
+        self.connection += 1
 
     def on_message(self, client, userdata, message) -> None:
-        ack = (message.mid, message.qos)
+        ack = (message.mid, message.qos, self.connection)
         if message.retain:  # stored by the broker, not sent now: never input
             self.retained += 1
             self._unused.append(ack)
@@ -120,24 +138,31 @@ class AckedInbox(_Inbox):
         """Messages taken or discarded, waiting for the next checkpoint's acknowledgement."""
         return len(self.taken) + len(self._unused)
 
-    def take_acks(self) -> list[tuple[int, int]]:
-        """(mid, qos) of everything taken or discarded so far, forgotten here (main thread)."""
+    def take_acks(self) -> list[Ack]:
+        """(mid, qos, connection) of everything taken or discarded so far, forgotten here (main thread)."""
         acks, self.taken = self.taken, []
         while self._unused:
             acks.append(self._unused.popleft())
         return acks
 
     def acknowledge(self, client) -> int:
-        """PUBACK everything taken (now checkpointed) or discarded so far; returns how many."""
-        return send_acks(client, self.take_acks())
+        """PUBACK everything taken (now checkpointed) or discarded so far on this connection; how many."""
+        return send_acks(client, self.take_acks(), self.connection)
 
 
-def send_acks(client, acks: list[tuple[int, int]]) -> int:
-    """PUBACK each QoS 1 message of ``acks`` (paho's ``ack`` may be called from any thread)."""
-    for mid, qos in acks:
-        if qos > 0:
-            client.ack(mid, qos)
-    return len(acks)
+def send_acks(client, acks: list[AckedInbox.Ack], connection: int) -> int:
+    """PUBACK each QoS 1 message of ``acks`` that came on ``connection`` (the current one); how many.
+
+    paho's ``ack`` may be called from any thread.  Those of earlier connections are left
+    for the broker to send again (see the module's docstring).
+    """
+    sent = 0
+    for mid, qos, came_on in acks:
+        if came_on == connection:
+            sent += 1
+            if qos > 0:
+                client.ack(mid, qos)
+    return sent
 
 
 def _sensor_of(topic: str) -> str:
