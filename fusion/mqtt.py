@@ -32,6 +32,7 @@ from __future__ import annotations
 import collections
 import gc
 import logging
+import math
 import os
 import queue
 import signal
@@ -477,6 +478,11 @@ class _Live:
         status["counters"]["shed_outputs"] = self.shed_outputs
         status["counters"]["queued"] = self.inbox.qsize()
         status["counters"]["queued_bytes"] = self.inbox.queued_bytes
+        fair = self.inbox.fair  # bytes/s the node processes, and the share per sensor while overloaded
+        status["input_capacity_Bps"] = round(fair.capacity_Bps)
+        status["input_fair_share_Bps"] = round(fair.fair_Bps) if math.isfinite(fair.fair_Bps) else None
+        status["input_wait_max_s"] = round(self.inbox.longest_wait_s, 3)  # the longest wait since the last status
+        self.inbox.longest_wait_s = 0.0
         status["counters"]["outbox"] = len(self.outbox)  # decided, not yet acknowledged
         status["shed_by_sensor"] = self.inbox.shed_counts()
         status["counters"]["retained_ignored"] = self.inbox.retained
@@ -509,17 +515,23 @@ class _Live:
     def _loop(self, client: mqtt.Client, bulk: mqtt.Client) -> None:
         last_status = time.monotonic()
         reported = (0, 0)  # (input shed, outputs shed) already logged
+        taken: tuple[float, int] | None = None  # (perf_counter s, payload bytes) of the message last taken
         while not self.stop.is_set():
+            if taken is not None:  # all the loop spent since it was taken (checkpoints and status included)
+                self.inbox.served(time.perf_counter() - taken[0], taken[1])
+                taken = None
             if self._connected.is_set():
                 self._connected.clear()
                 self._after_connect(client)
             due = self.pipeline.next_release() + _TICK_MARGIN_S  # when held scans fall due without input
+            started, ready = time.perf_counter(), not self.inbox.empty()  # ready: taking it is work, not idling
             try:
                 t_rx, topic, payload = self.inbox.get(timeout=min(0.2, max(0.001, due - time.time())))
             except queue.Empty:
                 if time.time() >= due:
                     self.publish(client, bulk, self.pipeline.tick(time.time() - _TICK_MARGIN_S))
             else:
+                taken = (started if ready else time.perf_counter(), len(payload))
                 self.publish(client, bulk, self.pipeline.feed(t_rx, topic, payload))
             self.forget_acknowledged()
             self.durable.maybe_checkpoint(client)

@@ -26,13 +26,19 @@ the new one: a broker restarted from its last save (Mosquitto after a SIGKILL) h
 out again the identifiers it had given since, and acknowledging by the old number
 would discard a message the node has not seen.
 
-Overload.  Shedding is fair per sensor: once the queue is half full (in messages or
-bytes), a message from the sensor that already has the most messages queued is shed,
-so a flooding sensor loses its own newest data while the others' still get in (the
-other half of the queue is theirs); a full queue sheds whatever arrives.  And input
-never waits longer than ``max_age_s`` (``[mqtt] max_input_age_s``): the main thread
-sheds what has waited longer instead of processing it, so the time from receipt to
-alert stays bounded however long the overload lasts.
+Overload.  Shedding is fair per sensor, and happens as a message arrives, before
+anything decodes it.  By rate (:mod:`fusion.live.fairshare`): while the sensors
+together send more than the node processes, a sensor sending more than its max-min
+fair share loses the excess, so a flooding sensor is cut to its share and the others
+keep all their data; this is what bounds the work admitted, since the costly part of
+a scan comes after the reorder window, out of sight of the queue.  By what waits: once
+the queue is half full (in messages or bytes), or its oldest message has waited half
+of ``max_age_s`` (``[mqtt] max_input_age_s``; the main thread stalled, or the rate
+estimates have not caught up yet), a message from the sensor that already has the
+most messages queued is shed; a full queue sheds whatever arrives.  And input never
+waits longer than ``max_age_s``: the main thread sheds what has waited longer instead
+of processing it, so the time from receipt to alert stays bounded however long the
+overload lasts.
 """
 
 from __future__ import annotations
@@ -41,9 +47,11 @@ import collections
 import queue
 import time
 
+from fusion.live.fairshare import FairShare
 from fusion.mqtt import _Inbox
 
 __all__ = ["AckedInbox", "send_acks"]
+
 
 
 class AckedInbox(_Inbox):
@@ -65,6 +73,8 @@ class AckedInbox(_Inbox):
         self._queued_by_sensor: collections.Counter[str] = collections.Counter()  # changed under the mutex
         self.aged = 0  # shed for having waited longer than max_age_s (main thread)
         self.retained = 0
+        self.fair = FairShare()  # admit() under the mutex (network thread); served() by the main thread
+        self.longest_wait_s = 0.0  # the longest a message waited in the queue, since the status last reset it
         self.connection = 0  # connections so far (paho's thread counts, everyone reads)
         self._incoming: AckedInbox.Ack = (0, 0, 0)
         self._queued: collections.deque[AckedInbox.Ack] = collections.deque()  # of queued items, in order
@@ -83,7 +93,8 @@ class AckedInbox(_Inbox):
             return
         sensor = _sensor_of(message.topic)
         with self.mutex:
-            unfair = self._over_half() and self._queued_by_sensor[sensor] >= max(self._queued_by_sensor.values(), default=0)
+            unfair = not self.fair.admit(sensor, len(message.payload), time.monotonic()) or (
+                self._standing() and self._queued_by_sensor[sensor] >= max(self._queued_by_sensor.values(), default=0))
         dropped = self.dropped
         if unfair:
             self.dropped += 1
@@ -95,8 +106,15 @@ class AckedInbox(_Inbox):
                 self.shed_by_sensor[sensor] += 1
             self._unused.append(ack)
 
-    def _over_half(self) -> bool:
-        return 2 * self._qsize() >= self.maxsize or 2 * self.queued_bytes >= self.max_bytes
+    def _standing(self) -> bool:
+        """Half full, or its oldest message waited more than ``max_age_s``/2 (under the mutex)."""
+        if 2 * self._qsize() >= self.maxsize or 2 * self.queued_bytes >= self.max_bytes:
+            return True
+        return bool(self.max_age_s and self.queue and time.time() - self.queue[0][0] > self.max_age_s / 2)
+
+    def served(self, seconds: float, payload_bytes: int) -> None:
+        """The main thread spent ``seconds`` on a message of ``payload_bytes`` (the capacity's measure)."""
+        self.fair.served(time.monotonic(), seconds, payload_bytes)
 
     def _put(self, item) -> None:
         self._queued.append(self._incoming)
@@ -120,7 +138,9 @@ class AckedInbox(_Inbox):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             item = super().get(block, None if deadline is None else max(0.0, deadline - time.monotonic()))
-            if not block or not self.max_age_s or time.time() - item[0] <= self.max_age_s:
+            waited_s = time.time() - item[0]
+            self.longest_wait_s = max(self.longest_wait_s, waited_s)
+            if not block or not self.max_age_s or waited_s <= self.max_age_s:
                 return item
             self.aged += 1
             with self.mutex:

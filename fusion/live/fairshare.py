@@ -1,0 +1,102 @@
+"""Max-min fair admission of input by rate: a flooding sensor is cut to its fair share, before decoding.
+
+Under a flood the expensive part of a message is not where it waits: a radar scan is
+decoded in a fraction of a millisecond, held for the reorder window, and only then
+costs the tracker its time, in bursts as the data clock moves (a single release of
+held flood scans took 2 s in ``benchmarks/live_flood.py``).  A bound on what waits in
+the input queue (in messages, bytes or estimated work) therefore does not bound the
+work admitted; a bound on the *rate* admitted does.  This is core-stateless fair
+queueing (Stoica, Shenker & Zhang, SIGCOMM 1998) with the sensors as flows, in bytes
+(payload + :data:`MESSAGE_BYTES` for a message's fixed cost):
+
+* each sensor's arrival rate, from the gap T since its previous message and an
+  averaging constant K (:data:`AVERAGING_S`):  r ← (1 − e^(−T/K)) · size/T + e^(−T/K) · r;
+* the node's capacity C, the bytes its main thread processes per second of work
+  (:meth:`FairShare.served`: every message's whole cost, releases and checkpoints
+  included, summed over ≥ :data:`CAPACITY_WINDOW_S`);
+* while the sensors together send more than ``HEADROOM`` × C, the fair share α solves
+  Σ_s min(r_s, α) = HEADROOM × C (water-filling: the sensors below α keep all
+  their data), and a message of a sensor sending r_s > α is shed with probability
+  1 − α / r_s, so that sensor gets through about α.
+
+A sensor sending no more than its share never loses anything here, however many
+messages the flooder sends.  Pure and single-threaded: the caller serialises the
+calls (:class:`~fusion.live.inbox.AckedInbox` under its mutex).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+__all__ = ["FairShare", "MESSAGE_BYTES"]
+
+#: a message's fixed processing cost, in payload bytes
+MESSAGE_BYTES = 512
+#: K, the time constant of the per-sensor rate averages (s): a burst shorter than this is not a flood
+AVERAGING_S = 1.0
+#: the capacity is re-measured over at least this much wall time (s)
+CAPACITY_WINDOW_S = 1.0
+#: the fraction of the capacity admitted under overload: room for the network thread, for bursts, and for
+#: a flood's admitted clutter making every scan dearer (more tentative tracks to gate) than when measured
+HEADROOM = 0.6
+#: a sensor silent this long no longer takes a share (s)
+ACTIVE_S = 3.0
+
+
+class FairShare:
+    def __init__(self, seed: int = 0) -> None:
+        self.capacity_Bps = 0.0  # 0: not measured yet, nothing shed by rate
+        self.fair_Bps = math.inf  # the current fair share α (inf: no overload)
+        self._rates: dict[str, tuple[float, float]] = {}  # sensor → (bytes/s, time of its last message)
+        self._fair_at = -math.inf
+        self._window: list[float] = [math.nan, 0.0, 0.0]  # start time, busy s, bytes served
+        self._random = random.Random(seed)
+
+    def served(self, now: float, seconds: float, payload_bytes: int) -> None:
+        """The main thread spent ``seconds`` (wall) on a message of ``payload_bytes``, at time ``now``."""
+        start, busy_s, size = self._window
+        if math.isnan(start):
+            start = now
+        busy_s, size = busy_s + seconds, size + payload_bytes + MESSAGE_BYTES
+        if now - start >= CAPACITY_WINDOW_S and busy_s > 0:
+            measured = size / busy_s
+            self.capacity_Bps = measured if not self.capacity_Bps else 0.5 * (self.capacity_Bps + measured)
+            start, busy_s, size = now, 0.0, 0.0
+        self._window = [start, busy_s, size]
+
+    def admit(self, sensor: str, payload_bytes: int, now: float) -> bool:
+        """False if this message of ``sensor`` (arriving at ``now``) is to be shed for its rate."""
+        size = payload_bytes + MESSAGE_BYTES
+        rate, last = self._rates.get(sensor, (0.0, now - ACTIVE_S))
+        gap_s = max(now - last, 1e-6)
+        decay = math.exp(-gap_s / AVERAGING_S)
+        rate = (1.0 - decay) * size / gap_s + decay * rate
+        self._rates[sensor] = (rate, now)
+        if now - self._fair_at > 0.1:
+            self._fair_at = now
+            self.fair_Bps = self._fair_share(now)
+        return rate <= self.fair_Bps or self._random.random() < self.fair_Bps / rate
+
+    def rates(self, now: float) -> dict[str, float]:
+        """Arrival rate (bytes/s) of each sensor heard within :data:`ACTIVE_S`."""
+        return {s: r for s, (r, last) in self._rates.items() if now - last <= ACTIVE_S}
+
+    def _fair_share(self, now: float) -> float:
+        """α with Σ min(r_s, α) = HEADROOM × C over the active sensors; inf when they fit."""
+        for sensor in [s for s, (_, last) in self._rates.items() if now - last > 10 * ACTIVE_S]:
+            del self._rates[sensor]  # bounded by the sensors heard lately
+        if not self.capacity_Bps:
+            return math.inf
+        return water_fill(sorted(self.rates(now).values()), HEADROOM * self.capacity_Bps)
+
+
+def water_fill(rates_ascending: list[float], capacity: float) -> float:
+    """The level α with Σ min(r, α) = ``capacity`` (inf if Σ r ≤ capacity)."""
+    remaining = capacity
+    for i, rate in enumerate(rates_ascending):
+        others = len(rates_ascending) - i
+        if rate * others > remaining:
+            return remaining / others
+        remaining -= rate
+    return math.inf
