@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fusion.live.fairshare import HEADROOM, MESSAGE_BYTES, FairShare, water_fill
+from fusion.live.fairshare import HEADROOM, MESSAGE_BYTES, FairShare, lightest_first, water_fill
 
 
 @given(st.lists(st.floats(0.0, 1e6), min_size=1, max_size=20), st.floats(1.0, 1e7))
@@ -61,3 +61,14 @@ def test_a_burst_shorter_than_the_averaging_time_is_not_a_flood():
 def test_before_the_capacity_is_measured_nothing_is_shed_by_rate():
     fair = FairShare()
     assert all(fair.admit("flood", 100_000, k / 1000) for k in range(1_000))  # 100 MB/s
+
+
+def test_lightest_first_protects_every_sensor_that_fits_and_the_heaviest_pays():
+    # two ordinary sensors (100 and 450 KB/s) and a flooder (50 MB/s) against 810 KB/s:
+    # max-min would cap the 450 KB/s sensor at 355; lightest first keeps it whole
+    protected, alpha = lightest_first([100.0, 450.0, 50_000.0], 810.0)
+    assert protected == 450.0 and alpha == 260.0
+    assert water_fill([100.0, 450.0, 50_000.0], 810.0) == 355.0
+    assert lightest_first([1.0, 2.0], 10.0) == (math.inf, math.inf)
+    # two flooders share what the light ones leave
+    assert lightest_first([10.0, 1_000.0, 2_000.0], 110.0) == (10.0, 50.0)

@@ -1,27 +1,33 @@
-"""Max-min fair admission of input by rate: a flooding sensor is cut to its fair share, before decoding.
+"""Admission of input by rate, lightest sensors first: a flooding sensor loses its own data, before decoding.
 
 Under a flood the expensive part of a message is not where it waits: a radar scan is
 decoded in a fraction of a millisecond, held for the reorder window, and only then
 costs the tracker its time, in bursts as the data clock moves (a single release of
 held flood scans took 2 s in ``benchmarks/live_flood.py``).  A bound on what waits in
 the input queue (in messages, bytes or estimated work) therefore does not bound the
-work admitted; a bound on the *rate* admitted does.  This is core-stateless fair
-queueing (Stoica, Shenker & Zhang, SIGCOMM 1998) with the sensors as flows, in bytes
-(payload + :data:`MESSAGE_BYTES` for a message's fixed cost):
+work admitted; a bound on the *rate* admitted does.  The rate estimates and the
+probabilistic drop are those of core-stateless fair queueing (Stoica, Shenker & Zhang,
+SIGCOMM 1998), with the sensors as flows, in bytes (payload + :data:`MESSAGE_BYTES`
+for a message's fixed cost); the allocation is not max-min but lightest first:
 
 * each sensor's arrival rate, from the gap T since its previous message and an
   averaging constant K (:data:`AVERAGING_S`):  r ← (1 − e^(−T/K)) · size/T + e^(−T/K) · r;
 * the node's capacity C, the bytes its main thread processes per second of work
   (:meth:`FairShare.served`: every message's whole cost, releases and checkpoints
   included, summed over ≥ :data:`CAPACITY_WINDOW_S`);
-* while the sensors together send more than ``HEADROOM`` × C, the fair share α solves
-  Σ_s min(r_s, α) = HEADROOM × C (water-filling: the sensors below α keep all
-  their data), and a message of a sensor sending r_s > α is shed with probability
-  1 − α / r_s, so that sensor gets through about α.
+* while the sensors together send more than the budget B = ``HEADROOM`` × C, the
+  sensors are taken from the lightest up and keep all their data while their rates
+  add up to at most B; the heavier rest share what remains, R, max-min (the level α
+  with Σ_rest min(r_s, α) = R), and a message of a sensor sending r_s > α is shed
+  with probability 1 − α / r_s, so that sensor gets through about α.
 
-A sensor sending no more than its share never loses anything here, however many
-messages the flooder sends.  Pure and single-threaded: the caller serialises the
-calls (:class:`~fusion.live.inbox.AckedInbox` under its mutex).
+Max-min over all sensors (α over everyone) was tried first: with two ordinary
+sensors taking 2/3 of the capacity (a log re-published at 20×), the flooder's equal
+share took a fifth of the heavier one's data (``tests/test_live_flood.py``);
+lightest first, the flooder pays alone.  A heavy but honest sensor is still cut
+before light ones when the node cannot take everyone, which is the point: whoever
+sends the most loses first.  ``admit`` runs on the network thread under the inbox's
+mutex, ``served`` on the main thread; they share only the float ``capacity_Bps``.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from __future__ import annotations
 import math
 import random
 
-__all__ = ["FairShare", "MESSAGE_BYTES"]
+__all__ = ["FairShare", "MESSAGE_BYTES", "lightest_first", "water_fill"]
 
 #: a message's fixed processing cost, in payload bytes
 MESSAGE_BYTES = 512
@@ -39,7 +45,7 @@ AVERAGING_S = 1.0
 CAPACITY_WINDOW_S = 1.0
 #: the fraction of the capacity admitted under overload: room for the network thread, for bursts, and for
 #: a flood's admitted clutter making every scan dearer (more tentative tracks to gate) than when measured
-HEADROOM = 0.6
+HEADROOM = 0.8
 #: a sensor silent this long no longer takes a share (s)
 ACTIVE_S = 3.0
 
@@ -47,7 +53,8 @@ ACTIVE_S = 3.0
 class FairShare:
     def __init__(self, seed: int = 0) -> None:
         self.capacity_Bps = 0.0  # 0: not measured yet, nothing shed by rate
-        self.fair_Bps = math.inf  # the current fair share α (inf: no overload)
+        self.fair_Bps = math.inf  # α, what each sensor of the heavier rest gets (inf: no overload)
+        self._protected_Bps = math.inf  # sensors sending at most this keep all their data
         self._rates: dict[str, tuple[float, float]] = {}  # sensor → (bytes/s, time of its last message)
         self._fair_at = -math.inf
         self._window: list[float] = [math.nan, 0.0, 0.0]  # start time, busy s, bytes served
@@ -75,20 +82,32 @@ class FairShare:
         self._rates[sensor] = (rate, now)
         if now - self._fair_at > 0.1:
             self._fair_at = now
-            self.fair_Bps = self._fair_share(now)
-        return rate <= self.fair_Bps or self._random.random() < self.fair_Bps / rate
+            self._protected_Bps, self.fair_Bps = self._shares(now)
+        return rate <= max(self._protected_Bps, self.fair_Bps) or self._random.random() < self.fair_Bps / rate
 
     def rates(self, now: float) -> dict[str, float]:
         """Arrival rate (bytes/s) of each sensor heard within :data:`ACTIVE_S`."""
         return {s: r for s, (r, last) in self._rates.items() if now - last <= ACTIVE_S}
 
-    def _fair_share(self, now: float) -> float:
-        """α with Σ min(r_s, α) = HEADROOM × C over the active sensors; inf when they fit."""
+    def _shares(self, now: float) -> tuple[float, float]:
+        """(rate up to which sensors keep everything, α of the rest) for the active sensors (inf, inf: all fit)."""
         for sensor in [s for s, (_, last) in self._rates.items() if now - last > 10 * ACTIVE_S]:
             del self._rates[sensor]  # bounded by the sensors heard lately
         if not self.capacity_Bps:
-            return math.inf
-        return water_fill(sorted(self.rates(now).values()), HEADROOM * self.capacity_Bps)
+            return math.inf, math.inf
+        return lightest_first(sorted(self.rates(now).values()), HEADROOM * self.capacity_Bps)
+
+
+def lightest_first(rates_ascending: list[float], budget: float) -> tuple[float, float]:
+    """(protected, α): the sensors from the lightest up whose rates add up to ≤ ``budget`` keep all
+    (rate ≤ protected); the rest share the remainder max-min (α).  (inf, inf) when all fit."""
+    remaining, protected = budget, 0.0
+    for i, rate in enumerate(rates_ascending):
+        if rate > remaining:
+            return protected, water_fill(rates_ascending[i:], remaining)
+        remaining -= rate
+        protected = rate
+    return math.inf, math.inf
 
 
 def water_fill(rates_ascending: list[float], capacity: float) -> float:

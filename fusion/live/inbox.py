@@ -31,14 +31,16 @@ anything decodes it.  By rate (:mod:`fusion.live.fairshare`): while the sensors
 together send more than the node processes, a sensor sending more than its max-min
 fair share loses the excess, so a flooding sensor is cut to its share and the others
 keep all their data; this is what bounds the work admitted, since the costly part of
-a scan comes after the reorder window, out of sight of the queue.  By what waits: once
-the queue is half full (in messages or bytes), or its oldest message has waited half
-of ``max_age_s`` (``[mqtt] max_input_age_s``; the main thread stalled, or the rate
-estimates have not caught up yet), a message from the sensor that already has the
-most messages queued is shed; a full queue sheds whatever arrives.  And input never
-waits longer than ``max_age_s``: the main thread sheds what has waited longer instead
-of processing it, so the time from receipt to alert stays bounded however long the
-overload lasts.
+a scan comes after the reorder window, out of sight of the queue.  By what waits
+(the memory bound, and before the capacity is measured): once the queue is half full
+(in messages or bytes), a message from the sensor that already has the most queued
+(in bytes, each message counted 512 B more for its fixed cost: one 27 KB flood scan
+outweighs a dozen ground-sensor reports) is shed; a full queue sheds whatever arrives.  (Shedding the sensor with the
+most queued once the oldest message had waited ``max_age_s``/2 was tried and dropped:
+in a short queue behind a slow main thread that sensor is often a good one.)  And
+input never waits longer than ``max_age_s`` (``[mqtt] max_input_age_s``): the main
+thread sheds what has waited longer instead of processing it, so the time from
+receipt to alert stays bounded however long the overload lasts.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ import collections
 import queue
 import time
 
-from fusion.live.fairshare import FairShare
+from fusion.live.fairshare import MESSAGE_BYTES, FairShare
 from fusion.mqtt import _Inbox
 
 __all__ = ["AckedInbox", "send_acks"]
@@ -70,7 +72,8 @@ class AckedInbox(_Inbox):
         super().__init__(maxsize, max_bytes)
         self.max_age_s = max_age_s  # 0: no bound
         self.shed_by_sensor: collections.Counter[str] = collections.Counter()  # changed under the mutex
-        self._queued_by_sensor: collections.Counter[str] = collections.Counter()  # changed under the mutex
+        #: payload bytes + MESSAGE_BYTES queued per sensor (changed under the mutex)
+        self._queued_by_sensor: collections.Counter[str] = collections.Counter()
         self.aged = 0  # shed for having waited longer than max_age_s (main thread)
         self.retained = 0
         self.fair = FairShare()  # admit() under the mutex (network thread); served() by the main thread
@@ -94,7 +97,7 @@ class AckedInbox(_Inbox):
         sensor = _sensor_of(message.topic)
         with self.mutex:
             unfair = not self.fair.admit(sensor, len(message.payload), time.monotonic()) or (
-                self._standing() and self._queued_by_sensor[sensor] >= max(self._queued_by_sensor.values(), default=0))
+                self._over_half() and self._queued_by_sensor[sensor] >= max(self._queued_by_sensor.values(), default=0))
         dropped = self.dropped
         if unfair:
             self.dropped += 1
@@ -106,11 +109,8 @@ class AckedInbox(_Inbox):
                 self.shed_by_sensor[sensor] += 1
             self._unused.append(ack)
 
-    def _standing(self) -> bool:
-        """Half full, or its oldest message waited more than ``max_age_s``/2 (under the mutex)."""
-        if 2 * self._qsize() >= self.maxsize or 2 * self.queued_bytes >= self.max_bytes:
-            return True
-        return bool(self.max_age_s and self.queue and time.time() - self.queue[0][0] > self.max_age_s / 2)
+    def _over_half(self) -> bool:
+        return 2 * self._qsize() >= self.maxsize or 2 * self.queued_bytes >= self.max_bytes
 
     def served(self, seconds: float, payload_bytes: int) -> None:
         """The main thread spent ``seconds`` on a message of ``payload_bytes`` (the capacity's measure)."""
@@ -118,14 +118,14 @@ class AckedInbox(_Inbox):
 
     def _put(self, item) -> None:
         self._queued.append(self._incoming)
-        self._queued_by_sensor[_sensor_of(item[1])] += 1
+        self._queued_by_sensor[_sensor_of(item[1])] += len(item[2]) + MESSAGE_BYTES
         super()._put(item)
 
     def _get(self):
         item = super()._get()
         self.taken.append(self._queued.popleft())
         sensor = _sensor_of(item[1])
-        self._queued_by_sensor[sensor] -= 1
+        self._queued_by_sensor[sensor] -= len(item[2]) + MESSAGE_BYTES
         if not self._queued_by_sensor[sensor]:
             del self._queued_by_sensor[sensor]
         return item
