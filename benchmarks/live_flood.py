@@ -24,9 +24,11 @@ status's shed counts per sensor (the flooder's should dominate).
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import multiprocessing
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -101,6 +103,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=400.0, help="flood messages per second")
     parser.add_argument("--plots", type=int, default=600)
     parser.add_argument("--max-age", type=float, default=None, help="[mqtt] max_input_age_s (default: the site's)")
+    parser.add_argument("--reasons", action="store_true", help="also count the rejection reasons (costs this process time)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bf-flood-"))
     (work / "broker").mkdir()
@@ -122,6 +125,11 @@ def main() -> int:
         watcher = Collector(broker.port, [f"{PREFIX}/alerts/+"], "flood-watch")
         watcher.client.on_message = lambda c, u, m: alerts.append((time.time(), json.loads(m.payload)))
         ops = Collector(broker.port, [f"{PREFIX}/status/+"], "flood-ops")
+        reasons: collections.Counter[str] = collections.Counter()
+        if args.reasons:
+            rejected = Collector(broker.port, [f"{PREFIX}/rejected"], "flood-rejected")
+            rejected.client.on_message = lambda c, u, m: reasons.update(
+                [re.sub(r"[0-9.]+", "N", json.loads(m.payload).get("reason", "?"))[:70]])
         node = start_node(site_path)
         assert ops.wait_for(lambda: any(s.get("state") == "online" for s in ops.of(f"{PREFIX}/status/edge-1")), 60)
 
@@ -182,7 +190,8 @@ def main() -> int:
             "received": status["counters"]["received"],
             "accepted": status["counters"]["accepted"], "rejected": status["counters"]["rejected"],
             "shed": status["counters"]["shed"], "shed_aged": status["counters"].get("shed_aged"),
-            "shed_by_sensor": status.get("shed_by_sensor"), "exit": code}))
+            "shed_by_sensor": status.get("shed_by_sensor"), "exit": code,
+            **({"rejection_reasons": dict(reasons.most_common(5))} if args.reasons else {})}))
         watcher.close()
         ops.close()
     finally:
