@@ -185,7 +185,7 @@ def main() -> int:
             "overload": round(offered_per_s / processed_per_s, 1) if processed_per_s else None,
             "cpu_main": round(cpu_main / flood_s, 2), "cpu_other_threads": round(cpu_other / flood_s, 2),
             "input_wait_max_s": [s.get("input_wait_max_s") for s in during],
-            "capacity_Bps": [s.get("input_capacity_Bps") for s in during],
+            "budget_Bps": [s.get("input_budget_Bps") for s in during],
             "fair_share_Bps": [s.get("input_fair_share_Bps") for s in during],
             "received": status["counters"]["received"],
             "accepted": status["counters"]["accepted"], "rejected": status["counters"]["rejected"],

@@ -478,8 +478,8 @@ class _Live:
         status["counters"]["shed_outputs"] = self.shed_outputs
         status["counters"]["queued"] = self.inbox.qsize()
         status["counters"]["queued_bytes"] = self.inbox.queued_bytes
-        fair = self.inbox.fair  # bytes/s the node processes, and the share per sensor while overloaded
-        status["input_capacity_Bps"] = round(fair.capacity_Bps)
+        fair = self.inbox.fair  # the input rate admitted under overload (bytes/s), and the heaviest sensors' share
+        status["input_budget_Bps"] = round(fair.budget_Bps)
         status["input_fair_share_Bps"] = round(fair.fair_Bps) if math.isfinite(fair.fair_Bps) else None
         status["input_wait_max_s"] = round(self.inbox.longest_wait_s, 3)  # the longest wait since the last status
         self.inbox.longest_wait_s = 0.0
@@ -515,10 +515,10 @@ class _Live:
     def _loop(self, client: mqtt.Client, bulk: mqtt.Client) -> None:
         last_status = time.monotonic()
         reported = (0, 0)  # (input shed, outputs shed) already logged
-        taken: tuple[float, int] | None = None  # (perf_counter s, payload bytes) of the message last taken
+        taken: tuple[float, int, float] | None = None  # (perf_counter s, payload bytes, s waited) of the last taken
         while not self.stop.is_set():
             if taken is not None:  # all the loop spent since it was taken (checkpoints and status included)
-                self.inbox.served(time.perf_counter() - taken[0], taken[1])
+                self.inbox.served(time.perf_counter() - taken[0], taken[1], taken[2])
                 taken = None
             if self._connected.is_set():
                 self._connected.clear()
@@ -531,7 +531,7 @@ class _Live:
                 if time.time() >= due:
                     self.publish(client, bulk, self.pipeline.tick(time.time() - _TICK_MARGIN_S))
             else:
-                taken = (started if ready else time.perf_counter(), len(payload))
+                taken = (started if ready else time.perf_counter(), len(payload), time.time() - t_rx)
                 self.publish(client, bulk, self.pipeline.feed(t_rx, topic, payload))
             self.forget_acknowledged()
             self.durable.maybe_checkpoint(client)

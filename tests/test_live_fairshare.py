@@ -7,7 +7,8 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fusion.live.fairshare import HEADROOM, MESSAGE_BYTES, FairShare, lightest_first, water_fill
+from fusion.live.fairshare import (DECREASE, HEADROOM, INCREASE, MESSAGE_BYTES, FairShare, lightest_first,
+                                   revised_budget, water_fill)
 
 
 @given(st.lists(st.floats(0.0, 1e6), min_size=1, max_size=20), st.floats(1.0, 1e7))
@@ -20,11 +21,11 @@ def test_the_water_level_shares_the_capacity_exactly_when_the_rates_exceed_it(ra
 
 
 def _measured(capacity_Bps: float) -> FairShare:
-    """A FairShare whose main thread processed ``capacity_Bps`` bytes per busy second for 2 s."""
+    """A FairShare whose main thread processed ``capacity_Bps`` bytes per busy second for 0.5 s, waits short."""
     fair = FairShare(seed=1)
-    for k in range(41):
+    for k in range(11):
         fair.served(now=0.05 * k, seconds=0.05, payload_bytes=int(0.05 * capacity_Bps) - MESSAGE_BYTES)
-    assert math.isclose(fair.capacity_Bps, capacity_Bps, rel_tol=1e-6)
+    assert math.isclose(fair.budget_Bps, HEADROOM * capacity_Bps, rel_tol=1e-6)
     return fair
 
 
@@ -72,3 +73,12 @@ def test_lightest_first_protects_every_sensor_that_fits_and_the_heaviest_pays():
     assert lightest_first([1.0, 2.0], 10.0) == (math.inf, math.inf)
     # two flooders share what the light ones leave
     assert lightest_first([10.0, 1_000.0, 2_000.0], 110.0) == (10.0, 50.0)
+
+
+def test_the_budget_falls_below_what_was_processed_when_a_backlog_made_waits_long():
+    # processed 1 MB/s, 5 MB/s busy throughput, 10 MB/s arriving, waits too long: a backlog
+    assert revised_budget(3e6, 1e6, 5e6, 10e6, waited_too_long=True) == DECREASE * 1e6
+    # the same long wait with arrivals no faster than processing is a stall: no cut, slow growth
+    assert revised_budget(3e6, 1e6, 5e6, 1e6, waited_too_long=True) == INCREASE * 3e6
+    # growth stops at HEADROOM × the busy throughput
+    assert revised_budget(3.9e6, 1e6, 5e6, 10e6, waited_too_long=False) == HEADROOM * 5e6

@@ -12,10 +12,18 @@ for a message's fixed cost); the allocation is not max-min but lightest first:
 
 * each sensor's arrival rate, from the gap T since its previous message and an
   averaging constant K (:data:`AVERAGING_S`):  r ← (1 − e^(−T/K)) · size/T + e^(−T/K) · r;
-* the node's capacity C, the bytes its main thread processes per second of work
-  (:meth:`FairShare.served`: every message's whole cost, releases and checkpoints
-  included, summed over ≥ :data:`CAPACITY_WINDOW_S`);
-* while the sensors together send more than the budget B = ``HEADROOM`` × C, the
+* the budget B, the input rate the node is given under overload, set once a window
+  (≥ :data:`CAPACITY_WINDOW_S`) by feedback on the wait (:meth:`FairShare.served`):
+  when a message processed in the window had waited longer than ``target_wait_s``
+  while the sensors sent more than was processed (a growing backlog, not a
+  momentary stall), B ← :data:`DECREASE` × the rate processed; otherwise B grows by
+  :data:`INCREASE` a window, up to ``HEADROOM`` × the bytes processed per busy
+  second (every message's whole cost, releases and checkpoints included).  A model
+  of the cost per byte alone was tried and measured 2–10× off under a flood: the
+  flood's scans cost little when rejected and a lot when the tracker gets them,
+  and the main thread's time is not the only limit (the network thread shares the
+  GIL, and the machine its cores);
+* while the sensors together send more than B, the
   sensors are taken from the lightest up and keep all their data while their rates
   add up to at most B; the heavier rest share what remains, R, max-min (the level α
   with Σ_rest min(r_s, α) = R), and a message of a sensor sending r_s > α is shed
@@ -27,7 +35,7 @@ share took a fifth of the heavier one's data (``tests/test_live_flood.py``);
 lightest first, the flooder pays alone.  A heavy but honest sensor is still cut
 before light ones when the node cannot take everyone, which is the point: whoever
 sends the most loses first.  ``admit`` runs on the network thread under the inbox's
-mutex, ``served`` on the main thread; they share only the float ``capacity_Bps``.
+mutex, ``served`` on the main thread; they share only the float ``budget_Bps``.
 """
 
 from __future__ import annotations
@@ -35,14 +43,20 @@ from __future__ import annotations
 import math
 import random
 
-__all__ = ["FairShare", "MESSAGE_BYTES", "lightest_first", "water_fill"]
+__all__ = ["FairShare", "MESSAGE_BYTES", "lightest_first", "revised_budget", "water_fill"]
 
 #: a message's fixed processing cost, in payload bytes
 MESSAGE_BYTES = 512
 #: K, the time constant of the per-sensor rate averages (s): a burst shorter than this is not a flood
 AVERAGING_S = 1.0
-#: the capacity is re-measured over at least this much wall time (s)
-CAPACITY_WINDOW_S = 1.0
+#: the budget is revised once per this much wall time (s)
+CAPACITY_WINDOW_S = 0.5
+#: a window whose waits were too long sets the budget to this fraction of the rate processed
+DECREASE = 0.7
+#: a window without too long a wait lets the budget grow by this factor
+INCREASE = 1.05
+#: arrivals this much above the rate processed are a growing backlog, not a stall
+BACKLOG_RATIO = 1.2
 #: the fraction of the capacity admitted under overload: room for the network thread, for bursts, and for
 #: a flood's admitted clutter making every scan dearer (more tentative tracks to gate) than when measured
 HEADROOM = 0.8
@@ -51,26 +65,28 @@ ACTIVE_S = 3.0
 
 
 class FairShare:
-    def __init__(self, seed: int = 0) -> None:
-        self.capacity_Bps = 0.0  # 0: not measured yet, nothing shed by rate
+    def __init__(self, target_wait_s: float = 0.5, seed: int = 0) -> None:
+        self.target_wait_s = target_wait_s
+        self.budget_Bps = 0.0  # B; 0: not measured yet, nothing shed by rate
         self.fair_Bps = math.inf  # α, what each sensor of the heavier rest gets (inf: no overload)
         self._protected_Bps = math.inf  # sensors sending at most this keep all their data
         self._rates: dict[str, tuple[float, float]] = {}  # sensor → (bytes/s, time of its last message)
         self._fair_at = -math.inf
-        self._window: list[float] = [math.nan, 0.0, 0.0]  # start time, busy s, bytes served
+        self._window: list[float] = [math.nan, 0.0, 0.0, 0.0]  # start time, busy s, bytes served, longest wait s
         self._random = random.Random(seed)
 
-    def served(self, now: float, seconds: float, payload_bytes: int) -> None:
-        """The main thread spent ``seconds`` (wall) on a message of ``payload_bytes``, at time ``now``."""
-        start, busy_s, size = self._window
+    def served(self, now: float, seconds: float, payload_bytes: int, waited_s: float = 0.0) -> None:
+        """The main thread spent ``seconds`` (wall) on a message of ``payload_bytes`` that had waited
+        ``waited_s`` in the queue, at time ``now``: revise the budget once a window."""
+        start, busy_s, size, longest_s = self._window
         if math.isnan(start):
             start = now
-        busy_s, size = busy_s + seconds, size + payload_bytes + MESSAGE_BYTES
+        busy_s, size, longest_s = busy_s + seconds, size + payload_bytes + MESSAGE_BYTES, max(longest_s, waited_s)
         if now - start >= CAPACITY_WINDOW_S and busy_s > 0:
-            measured = size / busy_s
-            self.capacity_Bps = measured if not self.capacity_Bps else 0.5 * (self.capacity_Bps + measured)
-            start, busy_s, size = now, 0.0, 0.0
-        self._window = [start, busy_s, size]
+            self.budget_Bps = revised_budget(self.budget_Bps, size / (now - start), size / busy_s,
+                                             sum(self.rates(now).values()), longest_s > self.target_wait_s)
+            start, busy_s, size, longest_s = now, 0.0, 0.0, 0.0
+        self._window = [start, busy_s, size, longest_s]
 
     def admit(self, sensor: str, payload_bytes: int, now: float) -> bool:
         """False if this message of ``sensor`` (arriving at ``now``) is to be shed for its rate."""
@@ -93,9 +109,18 @@ class FairShare:
         """(rate up to which sensors keep everything, α of the rest) for the active sensors (inf, inf: all fit)."""
         for sensor in [s for s, (_, last) in self._rates.items() if now - last > 10 * ACTIVE_S]:
             del self._rates[sensor]  # bounded by the sensors heard lately
-        if not self.capacity_Bps:
+        if not self.budget_Bps:
             return math.inf, math.inf
-        return lightest_first(sorted(self.rates(now).values()), HEADROOM * self.capacity_Bps)
+        return lightest_first(sorted(self.rates(now).values()), self.budget_Bps)
+
+
+def revised_budget(budget_Bps: float, processed_Bps: float, busy_Bps: float, arriving_Bps: float,
+                   waited_too_long: bool) -> float:
+    """The next window's budget (see the module's docstring); ``busy_Bps``: bytes per busy second."""
+    ceiling = HEADROOM * busy_Bps
+    if waited_too_long and arriving_Bps > BACKLOG_RATIO * processed_Bps:
+        return min(DECREASE * processed_Bps, ceiling)
+    return ceiling if not budget_Bps else min(INCREASE * budget_Bps, ceiling)
 
 
 def lightest_first(rates_ascending: list[float], budget: float) -> tuple[float, float]:

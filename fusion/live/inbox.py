@@ -76,7 +76,9 @@ class AckedInbox(_Inbox):
         self._queued_by_sensor: collections.Counter[str] = collections.Counter()
         self.aged = 0  # shed for having waited longer than max_age_s (main thread)
         self.retained = 0
-        self.fair = FairShare()  # admit() under the mutex (network thread); served() by the main thread
+        #: admit() under the mutex (network thread); served() by the main thread; waits beyond a quarter
+        #: of max_age_s (default 0.5 s) lower the rate admitted under overload
+        self.fair = FairShare(target_wait_s=max_age_s / 4 if max_age_s else 0.5)
         self.longest_wait_s = 0.0  # the longest a message waited in the queue, since the status last reset it
         self.connection = 0  # connections so far (paho's thread counts, everyone reads)
         self._incoming: AckedInbox.Ack = (0, 0, 0)
@@ -112,9 +114,9 @@ class AckedInbox(_Inbox):
     def _over_half(self) -> bool:
         return 2 * self._qsize() >= self.maxsize or 2 * self.queued_bytes >= self.max_bytes
 
-    def served(self, seconds: float, payload_bytes: int) -> None:
-        """The main thread spent ``seconds`` on a message of ``payload_bytes`` (the capacity's measure)."""
-        self.fair.served(time.monotonic(), seconds, payload_bytes)
+    def served(self, seconds: float, payload_bytes: int, waited_s: float) -> None:
+        """The main thread spent ``seconds`` on a message of ``payload_bytes`` that waited ``waited_s``."""
+        self.fair.served(time.monotonic(), seconds, payload_bytes, waited_s)
 
     def _put(self, item) -> None:
         self._queued.append(self._incoming)
