@@ -75,10 +75,23 @@ def test_lightest_first_protects_every_sensor_that_fits_and_the_heaviest_pays():
     assert lightest_first([10.0, 1_000.0, 2_000.0], 110.0) == (10.0, 50.0)
 
 
-def test_the_budget_falls_below_what_was_processed_when_a_backlog_made_waits_long():
+def test_the_budget_falls_when_a_backlog_made_waits_long_and_grows_back_when_they_are_short():
     # processed 1 MB/s, 5 MB/s busy throughput, 10 MB/s arriving, waits too long: a backlog
-    assert revised_budget(3e6, 1e6, 5e6, 10e6, waited_too_long=True) == DECREASE * 1e6
-    # the same long wait with arrivals no faster than processing is a stall: no cut, slow growth
-    assert revised_budget(3e6, 1e6, 5e6, 1e6, waited_too_long=True) == INCREASE * 3e6
-    # growth stops at HEADROOM × the busy throughput
-    assert revised_budget(3.9e6, 1e6, 5e6, 10e6, waited_too_long=False) == HEADROOM * 5e6
+    assert revised_budget(3e6, 1e6, 5e6, 10e6, wait_ratio=1.5) == DECREASE * 3e6
+    # the same long wait with arrivals no faster than processing is a stall: no cut
+    assert revised_budget(3e6, 1e6, 5e6, 1e6, wait_ratio=1.5) == 3e6
+    # short waits: growth, which stops at HEADROOM × the busy throughput, where the budget starts
+    assert revised_budget(3e6, 1e6, 5e6, 10e6, wait_ratio=0.2) == INCREASE * 3e6
+    assert revised_budget(3.9e6, 1e6, 5e6, 10e6, wait_ratio=0.2) == HEADROOM * 5e6
+    assert revised_budget(0.0, 1e6, 5e6, 10e6, wait_ratio=3.0) == HEADROOM * 5e6
+    assert revised_budget(3e6, 1e6, 5e6, 10e6, wait_ratio=0.7) == 3e6  # near the target: hold
+
+
+def test_the_budget_never_cuts_the_sensors_other_than_the_heaviest():
+    fair = _measured(1_000_000.0)
+    for k in range(400):  # 4 s: waits always too long, a flood of 5 MB/s and a sensor of 300 KB/s
+        now = 100.0 + k / 100
+        fair.admit("flood", 50_000 - MESSAGE_BYTES, now)
+        fair.admit("good", 3_000 - MESSAGE_BYTES, now)
+        fair.served(now, seconds=0.01, payload_bytes=1_000, waited_s=5.0)
+    assert 250_000 < fair.budget_Bps < 350_000  # cut down to what the good sensor sends, no lower

@@ -16,9 +16,13 @@ for a message's fixed cost); the allocation is not max-min but lightest first:
   (≥ :data:`CAPACITY_WINDOW_S`) by feedback on the wait (:meth:`FairShare.served`):
   when a message processed in the window had waited longer than ``target_wait_s``
   while the sensors sent more than was processed (a growing backlog, not a
-  momentary stall), B ← :data:`DECREASE` × the rate processed; otherwise B grows by
-  :data:`INCREASE` a window, up to ``HEADROOM`` × the bytes processed per busy
-  second (every message's whole cost, releases and checkpoints included).  A model
+  momentary stall), B ← :data:`DECREASE` × B; when every wait stayed under half the
+  target, B grows by :data:`INCREASE` a window, up to ``HEADROOM`` × the bytes processed per busy second (every
+  message's whole cost, releases and checkpoints included), where it starts.  B
+  never falls below what all sensors but the heaviest send: rate shedding is for
+  the heaviest; if the others alone are too much, the queue's own bounds act.
+  (Cutting B to a fraction of the rate processed in the window was tried: a window
+  spent in one long release processes almost nothing, and B collapsed to 30 KB/s.)  A model
   of the cost per byte alone was tried and measured 2–10× off under a flood: the
   flood's scans cost little when rejected and a lot when the tracker gets them,
   and the main thread's time is not the only limit (the network thread shares the
@@ -53,8 +57,8 @@ AVERAGING_S = 1.0
 CAPACITY_WINDOW_S = 0.5
 #: a window whose waits were too long sets the budget to this fraction of the rate processed
 DECREASE = 0.7
-#: a window without too long a wait lets the budget grow by this factor
-INCREASE = 1.05
+#: a window whose waits all stayed under half the target lets the budget grow by this factor
+INCREASE = 1.2
 #: arrivals this much above the rate processed are a growing backlog, not a stall
 BACKLOG_RATIO = 1.2
 #: the fraction of the capacity admitted under overload: room for the network thread, for bursts, and for
@@ -83,8 +87,9 @@ class FairShare:
             start = now
         busy_s, size, longest_s = busy_s + seconds, size + payload_bytes + MESSAGE_BYTES, max(longest_s, waited_s)
         if now - start >= CAPACITY_WINDOW_S and busy_s > 0:
-            self.budget_Bps = revised_budget(self.budget_Bps, size / (now - start), size / busy_s,
-                                             sum(self.rates(now).values()), longest_s > self.target_wait_s)
+            rates = sorted(self.rates(now).values())
+            self.budget_Bps = max(revised_budget(self.budget_Bps, size / (now - start), size / busy_s,
+                                                 sum(rates), longest_s / self.target_wait_s), sum(rates[:-1]))
             start, busy_s, size, longest_s = now, 0.0, 0.0, 0.0
         self._window = [start, busy_s, size, longest_s]
 
@@ -115,12 +120,17 @@ class FairShare:
 
 
 def revised_budget(budget_Bps: float, processed_Bps: float, busy_Bps: float, arriving_Bps: float,
-                   waited_too_long: bool) -> float:
-    """The next window's budget (see the module's docstring); ``busy_Bps``: bytes per busy second."""
+                   wait_ratio: float) -> float:
+    """The next window's budget (see the module's docstring); ``busy_Bps``: bytes per busy second;
+    ``wait_ratio``: the window's longest wait over the target."""
     ceiling = HEADROOM * busy_Bps
-    if waited_too_long and arriving_Bps > BACKLOG_RATIO * processed_Bps:
-        return min(DECREASE * processed_Bps, ceiling)
-    return ceiling if not budget_Bps else min(INCREASE * budget_Bps, ceiling)
+    if not budget_Bps:
+        return ceiling
+    if wait_ratio > 1.0 and arriving_Bps > BACKLOG_RATIO * processed_Bps:
+        return DECREASE * budget_Bps
+    if wait_ratio < 0.5:
+        return min(INCREASE * budget_Bps, max(ceiling, budget_Bps))
+    return budget_Bps
 
 
 def lightest_first(rates_ascending: list[float], budget: float) -> tuple[float, float]:

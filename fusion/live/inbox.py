@@ -28,19 +28,21 @@ would discard a message the node has not seen.
 
 Overload.  Shedding is fair per sensor, and happens as a message arrives, before
 anything decodes it.  By rate (:mod:`fusion.live.fairshare`): while the sensors
-together send more than the node processes, a sensor sending more than its max-min
-fair share loses the excess, so a flooding sensor is cut to its share and the others
-keep all their data; this is what bounds the work admitted, since the costly part of
-a scan comes after the reorder window, out of sight of the queue.  By what waits
-(the memory bound, and before the capacity is measured): once the queue is half full
+together send more than the node's budget (set by feedback on how long processed
+messages waited: beyond ``max_age_s``/4 with a growing backlog, the budget falls),
+the lightest sensors keep all their data and the heaviest lose the excess, so a
+flooding sensor pays alone; this is what bounds the work admitted, since the costly
+part of a scan comes after the reorder window, out of sight of the queue.  By what
+waits (the memory bound, and before the budget is set): once the queue is half full
 (in messages or bytes), a message from the sensor that already has the most queued
 (in bytes, each message counted 512 B more for its fixed cost: one 27 KB flood scan
-outweighs a dozen ground-sensor reports) is shed; a full queue sheds whatever arrives.  (Shedding the sensor with the
-most queued once the oldest message had waited ``max_age_s``/2 was tried and dropped:
-in a short queue behind a slow main thread that sensor is often a good one.)  And
-input never waits longer than ``max_age_s`` (``[mqtt] max_input_age_s``): the main
-thread sheds what has waited longer instead of processing it, so the time from
-receipt to alert stays bounded however long the overload lasts.
+outweighs a dozen ground-sensor reports) is shed; a full queue sheds whatever
+arrives.  (Shedding the sensor with the most queued once the oldest message had
+waited ``max_age_s``/2 was tried and dropped: in a short queue behind a slow main
+thread that sensor is often a good one.)  And input never waits longer than
+``max_age_s`` (``[mqtt] max_input_age_s``): the main thread sheds what has waited
+longer instead of processing it, so the time from receipt to alert stays bounded
+however long the overload lasts.
 """
 
 from __future__ import annotations
