@@ -18,7 +18,30 @@ the node's peak RSS, offered and processed rates, the overload, the CPU share of
 node's main thread and of its other threads (paho's network thread mostly), and the
 status's shed counts per sensor (the flooder's should dominate).
 
-    python benchmarks/live_flood.py [--seconds 30] [--rate 400] [--plots 600] [--max-age 1.5]
+    python benchmarks/live_flood.py [--seconds 30] [--rate 400] [--plots 600] [--max-age 1.5] [--reasons]
+
+Capacity, for the overload factor: the ``processed_per_s`` of a run where the node is
+saturated but not throttled by its own admission budget.  With the node as of commit
+3f9a401 (no rate admission) and 400 scans/s offered, 600 plots: 315 scans/s (median
+host, 2 shared cores).  Under rate admission ``processed_per_s`` is what the budget
+lets through, not the capacity, so ``overload`` overstates it.
+
+Findings (2 cores shared with other jobs, load average 5–11; single runs vary ±50 %):
+
+* The network thread is not what fails: paho reads and the inbox sheds a 27 KB
+  message in ~144 µs of that thread (a 600 B one in ~69 µs), ~5 % of what the main
+  thread spends on a scan it processes; shedding already happens before decoding.
+* What failed was where the flood's cost lands.  A scan is decoded in well under a
+  millisecond and then held for the reorder window; the tracker pays for it when the
+  data clock releases it, in bursts (one release of held flood scans took 2–4 s).
+  Bounds on the queue (half full in messages or bytes, or estimated work) let ~2 s
+  of flood in ahead of the other sensors, and the releases added seconds more: p99
+  5.2–8.6 s at 3–8× overload.  Admission by rate (:mod:`fusion.live.fairshare`),
+  the budget steered by how long processed messages waited, fixes the work admitted.
+* The old in-process flooder could not offer more than ~1.7× capacity (it built
+  600-plot payloads in Python under the same GIL as the clocks); it is now a process
+  sending pre-encoded scans.  On this machine it gets out 1,150–2,400 scans/s, i.e.
+  3.7–7.6× the capacity above, not 10×.
 """
 
 from __future__ import annotations
