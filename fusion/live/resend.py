@@ -21,6 +21,13 @@ deduplicate (the node's ingestor by the sensor's ``seq``, alert consumers by
 ``alert_id``).  While the connection is down the memory is not trimmed, and the
 sender waits for the reconnect instead of letting paho queue newer messages ahead
 of the ones to send again.
+
+What this does not cover: a session (a subscription) the broker never saved.  A
+consumer or node that subscribes for the first time and a broker killed before its
+next save restart without that subscription; what is published after the restart
+and before the client subscribes again has no subscriber and is dropped, PUBACK and
+all.  Clients re-subscribe on every connect (the node does), so the gap is their
+reconnect delay, and only once per new session.
 """
 
 from __future__ import annotations
