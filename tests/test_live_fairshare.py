@@ -77,7 +77,9 @@ def test_lightest_first_protects_every_sensor_that_fits_and_the_heaviest_pays():
 
 def test_the_budget_falls_when_a_backlog_made_waits_long_and_grows_back_when_they_are_short():
     # processed 1 MB/s, 5 MB/s busy throughput, 10 MB/s arriving, waits too long: a backlog
-    assert revised_budget(3e6, 1e6, 5e6, 10e6, wait_ratio=1.5) == DECREASE * 3e6
+    assert revised_budget(3e6, 1e6, 5e6, 10e6, wait_ratio=1.5) == 1e6  # down to what was processed
+    assert revised_budget(3e6, 2.5e6, 5e6, 10e6, wait_ratio=1.5) == DECREASE * 3e6  # at least DECREASE
+    assert revised_budget(3e6, 0.0, 5e6, 10e6, wait_ratio=1.5) == 3e6 / 4  # a window spent in one release
     # the same long wait with arrivals no faster than processing is a stall: no cut
     assert revised_budget(3e6, 1e6, 5e6, 1e6, wait_ratio=1.5) == 3e6
     # short waits: growth, which stops at HEADROOM × the busy throughput, where the budget starts

@@ -16,13 +16,16 @@ for a message's fixed cost); the allocation is not max-min but lightest first:
   (≥ :data:`CAPACITY_WINDOW_S`) by feedback on the wait (:meth:`FairShare.served`):
   when a message processed in the window had waited longer than ``target_wait_s``
   while the sensors sent more than was processed (a growing backlog, not a
-  momentary stall), B ← :data:`DECREASE` × B; when every wait stayed under half the
+  momentary stall), B ← max(min(:data:`DECREASE` × B, the rate processed), B/4);
+  when every wait stayed under half the
   target, B grows by :data:`INCREASE` a window, up to ``HEADROOM`` × the bytes processed per busy second (every
   message's whole cost, releases and checkpoints included), where it starts.  B
   never falls below what all sensors but the heaviest send: rate shedding is for
   the heaviest; if the others alone are too much, the queue's own bounds act.
-  (Cutting B to a fraction of the rate processed in the window was tried: a window
-  spent in one long release processes almost nothing, and B collapsed to 30 KB/s.)  A model
+  (Cutting B to a fraction of the rate processed in the window alone was tried: a
+  window spent in one long release processes almost nothing, and B collapsed to
+  30 KB/s; ×0.7 alone took seconds to come down from a budget measured on light
+  traffic, and the flood it let in meanwhile gave p99 latencies of 4–7 s.)  A model
   of the cost per byte alone was tried and measured 2–10× off under a flood: the
   flood's scans cost little when rejected and a lot when the tracker gets them,
   and the main thread's time is not the only limit (the network thread shares the
@@ -127,7 +130,7 @@ def revised_budget(budget_Bps: float, processed_Bps: float, busy_Bps: float, arr
     if not budget_Bps:
         return ceiling
     if wait_ratio > 1.0 and arriving_Bps > BACKLOG_RATIO * processed_Bps:
-        return DECREASE * budget_Bps
+        return max(min(DECREASE * budget_Bps, processed_Bps), budget_Bps / 4)
     if wait_ratio < 0.5:
         return min(INCREASE * budget_Bps, max(ceiling, budget_Bps))
     return budget_Bps
