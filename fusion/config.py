@@ -78,6 +78,12 @@ class MqttConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     #: alert latency stays bounded under overload; once the queue is half full, the sensor with the
     #: most queued messages is shed first
     max_input_age_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 2.0
+    #: what the broker acknowledged within this many seconds before a connection was lost is sent
+    #: again once it is back (alerts by the node, raw messages by ``replay --publish``): Mosquitto
+    #: acknowledges a message before it saves it, every ``autosave_interval`` s, so a broker killed
+    #: forgets what it acknowledged since its last save.  At least ``autosave_interval`` + 3 s
+    #: (configs/mosquitto/mosquitto.conf); 0 trusts the acknowledgement
+    resend_window_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 5.0
 
 
 class IngestConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -32,6 +32,7 @@ from __future__ import annotations
 import collections
 import gc
 import logging
+import math
 import os
 import queue
 import signal
@@ -66,6 +67,13 @@ _MAX_UNSENT_SNAPSHOTS = 8
 class Outbox:
     """Alerts not yet acknowledged by the broker, on disk (SQLite, WAL).
 
+    An acknowledged row is kept ``keep_acked_s`` more seconds (``[mqtt] resend_window_s``)
+    and sent again after a reconnect: the broker may acknowledge before it saves
+    (Mosquitto saves every ``autosave_interval`` s), and a broker killed before its
+    next save has forgotten it.  Rows acknowledged longer ago are deleted by
+    :meth:`forget`, which the live loop calls only while connected, so that the rows
+    acknowledged just before a connection was lost are still there when it is back.
+
     A commit is a write into the WAL file without a disk sync (``synchronous=NORMAL``):
     it survives the process being killed (the data is in the kernel's page cache the
     moment ``add`` returns), and a background thread checkpoints the WAL into the
@@ -77,14 +85,18 @@ class Outbox:
 
     CHECKPOINT_EVERY_S = 1.0
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keep_acked_s: float = 0.0) -> None:
+        self.keep_acked_s = keep_acked_s
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         _make_private(path)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA wal_autocheckpoint=0")  # no checkpoint (and its syncs) inside a commit
-        self._db.execute("CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, topic TEXT, payload BLOB)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, topic TEXT, payload BLOB, "
+                         "acked_at REAL)")  # acked_at: wall time of the broker's acknowledgement, NULL before
+        if "acked_at" not in {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}:
+            self._db.execute("ALTER TABLE outbox ADD COLUMN acked_at REAL")  # an outbox of an earlier version
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(path,), daemon=True,
@@ -108,18 +120,28 @@ class Outbox:
             self._db.execute("COMMIT")
             return rows
 
-    def done(self, rows: list[int]) -> None:
-        """Forget acknowledged rows, in one transaction."""
+    def done(self, rows: list[int], now: float) -> None:
+        """Rows acknowledged by the broker at wall time ``now``: kept ``keep_acked_s``, then forgotten."""
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(r,) for r in rows])
+            if self.keep_acked_s:
+                self._db.executemany("UPDATE outbox SET acked_at = ? WHERE id = ?", [(now, r) for r in rows])
+            else:
+                self._db.executemany("DELETE FROM outbox WHERE id = ?", [(r,) for r in rows])
             self._db.execute("COMMIT")
 
-    def __len__(self) -> int:
+    def forget(self, now: float) -> None:
+        """Delete the rows acknowledged more than ``keep_acked_s`` before ``now``."""
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            self._db.execute("DELETE FROM outbox WHERE acked_at < ?", (now - self.keep_acked_s,))
+
+    def __len__(self) -> int:
+        """Rows not yet acknowledged."""
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox WHERE acked_at IS NULL").fetchone()[0]
 
     def pending(self) -> list[tuple[int, str, bytes]]:
+        """Every row, acknowledged (and kept) or not, oldest first: what to send after a (re)connect."""
         with self._lock:
             return list(self._db.execute("SELECT id, topic, payload FROM outbox ORDER BY id"))
 
@@ -314,7 +336,8 @@ class _Live:
         from fusion.live.inbox import AckedInbox
 
         self.inbox = AckedInbox(cfg.queue_size, cfg.queue_bytes, cfg.max_input_age_s)  # drops: status "shed"
-        self.outbox = Outbox(site.resolve(cfg.outbox) / f"{site.node_id}.sqlite")
+        self.outbox = Outbox(site.resolve(cfg.outbox) / f"{site.node_id}.sqlite", cfg.resend_window_s)
+        self._forgotten_at = 0.0  # monotonic time the outbox last dropped rows acknowledged long ago
         self.in_flight: dict[int, int] = {}  # mid → outbox row of each alert published, not yet acknowledged
         self._acks: collections.deque[tuple[int, mqtt.ReasonCode]] = collections.deque()  # (mid, reason) ← paho
         self._connected = threading.Event()  # set by paho on every (re)connect
@@ -331,6 +354,7 @@ class _Live:
         self._acks.append((mid, reason_code))
 
     def on_connect(self, client: mqtt.Client) -> None:
+        self.inbox.on_connect()
         self._connected.set()
 
     def on_ack_message(self, client, userdata, message) -> None:
@@ -368,7 +392,9 @@ class _Live:
         """Subscribe, announce, and re-send what the outbox holds that is not in flight.
 
         Rows in flight are re-sent by paho itself on the new connection (same mid); the
-        others were refused by the broker or left by an earlier run of this node.
+        others were refused by the broker, left by an earlier run of this node, or
+        acknowledged within ``resend_window_s`` before the connection was lost (a broker
+        restarted from its last save may have lost them; consumers deduplicate on ``alert_id``).
         """
         client.subscribe(f"{self.prefix}/raw/+/+", qos=1)
         if self.pipeline.federation is not None:  # partners' released tracks: input like the sensors'
@@ -408,7 +434,11 @@ class _Live:
             else:
                 accepted.append(row)
         if accepted:
-            self.outbox.done(accepted)
+            self.outbox.done(accepted, time.time())
+        if self.outbox.keep_acked_s and time.monotonic() - self._forgotten_at >= 1.0 \
+                and self.urgent is not None and self.urgent.is_connected():
+            self._forgotten_at = time.monotonic()
+            self.outbox.forget(time.time())
 
     def _publish_bulk(self, bulk: mqtt.Client, topic: str, payload: bytes, qos: int) -> mqtt.MQTTMessageInfo | None:
         info = bulk.publish(topic, payload, qos=qos)
@@ -464,6 +494,11 @@ class _Live:
         status["counters"]["shed_outputs"] = self.shed_outputs
         status["counters"]["queued"] = self.inbox.qsize()
         status["counters"]["queued_bytes"] = self.inbox.queued_bytes
+        fair = self.inbox.fair  # the input rate admitted under overload (bytes/s), and the heaviest sensors' share
+        status["input_budget_Bps"] = round(fair.budget_Bps)
+        status["input_fair_share_Bps"] = round(fair.fair_Bps) if math.isfinite(fair.fair_Bps) else None
+        status["input_wait_max_s"] = round(self.inbox.longest_wait_s, 3)  # the longest wait since the last status
+        self.inbox.longest_wait_s = 0.0
         status["counters"]["outbox"] = len(self.outbox)  # decided, not yet acknowledged
         status["shed_by_sensor"] = self.inbox.shed_counts()
         status["counters"]["retained_ignored"] = self.inbox.retained
@@ -496,17 +531,23 @@ class _Live:
     def _loop(self, client: mqtt.Client, bulk: mqtt.Client) -> None:
         last_status = time.monotonic()
         reported = (0, 0)  # (input shed, outputs shed) already logged
+        taken: tuple[float, int, float] | None = None  # (perf_counter s, payload bytes, s waited) of the last taken
         while not self.stop.is_set():
+            if taken is not None:  # all the loop spent since it was taken (checkpoints and status included)
+                self.inbox.served(time.perf_counter() - taken[0], taken[1], taken[2])
+                taken = None
             if self._connected.is_set():
                 self._connected.clear()
                 self._after_connect(client)
             due = self.pipeline.next_release() + _TICK_MARGIN_S  # when held scans fall due without input
+            started, ready = time.perf_counter(), not self.inbox.empty()  # ready: taking it is work, not idling
             try:
                 t_rx, topic, payload = self.inbox.get(timeout=min(0.2, max(0.001, due - time.time())))
             except queue.Empty:
                 if time.time() >= due:
                     self.publish(client, bulk, self.pipeline.tick(time.time() - _TICK_MARGIN_S))
             else:
+                taken = (started if ready else time.perf_counter(), len(payload), time.time() - t_rx)
                 self.publish(client, bulk, self.pipeline.feed(t_rx, topic, payload))
             self.forget_acknowledged()
             self.durable.maybe_checkpoint(client)
@@ -634,8 +675,15 @@ def record(site: Site, out: str | Path, duration_s: float | None = None, on_read
 
 
 def publish_log(site: Site, log_path: str | Path, speed: float | None = None) -> int:
-    """``replay --publish``: re-publish a log's messages at ``speed`` × real time (None: as fast as possible)."""
-    client = connect(site, f"borderfusion-replay-{time.monotonic_ns()}")
+    """``replay --publish``: re-publish a log's messages at ``speed`` × real time (None: as fast as possible).
+
+    As a sensor gateway should: what the broker acknowledged within ``[mqtt] resend_window_s``
+    before a lost connection is sent again once it is back (:mod:`fusion.live.resend`).
+    """
+    from fusion.live.resend import RecentlySent  # fusion.live builds on this module
+
+    recent = RecentlySent(site.config.mqtt.resend_window_s)
+    client = connect(site, f"borderfusion-replay-{time.monotonic_ns()}", on_connect=recent.on_connect)
     count = 0
     start_wall = time.monotonic()
     first_rx = None
@@ -647,7 +695,10 @@ def publish_log(site: Site, log_path: str | Path, speed: float | None = None) ->
                 wait = (record_.t_rx - first_rx) / speed - (time.monotonic() - start_wall)
                 if wait > 0:
                     time.sleep(wait)
+            for topic, payload in recent.to_resend(client):
+                client.publish(topic, payload, qos=1)
             last = client.publish(record_.topic, record_.payload, qos=1)
+            recent.sent(record_.topic, record_.payload, client.is_connected())
             count += 1
             if count % 1000 == 0:
                 last.wait_for_publish(30)  # keep paho's queue short
@@ -656,4 +707,6 @@ def publish_log(site: Site, log_path: str | Path, speed: float | None = None) ->
     finally:
         client.disconnect()
         client.loop_stop()
+    if recent.resent:
+        log.info("publish: %d messages sent again after reconnects", recent.resent)
     return count

@@ -70,6 +70,13 @@ class Broker:
                 time.sleep(0.05)
         raise RuntimeError("mosquitto did not start")
 
+    def kill(self) -> None:
+        """SIGKILL: no final save; the broker's state on disk is that of its last autosave."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()  # by its own pid
+            self.process.wait()
+        self.process = None
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()  # by its own pid

@@ -84,3 +84,18 @@ def test_retained_input_is_ignored_and_everything_is_acknowledged_only_when_aske
     assert inbox.acknowledge(client) == 0  # nothing twice
     inbox.get(timeout=1)
     assert inbox.acknowledge(client) == 1 and client.acked[-1] == (3, 1)
+
+
+def test_only_acknowledgements_of_the_current_connection_are_sent():
+    """A broker restarted from its last save hands out old packet ids again: an ack by an old id
+    would discard another message, so what came on an earlier connection is left to be redelivered."""
+    inbox = AckedInbox(maxsize=10, max_bytes=1 << 20)
+    inbox.on_connect()
+    inbox.on_message(None, None, _message("a", 7))
+    inbox.get(timeout=1)  # taken on connection 1, not yet checkpointed
+    inbox.on_connect()  # the broker came back
+    inbox.on_message(None, None, _message("a", 7))  # the same id now names another message (or the copy)
+    inbox.get(timeout=1)
+    client = _Acks()
+    assert inbox.acknowledge(client) == 1
+    assert client.acked == [(7, 1)] and inbox.unacknowledged == 0

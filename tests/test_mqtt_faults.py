@@ -29,6 +29,7 @@ from tests.broker import (
     agency_watchers,
     alert_ids,
     forget_session,
+    persistent_collector,
     free_port,
     make_certificates,
     rss_mb,
@@ -46,7 +47,7 @@ def outbox_rows(path) -> list[tuple[str, str]]:
     """(topic, alert_id) of every alert a node decided and the broker has not acknowledged."""
     db = sqlite3.connect(path)
     try:
-        rows = db.execute("SELECT topic, payload FROM outbox ORDER BY id").fetchall()
+        rows = db.execute("SELECT topic, payload FROM outbox WHERE acked_at IS NULL ORDER BY id").fetchall()
     finally:
         db.close()
     return [(topic, msgspec.json.decode(payload)["alert_id"]) for topic, payload in rows]
@@ -94,7 +95,7 @@ def test_sigkill_with_unacknowledged_alerts_loses_none(tmp_path, short_log, requ
     assert alert_ids(watchers) == want  # everything arrived; nothing else
     for w in (*watchers.values(), ops):
         w.close()
-    assert outbox_rows(tmp_path / "outbox" / "edge-1.sqlite") == []  # acknowledged, so cleared
+    assert outbox_rows(tmp_path / "outbox" / "edge-1.sqlite") == []  # all acknowledged (kept resend_window_s, then deleted)
 
 
 def radar_flood(t0: float, n: int, plots: int, seed: int = 0) -> list[bytes]:
@@ -224,3 +225,50 @@ def test_tls_with_client_certificate_and_password_file(tmp_path):
     finally:
         ops.close()
         broker.stop()
+
+
+def _all_decided_and_acknowledged(ops: Collector, alerts: int) -> bool:
+    """The node's latest status: every alert decided, none waiting for the broker's acknowledgement."""
+    counters = (ops.of(f"{PREFIX}/status/edge-1") or [{}])[-1].get("counters", {})
+    return counters.get("alerts", 0) >= alerts and counters.get("outbox", 1) == 0
+
+
+def test_alerts_the_broker_acknowledged_then_lost_to_a_sigkill_are_sent_again(tmp_path, short_log, request):
+    """An agency's consumer is away; the broker queues its alerts, acknowledges them to the node, and is
+    killed (SIGKILL) before saving them.  The node's outbox keeps acknowledged alerts
+    ``resend_window_s`` and sends them again after the reconnect, so the agency still gets every one.
+
+    The broker saves only on SIGUSR1 here (``autosave_interval`` 600 s, and the window set beyond
+    it), so that the loss is certain: the sessions are saved, none of the alerts is.
+    """
+    log, expected = short_log
+    (tmp_path / "broker").mkdir()
+    broker = Broker(tmp_path / "broker", extra="autosave_interval 600\n").start()
+    request.addfinalizer(broker.stop)
+    node_site = write_site(tmp_path / "node", broker.port, outbox=tmp_path / "outbox",
+                           mqtt_extra="resend_window_s = 900")
+    feeder_site = load_site(write_site(tmp_path / "feeder", broker.port, outbox=tmp_path / "unused"))
+    agency = sorted({a for x in expected.alerts for a in x.recipients})[0]
+    want = {x.alert_id for x in expected.alerts if agency in x.recipients}
+    ops = Collector(broker.port, [f"{PREFIX}/status/+"], "ops-broker-kill")
+    ops.client.reconnect_delay_set(0.2, 1)
+    with running_node(node_site) as node:
+        wait_online(ops, node)
+        away = persistent_collector(broker.port, [f"{PREFIX}/alerts/{agency}"], "away-agency")
+        away.close()  # its session (and subscription) stays, and queues its alerts
+        db = tmp_path / "broker" / "data" / "mosquitto.db"
+        broker.process.send_signal(signal.SIGUSR1)  # save the sessions now; nothing later is saved
+        assert ops.wait_for(db.exists, 10), "the broker did not save on SIGUSR1"
+        publish_log(feeder_site, log)
+        assert ops.wait_for(lambda: _all_decided_and_acknowledged(ops, len(expected.alerts)), 60), \
+            "the alerts were not all decided and acknowledged"
+        broker.kill()  # what it acknowledged since the save is gone
+        broker.start()
+        back = persistent_collector(broker.port, [f"{PREFIX}/alerts/{agency}"], "away-agency")
+        back.wait_for(lambda: {m["alert_id"] for m in back.of(f"{PREFIX}/alerts/{agency}")} >= want, 30)
+        code, err = stop_node(node)
+    assert code == 0, err
+    got = {m["alert_id"] for m in back.of(f"{PREFIX}/alerts/{agency}")}
+    for c in (back, ops):
+        c.close()
+    assert got == want, (len(want - got), "missing", len(got - want), "unexpected")

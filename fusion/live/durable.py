@@ -47,7 +47,7 @@ class Durable:
         self.failed = 0
         self._due = time.monotonic() + self.interval_s
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
-        self._writing: tuple[Future, list[tuple[int, int]]] | None = None
+        self._writing: tuple[Future, list[AckedInbox.Ack]] | None = None
 
     def restore(self) -> bool:
         """Take over the last checkpoint (ConfigError if it does not fit); True if there was one."""
@@ -79,9 +79,9 @@ class Durable:
         if force:
             self._settle()
 
-    def _write_then_ack(self, client, data: bytes, acks: list[tuple[int, int]]) -> None:  # writer thread
+    def _write_then_ack(self, client, data: bytes, acks: list[AckedInbox.Ack]) -> None:  # writer thread
         write_atomic(self.path, data)
-        send_acks(client, acks)
+        send_acks(client, acks, self.inbox.connection)
 
     def _settle(self) -> None:
         """Wait for the write under way; on failure its input goes back to wait for the next one."""
