@@ -41,7 +41,13 @@ Findings (2 cores shared with other jobs, load average 5–11; single runs vary 
 * The old in-process flooder could not offer more than ~1.7× capacity (it built
   600-plot payloads in Python under the same GIL as the clocks); it is now a process
   sending pre-encoded scans.  On this machine it gets out 1,150–2,400 scans/s, i.e.
-  3.7–7.6× the capacity above, not 10×.
+  3.7–7.6× the capacity above, not 10×, while other jobs load the cores.
+* On a quieter box (load average 0.4–2.5), 600 plots: capacity (the node before rate
+  admission, 600 scans/s offered) 367 scans/s; ``--rate 5000`` got out 3,400–3,775
+  scans/s, 9.3–10.3× that (10.8–12× the 315 above): alert latency p99 3.06, 3.06,
+  3.11 s, peak RSS 409–469 MB, the flooder shed 98,000–108,000 scans, the two other
+  sensors 14–22 messages each.  1,500 plots: capacity 122 scans/s (p99 24.6 s without
+  rate admission); flooded at 2,569 scans/s (21×): p99 5.28 s.
 """
 
 from __future__ import annotations
