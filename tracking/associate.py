@@ -3,7 +3,9 @@
 The gated pairs form a bipartite graph (clusters by union-find,
 :func:`~tracking.kernels.pair_clusters`); each connected cluster is solved apart
 from the others with ``scipy.optimize.linear_sum_assignment``, minimising
-Σ (d² + ln|S|), the negative log-likelihood of the assignment up to constants.
+Σ −2 ln Σ_m μ_m N(z; ẑ_m, S_m), the negative log-likelihood of the assignment under
+each track's model mixture (:func:`~tracking.imm.pair_log_likelihood`; with one model
+Σ (d² + ln|S|) up to constants).
 Pairs outside the gate cost ``_FORBIDDEN``, so the solver first maximises the
 number of gated assignments, then their likelihood.  A lone pair (one track, one detection, no
 rivals), by far the most common case, is assigned without the solver.  The

@@ -60,8 +60,9 @@ class ImmConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     τ = 100 s keeps it near 0.04, while a real manoeuvre still wins within two or three
     plots through the likelihoods.  Longer (200 s) is better still on straight movers but
     lets a vehicle weaving along a border (≈ 1 m/s² lateral) hold the quiet model and
-    its too-small covariance long enough for a false crossing (``tests/test_geofence.py``).  Chosen on the accuracy suite's tuning seed (100),
-    not on the seeds it scores (``benchmarks/accuracy_suite.py``).
+    its too-small covariance long enough for a false crossing (``tests/test_geofence.py``).
+    Chosen on the accuracy suite's tuning seed (100), not on the seeds it scores
+    (``benchmarks/accuracy_suite.py``).
     """
 
     enabled: bool = True

@@ -1,6 +1,7 @@
 """Multi-sensor multi-target tracker: one scan at a time, in sensor-time order.
 
-``Tracker.step`` reads like the algorithm: predict → gate → associate → update →
+``Tracker.step`` reads like the algorithm: predict → gate (with the most agile
+model) → associate (by the model mixture's likelihood) → update →
 existence → confirm → initiate → delete, as three numba calls around scipy's
 assignment solver (which runs only for clusters of rival pairs), and once a second
 of data time the duplicate check.  The tracker sees only numbers in a local frame
