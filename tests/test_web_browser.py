@@ -268,3 +268,41 @@ def test_a_basemap_that_is_not_raster_pmtiles_is_refused(tmp_path, demo_site):
         WebServer(demo_site, WebConfig(listen="127.0.0.1:0", basemap=str(tmp_path / "not.pmtiles")),
                   acks=tmp_path / "a.sqlite")
     assert not (tmp_path / "a.sqlite").exists()
+
+
+def test_an_alert_flood_does_not_hold_up_the_snapshots(browser, tmp_path, demo_site):
+    """~700 alerts/s for 4 s (a busy border) while 200-track snapshots arrive at 1 Hz: the page
+    redraws its list in batches, not per alert, so it still takes each snapshot within 1 s; it
+    lists the newest 200 and holds the newest 1,000 (the node keeps them all)."""
+    server = serve(tmp_path, demo_site, tokens=False)
+    rng = np.random.default_rng(1)
+    base = np.column_stack([rng.uniform(-8000, 8000, 200), rng.uniform(-7000, 7000, 200)])
+    try:
+        page = offline_page(browser, [])
+        page.goto(server.url + "lite")
+        wait_until(page, "window.borderfusion.ready", 20)
+        delays: dict[float, float] = {}
+        sent = 0
+        for second in range(5):
+            started = time.monotonic()
+            server.on_snapshot({"node_id": "edge-1", "t": float(second), "tracks": synthetic_tracks(200, second, rng, base)})
+            while time.monotonic() - started < 1.0:
+                if second < 4:
+                    server.on_alerts([{"alert_id": f"flood-{sent + i}", "type": "border_crossing", "severity": "high",
+                                       "t": 1000.0 + sent + i, "time": "2026-01-01T00:00:00Z", "track_id": "edge-1-1",
+                                       "lat": 47.0, "lon": 8.0, "recipients": ["agency-b"], "jurisdiction": "country-a"}
+                                      for i in range(80)])
+                    sent += 80
+                s = page.evaluate("window.borderfusion.status")
+                if s["snapshot_t"] is not None and s["snapshot_t"] not in delays:
+                    delays[s["snapshot_t"]] = s["snapshot_drawn"] - s["snapshot_produced"]
+                time.sleep(0.05)
+        assert sent >= 2000 and len(delays) >= 4 and max(delays.values()) < 1.0, (sent, delays)
+        wait_until(page, f"window.borderfusion.alerts.length === 1000 && "
+                         f"window.borderfusion.alerts[0].alert_id === 'flood-{sent - 1}'", 10)
+        assert page.locator("#alerts li.alert").count() == 200
+        assert page.locator("#alerts li.alert-more").inner_text() == "… 800 older alerts"
+        assert page.locator("#alerts li.alert").first.get_attribute("data-alert-id") == f"flood-{sent - 1}"
+        assert not page.errors, page.errors
+    finally:
+        server.stop()
