@@ -42,6 +42,11 @@ def server(tmp_path, demo_site):
     store.close()
 
 
+def unbatch(frame: dict) -> list[dict]:
+    """The frames of one WebSocket message (a ``batch`` frame carries several, in order)."""
+    return frame["frames"] if frame["type"] == "batch" else [frame]
+
+
 def collect(url: str, token: str, seconds: float, send: list[dict] | None = None, until=None,
             draws: bool = True) -> list[dict]:
     """Every frame one browser of ``token`` receives in ``seconds`` (after sending ``send``); it reports
@@ -60,7 +65,7 @@ def collect(url: str, token: str, seconds: float, send: list[dict] | None = None
                         break
                     if message.type != aiohttp.WSMsgType.TEXT:
                         break
-                    frames.append(json.loads(message.data))
+                    frames.extend(unbatch(json.loads(message.data)))
                     if frames[-1]["type"] == "snapshot" and draws:  # as a browser does once it has drawn it
                         await ws.send_str(json.dumps({"type": "drawn", "t": frames[-1]["t"]}))
                     if until and until(frames):
@@ -349,3 +354,25 @@ def test_a_browser_gets_the_next_snapshot_only_once_it_has_drawn_the_last(server
     assert server_module._DRAWN_TIMEOUT_S > 3.0
     assert [f["t"] for f in silent if f["type"] == "snapshot"] == [0]
     assert len([f for f in drawing if f["type"] == "snapshot"]) >= 8
+
+
+def test_a_flood_of_alerts_reaches_a_browser_in_a_few_messages_in_order(server):
+    """300 alerts handed over at once reach the browser as a few ``batch`` messages, not 300
+    WebSocket messages (each costs the node's web thread a send and the page an event)."""
+    alerts = [{"alert_id": f"flood-{i}", "t": 1000.0 + i, "recipients": ["agency-b"]} for i in range(300)]
+
+    async def run() -> tuple[int, list[str]]:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"{server.url}ws?token={TOKENS['agency-b']}") as ws:
+                assert json.loads((await ws.receive(timeout=5)).data)["type"] == "hello"
+                server.on_alerts(alerts)
+                messages, got = 0, []
+                while len(got) < len(alerts):
+                    message = await ws.receive(timeout=5)
+                    messages += 1
+                    got += [f["alert"]["alert_id"] for f in unbatch(json.loads(message.data)) if f["type"] == "alert"]
+                return messages, got
+
+    messages, got = asyncio.run(run())
+    assert got == [a["alert_id"] for a in alerts]
+    assert messages <= 3, messages

@@ -18,7 +18,9 @@ file is configured; a wrong token gets HTTP 401 before any data).
 
 Feed frames (JSON text, server → browser): ``hello`` (view, site, jurisdictions
 GeoJSON, sensors, recent alerts and acks, status, replay state), ``snapshot``,
-``alert``, ``ack``, ``status``, ``replay``, ``reset`` (replay moved back), ``error``.
+``alert``, ``ack``, ``status``, ``replay``, ``reset`` (replay moved back), ``error``, and
+``batch`` (``{"type": "batch", "frames": [...]}``: the frames of those types that waited for
+this browser, in order, as one WebSocket message).
 Browser → server: ``{"type": "drawn", "t"}`` once a snapshot is drawn (flow control: the
 next snapshot is sent only then, so a slow browser is never sent a backlog that would wait
 in its socket buffers; after :data:`_DRAWN_TIMEOUT_S` it is sent anyway),
@@ -66,6 +68,7 @@ _MIME = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=u
 _CSP = ("default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; worker-src 'self' blob:; "
         "child-src 'self' blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; font-src 'self'")
 _MAX_CLIENT_FRAMES = 5000  # alerts/acks waiting for one browser; beyond it the browser is dropped
+_MAX_BATCH = 500  # frames sent as one WebSocket message (a ``batch`` frame)
 _MAX_PENDING_ALERTS = 10_000  # alerts handed over but not yet taken by the web thread
 _CONTROL_ACTIONS = ("play", "pause", "speed", "seek")
 #: a browser that has not reported a snapshot drawn within this gets the next one anyway (a client
@@ -423,8 +426,8 @@ class WebServer:
                 except asyncio.TimeoutError:
                     pass
                 client.wake.clear()
-                while client.frames:
-                    await client.ws.send_str(client.frames.popleft())
+                while client.frames:  # one WebSocket message for what waits: a flood of alerts costs
+                    await client.ws.send_str(_batch(client.frames))  # a few sends, not one per alert
                 busy = client.in_flight_since is not None and \
                     time.monotonic() - client.in_flight_since < _DRAWN_TIMEOUT_S
                 if client.snapshot and not busy:
@@ -495,6 +498,14 @@ async def _headers(request: web.Request, handler):
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     return response
+
+
+def _batch(frames: collections.deque) -> str:
+    """Take up to :data:`_MAX_BATCH` encoded frames from ``frames``: one as it is, more as a ``batch`` frame."""
+    if len(frames) == 1:
+        return frames.popleft()
+    taken = [frames.popleft() for _ in range(min(len(frames), _MAX_BATCH))]
+    return '{"type":"batch","frames":[' + ",".join(taken) + "]}"
 
 
 def _file_response(path: Path) -> web.Response:

@@ -143,9 +143,12 @@ if (hasWebGL()) {
 } else {
   document.getElementById('nogl').hidden = false;
 }
-// read-only, for tests: whether the map drew its style, and where it looks
+// read-only, for tests: whether the map drew its style, where it looks, how many frames it drew
+let renders = 0;
+if (map) map.on('render', () => { renders += 1; });
 window.borderfusionMap = Object.freeze({
   get loaded() { return mapReady; },
+  get renders() { return renders; },
   get center() { return map ? [map.getCenter().lng, map.getCenter().lat] : null; },
 });
 connectFeed(view);

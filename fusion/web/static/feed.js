@@ -69,6 +69,7 @@ export function connectFeed(view) {
   function handle(frame) {
     state.frames += 1;
     switch (frame.type) {
+      case 'batch': state.frames -= 1; for (const f of frame.frames) handle(f); break;
       case 'hello':
         state.ready = true; state.view = frame.view; state.operator = frame.operator; state.site = frame.site;
         state.jurisdictions = frame.jurisdictions; state.sensors = frame.sensors; state.status = frame.status;
