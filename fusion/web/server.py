@@ -6,8 +6,8 @@ each call stores its item under a lock in a bounded place — the newest snapsho
 slot), the alerts (a bounded deque), the newest status — and wakes the web loop at
 most once, so the node never waits for a browser and memory stays bounded whatever
 the browsers do.  The web thread compacts and encodes each track once per snapshot
-(only while a browser is connected), and joins the tracks each agency may see into
-one frame for all that agency's browsers;
+(only when a browser is ready for it: connected and done drawing the one before), and
+joins the tracks each agency may see into one frame for all that agency's browsers;
 each browser then has one snapshot slot (a slow browser skips to the newest
 snapshot, it never works through a backlog) and a bounded queue of alerts and acks
 (a browser that lets it fill is disconnected: it reloads, gets the current picture).
@@ -106,7 +106,7 @@ class _Client:
     view: AgencyView
     operator: str
     frames: collections.deque = field(default_factory=collections.deque)
-    snapshot: str | None = None
+    snapshot: bool = False  # a snapshot newer than the last one sent is waiting
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     overflowed: bool = False
     #: monotonic time the last snapshot was sent and not yet reported drawn (None: the browser is ready)
@@ -119,8 +119,8 @@ class _Client:
             self.frames.append(frame)
         self.wake.set()
 
-    def set_snapshot(self, frame: str) -> None:
-        self.snapshot = frame
+    def set_snapshot(self) -> None:
+        self.snapshot = True
         self.wake.set()
 
 
@@ -327,8 +327,8 @@ class WebServer:
         if snapshot is not None:  # compacted and encoded only if a browser is there to take it
             self._snapshot, self._latest = snapshot, None
             self._frames.clear()
-            for client in self._clients:
-                client.set_snapshot(self._snapshot_frame(client.view))
+            for client in self._clients:  # its frame is made when a browser is ready for it
+                client.set_snapshot()
         for client in [c for c in self._clients if c.overflowed]:
             log.warning("map: a browser of view %s fell %d frames behind; disconnected", client.view.agency,
                         _MAX_CLIENT_FRAMES)
@@ -431,9 +431,11 @@ class WebServer:
                 busy = client.in_flight_since is not None and \
                     time.monotonic() - client.in_flight_since < _DRAWN_TIMEOUT_S
                 if client.snapshot and not busy:
-                    frame, client.snapshot = client.snapshot, None
-                    client.in_flight_since = time.monotonic()
-                    await client.ws.send_str(frame)
+                    client.snapshot = False
+                    frame = self._snapshot_frame(client.view)
+                    if frame:
+                        client.in_flight_since = time.monotonic()
+                        await client.ws.send_str(frame)
         except (ConnectionError, RuntimeError):  # the browser went away mid-send
             pass
 
