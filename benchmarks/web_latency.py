@@ -83,7 +83,7 @@ from live_latency import PER_RADAR, PREFIX, cpu_seconds, mosquitto, percentiles,
 
 AGENCIES = ("agency-a", "agency-b")
 WEB_THREAD = "bf-web"  # the map server thread's name (fusion.web.server)
-POLL_S = 0.05  # how often the browser child reads each page's status
+POLL_S = 0.1  # how often the browser child reads each page's status
 
 
 # -- the browsers (a child process, niced and pinned) -------------------------------------
