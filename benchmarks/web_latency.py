@@ -2,7 +2,7 @@
 
 One invocation alternates runs of the same node (``borderfusion run`` over a real
 Mosquitto, ``benchmarks/live_latency.py``'s site, radars and publisher: ~2,000 vehicles
-crossing a border, 20,000 detections/s, track snapshots at 1 Hz) with ``[web]`` enabled
+crossing a border, up to 20,000 detections/s, track snapshots at 1 Hz) with ``[web]`` enabled
 and a tokens file, in two conditions: ``none`` (no browser connected) and ``browsers``
 (two headless Chromium instances on the map, one per agency, ``agency-a`` and
 ``agency-b``; each sees the ~2,000 tracks, which all lie within the 2 km margin of its
@@ -46,8 +46,12 @@ they run in a child process started as
 * ``taskset``: one core only, so whatever software WebGL does the other core is never
   theirs.
 
-Chromium's own processes inherit all of it.  The node is neither pinned nor reniced.  What stays shared is real: the node's web thread, its sockets and the
-kernel's loopback work — all the cost the node would carry with remote browsers.
+Chromium's own processes inherit all of it.  The node is neither pinned nor reniced.
+What stays shared is real: the node's web thread, its sockets and the kernel's loopback
+work — all the cost the node would carry with remote browsers.  The price: the browsers
+get only the CPU nobody else wants, so on a busy shared machine their lag measures that
+starvation more than the map (``browser_cpu_per_s`` shows what they got); the pages'
+own speed with a core of their own is ``tests/test_web_browser.py``'s 2,000-track test.
 Chromium runs with the browser tests' flags (``--use-gl=swiftshader``: no GPU here) and
 its default frame scheduling: ``--disable-gpu-vsync``/``--disable-frame-rate-limit``
 would let it draw as fast as it can, which costs more CPU, not less, and MapLibre only
