@@ -22,7 +22,9 @@ Measured per run (one JSON line each):
   library), where ``produced`` is the node's wall clock when it handed the snapshot to
   its map server and ``received``/``drawn`` are the page's (``window.borderfusion.status``,
   the test hook the 2,000-track browser test reads; same machine, same clock), plus
-  ``drawn − t`` from the snapshot's own time; and how many snapshots each page took
+  ``drawn − t`` from the snapshot's own time, and the node's share, ``sent − produced``
+  (``sent``: when the map server made the frame, which it does once the page has drawn
+  the snapshot before); and how many snapshots each page took
   (it skips to the newest when it is slower than 1 Hz: flow control, never a backlog);
 * ``browser_cpu_per_s``: what the two browsers (all their processes) used.
 
@@ -120,7 +122,8 @@ def browser_child(urls: list[str]) -> None:
                 s = page.evaluate("window.borderfusion.status")
                 if s["snapshot_t"] is not None and s["snapshot_drawn"] and s["snapshot_t"] not in mine:
                     mine[s["snapshot_t"]] = {"t": s["snapshot_t"], "produced": s["snapshot_produced"],
-                                             "received": s["snapshot_received"], "drawn": s["snapshot_drawn"]}
+                                             "sent": s["snapshot_sent"], "received": s["snapshot_received"],
+                                             "drawn": s["snapshot_drawn"]}
             if time.monotonic() - last_count > 5:  # the page holds the tracks (copies them: not every poll)
                 last_count = time.monotonic()
                 most_tracks = [max(m, p.evaluate("window.borderfusion.tracks.length"))
@@ -277,11 +280,13 @@ def run_once(with_browsers: bool, n_targets: int, seconds: float, page: str, cor
     if with_browsers:
         snaps = [s for page_snaps in seen["snapshots"] for s in page_snaps]
         held = np.array([s["received"] - s["produced"] for s in snaps]) * 1000.0
+        node_part = np.array([s["sent"] - s["produced"] for s in snaps]) * 1000.0
         drawn = np.array([s["drawn"] - s["produced"] for s in snaps]) * 1000.0
         from_t = np.array([s["drawn"] - s["t"] for s in snaps]) * 1000.0
         out.update({"browser_cpu_per_s": round((browser1 - browser0) / seconds, 3),
                     "snapshots_taken": [len(p) for p in seen["snapshots"]], "tracks_on_page": seen["tracks"],
                     **percentiles("page_held_lag", held), **percentiles("page_drawn_lag", drawn),
+                    **percentiles("node_sent_lag", node_part),
                     **percentiles("page_drawn_from_t", from_t),
                     "page_held_within_1s": round(float(np.mean(held <= 1000.0)), 3) if held.size else None,
                     "page_errors": seen["errors"][:3], "blocked_requests": len(seen["blocked"])})
@@ -298,7 +303,8 @@ def summary(results: list[dict]) -> dict:
     for condition in ("none", "browsers"):
         out[condition] = {key: median(condition, key) for key in keys}
     out["browsers"].update({key: median("browsers", key) for key in
-                            ("page_held_lag_p50_ms", "page_held_lag_p99_ms", "page_drawn_lag_p50_ms",
+                            ("page_held_lag_p50_ms", "page_held_lag_p99_ms", "node_sent_lag_p50_ms",
+                             "node_sent_lag_p99_ms", "page_drawn_lag_p50_ms",
                              "page_drawn_lag_p99_ms", "page_held_within_1s", "browser_cpu_per_s")})
     p99_none, p99_browsers = out["none"]["latency_p99_ms"], out["browsers"]["latency_p99_ms"]
     out["p99_ratio_browsers_over_none"] = round(p99_browsers / p99_none, 3) if p99_none else None

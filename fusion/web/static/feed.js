@@ -5,7 +5,8 @@
 //   .tracks   copies of the tracks of the newest snapshot this browser received
 //   .alerts   copies of the alerts this browser holds (the newest ALERTS_HELD), newest first, each with its ack state
 //   .status   the node's newest status, plus {connected, view, snapshot_t, snapshot_produced (node's
-//             wall clock when it handed the snapshot over), snapshot_received, snapshot_drawn, frames}
+//             wall clock when it handed the snapshot over), snapshot_sent (node's wall clock when it made
+//             the frame for this view), snapshot_received, snapshot_drawn, frames}
 //   .replay   the replay state (null outside replay mode)
 //   .ready    true once the first 'hello' frame has arrived
 
@@ -27,7 +28,7 @@ export function connectFeed(view) {
   const state = {
     ready: false, connected: false, view: null, operator: null, site: null, jurisdictions: null, sensors: [],
     tracks: [], alerts: new Map(), acks: new Map(), status: null, replay: null, controls: false,
-    snapshotT: null, snapshotProduced: null, snapshotReceived: null, snapshotDrawn: null, frames: 0, trails: new Map(),
+    snapshotT: null, snapshotProduced: null, snapshotSent: null, snapshotReceived: null, snapshotDrawn: null, frames: 0, trails: new Map(),
     ellipseScale: 2.4477, error: null, basemap: null,
   };
   const copy = (x) => JSON.parse(JSON.stringify(x));
@@ -38,7 +39,7 @@ export function connectFeed(view) {
     get alerts() { return alertsNewestFirst().map((a) => ({...copy(a), ack: copy(state.acks.get(a.alert_id) || null)})); },
     get status() {
       return {...copy(state.status || {}), connected: state.connected, view: state.view, snapshot_t: state.snapshotT,
-              snapshot_produced: state.snapshotProduced, snapshot_received: state.snapshotReceived,
+              snapshot_produced: state.snapshotProduced, snapshot_sent: state.snapshotSent, snapshot_received: state.snapshotReceived,
               snapshot_drawn: state.snapshotDrawn, frames: state.frames};
     },
     get replay() { return copy(state.replay); },
@@ -51,6 +52,7 @@ export function connectFeed(view) {
     state.tracks = frame.tracks;
     state.snapshotT = frame.t;
     state.snapshotProduced = frame.produced;
+    state.snapshotSent = frame.sent;
     state.snapshotReceived = Date.now() / 1000;
     const seen = new Set();
     for (const track of frame.tracks) {
