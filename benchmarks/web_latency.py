@@ -22,11 +22,14 @@ Measured per run (one JSON line each):
   library), where ``produced`` is the node's wall clock when it handed the snapshot to
   its map server and ``received``/``drawn`` are the page's (``window.borderfusion.status``,
   the test hook the 2,000-track browser test reads; same machine, same clock), plus
-  ``drawn − t`` from the snapshot's own time, and the node's share, ``sent − produced``
-  (``sent``: when the map server made the frame, which it does once the page has drawn
-  the snapshot before); and how many snapshots each page took
+  ``drawn − t`` from the snapshot's own time, and ``sent − produced`` (``sent``: when the
+  map server made the frame, which it does only once the page has drawn the snapshot
+  before: this is the node's work plus the wait for a busy page, and ``received − sent``
+  the network and the page's queue); and how many snapshots each page took
   (it skips to the newest when it is slower than 1 Hz: flow control, never a backlog);
 * ``browser_cpu_per_s``: what the two browsers (all their processes) used.
+
+CPU figures are per second of traffic, the 6 s after it included (as ``live_latency``).
 
 The summary line gives the medians per condition, the web server's cost, the ratio of
 the median p99s (browsers / none; the issue's goal: ≤ 1.10) and, less sensitive to the
