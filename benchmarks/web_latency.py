@@ -3,12 +3,21 @@
 One invocation alternates runs of the same node (``borderfusion run`` over a real
 Mosquitto, ``benchmarks/live_latency.py``'s site, radars and publisher: ~2,000 vehicles
 crossing a border, up to 20,000 detections/s, track snapshots at 1 Hz) with ``[web]`` enabled
-and a tokens file, in two conditions: ``none`` (no browser connected) and ``browsers``
-(two headless Chromium instances on the map, one per agency, ``agency-a`` and
-``agency-b``; each sees the ~2,000 tracks, which all lie within the 2 km margin of its
-jurisdiction).  Conditions alternate (none, browsers, none, …, ``--pairs`` of each) so
-a change in the shared machine's load falls on both; each is summarised by the median
-over its runs.
+and a tokens file, in three conditions:
+
+* ``none``: no viewer connected;
+* ``browsers``: two headless Chromium instances on the map (``--page``: MapLibre, or
+  ``lite``), one per agency, ``agency-a`` and ``agency-b``; each sees the ~2,000 tracks,
+  which all lie within the 2 km margin of its jurisdiction;
+* ``readers``: the same two agencies' feeds read by bare WebSocket clients that parse
+  every frame and report each snapshot drawn at once.  The node's map server does all
+  it does for two fast viewers, the viewers cost next to nothing: set against
+  ``browsers`` it tells the web server's effect on the node from that of two software-
+  rendering browsers sharing its machine.
+
+Each round runs every condition once (``--conditions``, ``none`` first; ``--pairs``
+rounds), so a change in the shared machine's load falls on all; each condition is
+summarised by the median over its runs.
 
 Measured per run (one JSON line each):
 
@@ -27,15 +36,15 @@ Measured per run (one JSON line each):
   before: this is the node's work plus the wait for a busy page, and ``received − sent``
   the network and the page's queue); and how many snapshots each page took
   (it skips to the newest when it is slower than 1 Hz: flow control, never a backlog);
-* ``browser_cpu_per_s``: what the two browsers (all their processes) used.
+* ``viewers_cpu_per_s``: what the two browsers (all their processes), or readers, used.
 
 CPU figures are per second of traffic, the 6 s after it included (as ``live_latency``).
 
 The summary line gives the medians per condition, the web server's cost, the ratio of
-the median p99s (browsers / none; the issue's goal: ≤ 1.10) and, less sensitive to the
-machine's load drifting during the invocation, the ratio within each pair of runs.
+the median p99s (viewers / none; the issue's goal: ≤ 1.10) and, less sensitive to the
+machine's load drifting during the invocation, the ratio within each round.
 
-How the browsers are kept off the node's CPU, and why that is fair: the browsers stand
+How the viewers are kept off the node's CPU, and why that is fair: the browsers stand
 for operator workstations, which are never the edge box; on the real system they use
 none of the node's CPU, only its network.  Here they must share a 2-core machine, so
 they run in a child process started as
@@ -55,8 +64,9 @@ Chromium's own processes inherit all of it.  The node is neither pinned nor reni
 What stays shared is real: the node's web thread, its sockets and the kernel's loopback
 work — all the cost the node would carry with remote browsers.  The price: the browsers
 get only the CPU nobody else wants, so on a busy shared machine their lag measures that
-starvation more than the map (``browser_cpu_per_s`` shows what they got); the pages'
+starvation more than the map (``viewers_cpu_per_s`` shows what they got); the pages'
 own speed with a core of their own is ``tests/test_web_browser.py``'s 2,000-track test.
+The readers run the same way.
 Chromium runs with the browser tests' flags (``--use-gl=swiftshader``: no GPU here) and
 its default frame scheduling: ``--disable-gpu-vsync``/``--disable-frame-rate-limit``
 would let it draw as fast as it can, which costs more CPU, not less, and MapLibre only
@@ -64,6 +74,7 @@ draws when data or the view changes.  What this cannot isolate: caches and memor
 bandwidth, and the other engineers' jobs on the machine (note ``load`` in each line).
 
     python benchmarks/web_latency.py [--pairs 3] [--seconds 20] [--targets 2000] [--page ''|lite]
+                                     [--conditions none,readers,browsers]
 """
 
 from __future__ import annotations
@@ -99,7 +110,7 @@ POLL_S = 0.1  # how often the browser child reads each page's status
 # -- the browsers (a child process, niced and pinned) -------------------------------------
 def browser_child(urls: list[str]) -> None:
     """Open each URL in its own headless Chromium; print ``ready``; sample until ``stop`` on stdin;
-    print one JSON list per page of ``{t, produced, received, drawn}`` per snapshot it took."""
+    print one JSON list per page of ``{t, produced, sent, received, drawn}`` per snapshot it took."""
     sys.path.insert(0, str(ROOT))
     from playwright.sync_api import sync_playwright
 
@@ -137,6 +148,52 @@ def browser_child(urls: list[str]) -> None:
             browser.close()
     print(json.dumps({"snapshots": [list(m.values()) for m in seen], "tracks": most_tracks,
                       "blocked": blocked, "errors": errors}), flush=True)
+
+
+def reader_child(urls: list[str]) -> None:
+    """As :func:`browser_child`, but each URL's feed read by a bare WebSocket client that parses every
+    frame and reports each snapshot drawn at once: the node's map server does all its work for two
+    viewers while the viewers themselves cost next to nothing."""
+    import asyncio
+
+    import aiohttp
+
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+    seen: list[dict[float, dict]] = [{} for _ in urls]
+    most_tracks = [0 for _ in urls]
+    ready = [asyncio.Event() for _ in urls]
+
+    async def read(k: int, url: str, session: aiohttp.ClientSession) -> None:
+        feed = url.replace("http://", "ws://").replace("/lite?", "/?").replace("/?", "/ws?")
+        async with session.ws_connect(feed, max_msg_size=0) as ws:
+            while not stop.is_set():
+                try:
+                    message = await ws.receive(timeout=0.2)
+                except asyncio.TimeoutError:
+                    continue
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    return
+                received = time.time()
+                frame = json.loads(message.data)
+                snapshot = frame.get("snapshot") if frame["type"] == "hello" else frame
+                ready[k].set()
+                if snapshot and snapshot.get("type") == "snapshot":
+                    seen[k][snapshot["t"]] = {"t": snapshot["t"], "produced": snapshot["produced"], "sent": snapshot["sent"],
+                                              "received": received, "drawn": received}
+                    most_tracks[k] = max(most_tracks[k], len(snapshot["tracks"]))
+                    await ws.send_str(json.dumps({"type": "drawn", "t": snapshot["t"]}))
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            tasks = [asyncio.ensure_future(read(k, url, session)) for k, url in enumerate(urls)]
+            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), 60)
+            print("ready", flush=True)
+            await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    print(json.dumps({"snapshots": [list(m.values()) for m in seen], "tracks": most_tracks,
+                      "blocked": [], "errors": []}), flush=True)
 
 
 def process_tree(root_pid: int) -> set[int]:
@@ -184,10 +241,11 @@ def thread_cpu_seconds(pid: int, name: str) -> float | None:
 
 
 @contextlib.contextmanager
-def browsers(urls: list[str], core: int):
-    """The browser child under ``nice -n 19 taskset -c core``; yields (process, result dict filled on exit)."""
+def viewers(kind: str, urls: list[str], core: int):
+    """The viewers' child (``kind``: browsers or readers) under ``nice -n 19 taskset -c core`` (see the
+    module's docstring); yields (process, result dict filled on exit)."""
     command = ["setpriv", "--bounding-set", "-sys_nice", "--inh-caps", "-sys_nice", "nice", "-n", "19",
-               "taskset", "-c", str(core), sys.executable, __file__, "--browser-child", *urls]
+               "taskset", "-c", str(core), sys.executable, __file__, f"--{kind}-child", *urls]
     child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
                              start_new_session=True)
     result: dict = {}
@@ -226,7 +284,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def run_once(with_browsers: bool, n_targets: int, seconds: float, page: str, core: int) -> dict:
+def run_once(condition: str, n_targets: int, seconds: float, page: str, core: int) -> dict:
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp, mosquitto(Path(tmp) / "broker") as port:
         tmp = Path(tmp)
@@ -256,7 +314,8 @@ def run_once(with_browsers: bool, n_targets: int, seconds: float, page: str, cor
             if not online.wait(120):
                 raise RuntimeError(f"the node did not come online: {(tmp / 'node.log').read_text()}")
             urls = [f"http://127.0.0.1:{web_port}/{page}?token={tokens[a]}" for a in AGENCIES]
-            with browsers(urls, core) if with_browsers else contextlib.nullcontext((None, {})) as (child, seen):
+            attach = viewers(condition, urls, core) if condition != "none" else contextlib.nullcontext((None, {}))
+            with attach as (child, seen):
                 ready, stats = mp.Event(), mp.Queue()
                 pub = mp.Process(target=publisher, args=(port, n_targets, seconds, ready, stats, False))
                 cpu0, web0 = cpu_seconds(node.pid), thread_cpu_seconds(node.pid, WEB_THREAD)
@@ -273,20 +332,20 @@ def run_once(with_browsers: bool, n_targets: int, seconds: float, page: str, cor
             sub.disconnect()
             sub.loop_stop()
     lat_ms = np.array(list(latencies.values())) * 1000.0
-    out = {"bench": "web_latency", "condition": "browsers" if with_browsers else "none", "page": f"/{page}",
+    out = {"bench": "web_latency", "condition": condition, "page": f"/{page}" if condition == "browsers" else None,
            "targets": n_targets, "seconds": seconds, "load_1min": round(load, 2),
            "sent_det_per_s": round(sent["sent_detections"] / sent["elapsed_s"]), "alerts": int(lat_ms.size),
            **percentiles("latency", lat_ms),
            "node_cpu_per_s": round((cpu1 - cpu0) / seconds, 3),
            "web_thread_cpu_per_s": round((web1 - web0) / seconds, 3) if web0 is not None and web1 is not None else None,
            "publisher_late_ticks": sent["late_ticks"]}
-    if with_browsers:
+    if condition != "none":
         snaps = [s for page_snaps in seen["snapshots"] for s in page_snaps]
         held = np.array([s["received"] - s["produced"] for s in snaps]) * 1000.0
         node_part = np.array([s["sent"] - s["produced"] for s in snaps]) * 1000.0
         drawn = np.array([s["drawn"] - s["produced"] for s in snaps]) * 1000.0
         from_t = np.array([s["drawn"] - s["t"] for s in snaps]) * 1000.0
-        out.update({"browser_cpu_per_s": round((browser1 - browser0) / seconds, 3),
+        out.update({"viewers_cpu_per_s": round((browser1 - browser0) / seconds, 3),
                     "snapshots_taken": [len(p) for p in seen["snapshots"]], "tracks_on_page": seen["tracks"],
                     **percentiles("page_held_lag", held), **percentiles("page_drawn_lag", drawn),
                     **percentiles("node_sent_lag", node_part),
@@ -296,50 +355,60 @@ def run_once(with_browsers: bool, n_targets: int, seconds: float, page: str, cor
     return out
 
 
-def summary(results: list[dict]) -> dict:
+def summary(results: list[dict], conditions: list[str]) -> dict:
+    """Medians per condition; p99 and CPU of each viewing condition against ``none``, overall and per round."""
     def median(condition: str, key: str):
         values = [r[key] for r in results if r["condition"] == condition and r.get(key) is not None]
         return round(statistics.median(values), 3) if values else None
 
     keys = ("latency_p50_ms", "latency_p99_ms", "node_cpu_per_s", "web_thread_cpu_per_s")
-    out = {"bench": "web_latency_summary", "runs_per_condition": sum(r["condition"] == "none" for r in results)}
-    for condition in ("none", "browsers"):
-        out[condition] = {key: median(condition, key) for key in keys}
-    out["browsers"].update({key: median("browsers", key) for key in
-                            ("page_held_lag_p50_ms", "page_held_lag_p99_ms", "node_sent_lag_p50_ms",
-                             "node_sent_lag_p99_ms", "page_drawn_lag_p50_ms",
-                             "page_drawn_lag_p99_ms", "page_held_within_1s", "browser_cpu_per_s")})
-    p99_none, p99_browsers = out["none"]["latency_p99_ms"], out["browsers"]["latency_p99_ms"]
-    out["p99_ratio_browsers_over_none"] = round(p99_browsers / p99_none, 3) if p99_none else None
-    # each browsers run against the none run just before it: drift in the machine's load cancels
-    pairs = [(a["latency_p99_ms"], b["latency_p99_ms"]) for a, b in zip(results[::2], results[1::2])]
-    out["p99_ratio_per_pair"] = [round(b / a, 3) for a, b in pairs]
-    out["p99_ratio_median_of_pairs"] = round(statistics.median(b / a for a, b in pairs), 3) if pairs else None
-    for key in ("node_cpu_per_s", "web_thread_cpu_per_s"):  # the web server's cost of two viewers, both ways
-        with_, without = out["browsers"][key], out["none"][key]
-        out[f"{key}_browsers_minus_none"] = round(with_ - without, 3) if None not in (with_, without) else None
+    view_keys = ("page_held_lag_p50_ms", "page_held_lag_p99_ms", "node_sent_lag_p50_ms", "node_sent_lag_p99_ms",
+                 "page_drawn_lag_p50_ms", "page_drawn_lag_p99_ms", "page_held_within_1s", "viewers_cpu_per_s")
+    out: dict = {"bench": "web_latency_summary", "runs_per_condition": sum(r["condition"] == "none" for r in results)}
+    for condition in conditions:
+        out[condition] = {key: median(condition, key) for key in keys + (view_keys if condition != "none" else ())}
+    rounds = [results[i:i + len(conditions)] for i in range(0, len(results), len(conditions))]
+    for condition in conditions[1:]:
+        p99_none, p99 = out["none"]["latency_p99_ms"], out[condition]["latency_p99_ms"]
+        out[f"p99_ratio_{condition}_over_none"] = round(p99 / p99_none, 3) if p99_none and p99 else None
+        # each run against the none run of its round: drift in the machine's load cancels
+        ratios = [by[condition]["latency_p99_ms"] / by["none"]["latency_p99_ms"]
+                  for by in ({r["condition"]: r for r in one} for one in rounds) if condition in by and "none" in by]
+        out[f"p99_ratio_{condition}_per_round"] = [round(x, 3) for x in ratios]
+        out[f"p99_ratio_{condition}_median_of_rounds"] = round(statistics.median(ratios), 3) if ratios else None
+        for key in ("node_cpu_per_s", "web_thread_cpu_per_s"):  # the web server's cost of two viewers, both ways
+            with_, without = out[condition][key], out["none"][key]
+            out[f"{key}_{condition}_minus_none"] = round(with_ - without, 3) if None not in (with_, without) else None
     out["load_1min"] = [r["load_1min"] for r in results]
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=3, help="runs per condition, alternating (default 3)")
+    parser.add_argument("--pairs", type=int, default=3, help="rounds, each one run per condition (default 3)")
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds of traffic per run (default 20)")
     parser.add_argument("--targets", type=int, default=2000, help="vehicles (10 detections/s each; default 2000)")
     parser.add_argument("--page", default="", choices=["", "lite"], help="'' the MapLibre map (default), 'lite' Leaflet")
+    parser.add_argument("--conditions", default="none,readers,browsers",
+                        help="run in this order in each round; 'none' first (default none,readers,browsers)")
     parser.add_argument("--browser-core", type=int, default=os.cpu_count() - 1,
-                        help="the one core the browsers may use (default: the last)")
-    parser.add_argument("--browser-child", nargs="+", help=argparse.SUPPRESS)
+                        help="the one core the viewers may use (default: the last)")
+    parser.add_argument("--browsers-child", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--readers-child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.browser_child:
-        browser_child(args.browser_child)
-        return
+    if args.browsers_child:
+        return browser_child(args.browsers_child)
+    if args.readers_child:
+        return reader_child(args.readers_child)
+    conditions = args.conditions.split(",")
+    if conditions[0] != "none" or not set(conditions) <= {"none", "readers", "browsers"}:
+        parser.error(f"--conditions: expected 'none' then readers and/or browsers, got {args.conditions!r}")
     results = []
-    for i in range(2 * args.pairs):
-        results.append(run_once(i % 2 == 1, args.targets, args.seconds, args.page, args.browser_core))
-        print(json.dumps(results[-1]), flush=True)
-    print(json.dumps(summary(results)), flush=True)
+    for _ in range(args.pairs):
+        for condition in conditions:
+            results.append(run_once(condition, args.targets, args.seconds, args.page, args.browser_core))
+            print(json.dumps(results[-1]), flush=True)
+    print(json.dumps(summary(results, conditions)), flush=True)
 
 
 if __name__ == "__main__":
