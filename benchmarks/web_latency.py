@@ -179,8 +179,8 @@ def reader_child(urls: list[str]) -> None:
                 snapshot = frame.get("snapshot") if frame["type"] == "hello" else frame
                 ready[k].set()
                 if snapshot and snapshot.get("type") == "snapshot":
-                    seen[k][snapshot["t"]] = {"t": snapshot["t"], "produced": snapshot["produced"], "sent": snapshot["sent"],
-                                              "received": received, "drawn": received}
+                    seen[k][snapshot["t"]] = {"t": snapshot["t"], "produced": snapshot["produced"],
+                                              "sent": snapshot["sent"], "received": received, "drawn": received}
                     most_tracks[k] = max(most_tracks[k], len(snapshot["tracks"]))
                     await ws.send_str(json.dumps({"type": "drawn", "t": snapshot["t"]}))
 
@@ -304,7 +304,8 @@ def run_once(condition: str, n_targets: int, seconds: float, page: str, core: in
 
         sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-agency", protocol=mqtt.MQTTv5)
         sub.on_message = on_message
-        sub.on_connect = lambda c, *a: [c.subscribe(f"{PREFIX}/alerts/+", qos=1), c.subscribe(f"{PREFIX}/status/+", qos=1)]
+        sub.on_connect = lambda c, *a: [c.subscribe(f"{PREFIX}/alerts/+", qos=1),
+                                        c.subscribe(f"{PREFIX}/status/+", qos=1)]
         sub.connect("127.0.0.1", port)
         sub.loop_start()
         node = subprocess.Popen([sys.executable, "-m", "fusion.cli", "run", "--config", str(site)], cwd=ROOT,
@@ -388,7 +389,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3, help="rounds, each one run per condition (default 3)")
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds of traffic per run (default 20)")
     parser.add_argument("--targets", type=int, default=2000, help="vehicles (10 detections/s each; default 2000)")
-    parser.add_argument("--page", default="", choices=["", "lite"], help="'' the MapLibre map (default), 'lite' Leaflet")
+    parser.add_argument("--page", default="", choices=["", "lite"],
+                        help="'' the MapLibre map (default), 'lite' Leaflet")
     parser.add_argument("--conditions", default="none,readers,browsers",
                         help="run in this order in each round; 'none' first (default none,readers,browsers)")
     parser.add_argument("--browser-core", type=int, default=os.cpu_count() - 1,

@@ -302,7 +302,8 @@ def test_compact_track_ellipse_matches_an_eigen_decomposition():
     for track, shown in zip(tracks, out):
         values, vectors = np.linalg.eigh(np.array(track["covariance"])[:2, :2])
         major, minor, bearing = shown["ellipse_m"]
-        assert major == pytest.approx(np.sqrt(values[1]), abs=0.051) and minor == pytest.approx(np.sqrt(values[0]), abs=0.051)
+        assert major == pytest.approx(np.sqrt(values[1]), abs=0.051)
+        assert minor == pytest.approx(np.sqrt(values[0]), abs=0.051)
         if values[1] - values[0] > 1e-3 * values[1]:  # a circle has no major axis
             expected = np.degrees(np.arctan2(vectors[0, 1], vectors[1, 1])) % 180.0
             assert min(abs(bearing - expected), 180.0 - abs(bearing - expected)) < 0.051

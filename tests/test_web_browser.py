@@ -196,7 +196,8 @@ def test_2000_tracks_at_1_hz_are_on_the_page_within_1_s(browser, tmp_path, demo_
                 time.sleep(0.02)
         assert page.evaluate("window.borderfusion.tracks.length") == 2000
         s = page.evaluate("window.borderfusion.status")  # the hook splits the delay: node's share, then the page's
-        assert s["snapshot_produced"] <= s["snapshot_sent"] <= s["snapshot_received"] + 0.002 <= s["snapshot_drawn"] + 0.002
+        assert s["snapshot_produced"] <= s["snapshot_sent"] <= s["snapshot_received"] + 0.002
+        assert s["snapshot_received"] <= s["snapshot_drawn"]
         steady = [d for t, d in sorted(delays.items()) if t >= 2]  # after the page's first layout
         print(f"\n2000 tracks at 1 Hz, page /{path}: drawn {len(delays)} of 12 snapshots; delay after hand-over "
               f"median {np.median(steady):.3f} s, max {max(steady):.3f} s")
@@ -287,7 +288,8 @@ def test_an_alert_flood_does_not_hold_up_the_snapshots(browser, tmp_path, demo_s
         sent, flood_started = 0, time.monotonic()
         for second in range(5):
             started = time.monotonic()
-            server.on_snapshot({"node_id": "edge-1", "t": float(second), "tracks": synthetic_tracks(200, second, rng, base)})
+            tracks = synthetic_tracks(200, second, rng, base)
+            server.on_snapshot({"node_id": "edge-1", "t": float(second), "tracks": tracks})
             while time.monotonic() - started < 1.0:
                 due = min(2800, int(700 * (time.monotonic() - flood_started)))  # 700 alerts/s for 4 s
                 server.on_alerts([{"alert_id": f"flood-{i}", "type": "border_crossing", "severity": "high",
