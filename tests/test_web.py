@@ -42,6 +42,11 @@ def server(tmp_path, demo_site):
     store.close()
 
 
+def unbatch(frame: dict) -> list[dict]:
+    """The frames of one WebSocket message (a ``batch`` frame carries several, in order)."""
+    return frame["frames"] if frame["type"] == "batch" else [frame]
+
+
 def collect(url: str, token: str, seconds: float, send: list[dict] | None = None, until=None,
             draws: bool = True) -> list[dict]:
     """Every frame one browser of ``token`` receives in ``seconds`` (after sending ``send``); it reports
@@ -60,7 +65,7 @@ def collect(url: str, token: str, seconds: float, send: list[dict] | None = None
                         break
                     if message.type != aiohttp.WSMsgType.TEXT:
                         break
-                    frames.append(json.loads(message.data))
+                    frames.extend(unbatch(json.loads(message.data)))
                     if frames[-1]["type"] == "snapshot" and draws:  # as a browser does once it has drawn it
                         await ws.send_str(json.dumps({"type": "drawn", "t": frames[-1]["t"]}))
                     if until and until(frames):
@@ -284,6 +289,26 @@ def test_compact_track_ellipse_follows_the_covariance():
     assert east.tolist() == [1.0] and north.tolist() == [2.0]
 
 
+def test_compact_track_ellipse_matches_an_eigen_decomposition():
+    """The closed form against numpy's eigh, for random covariances (semi-axes and bearing of the major axis)."""
+    rng = np.random.default_rng(3)
+    tracks = []
+    for i in range(200):
+        root = rng.normal(0, 5, (4, 4))
+        cov = root @ root.T
+        tracks.append({"track_id": str(i), "status": "confirmed", "lat": 47.0, "lon": 8.0, "east_m": 0.0,
+                       "north_m": 0.0, "heading_deg": 0.0, "speed_mps": 0.0, "covariance": cov.tolist()})
+    out, _, _ = compact_tracks(tracks)
+    for track, shown in zip(tracks, out):
+        values, vectors = np.linalg.eigh(np.array(track["covariance"])[:2, :2])
+        major, minor, bearing = shown["ellipse_m"]
+        assert major == pytest.approx(np.sqrt(values[1]), abs=0.051)
+        assert minor == pytest.approx(np.sqrt(values[0]), abs=0.051)
+        if values[1] - values[0] > 1e-3 * values[1]:  # a circle has no major axis
+            expected = np.degrees(np.arctan2(vectors[0, 1], vectors[1, 1])) % 180.0
+            assert min(abs(bearing - expected), 180.0 - abs(bearing - expected)) < 0.051
+
+
 def test_ack_decoding_names_the_bad_field():
     ack = decode_ack(b'{"alert_id": "a1", "agency_id": "agency-a", "state": "dismissed", "operator": "x", "t": 5}')
     assert ack.state == "dismissed"
@@ -349,3 +374,54 @@ def test_a_browser_gets_the_next_snapshot_only_once_it_has_drawn_the_last(server
     assert server_module._DRAWN_TIMEOUT_S > 3.0
     assert [f["t"] for f in silent if f["type"] == "snapshot"] == [0]
     assert len([f for f in drawing if f["type"] == "snapshot"]) >= 8
+
+
+def test_a_flood_of_alerts_reaches_a_browser_in_a_few_messages_in_order(server):
+    """300 alerts handed over at once reach the browser as a few ``batch`` messages, not 300
+    WebSocket messages (each costs the node's web thread a send and the page an event)."""
+    alerts = [{"alert_id": f"flood-{i}", "t": 1000.0 + i, "recipients": ["agency-b"]} for i in range(300)]
+
+    async def run() -> tuple[int, list[str]]:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"{server.url}ws?token={TOKENS['agency-b']}") as ws:
+                assert json.loads((await ws.receive(timeout=5)).data)["type"] == "hello"
+                server.on_alerts(alerts)
+                messages, got = 0, []
+                while len(got) < len(alerts):
+                    message = await ws.receive(timeout=5)
+                    messages += 1
+                    got += [f["alert"]["alert_id"] for f in unbatch(json.loads(message.data)) if f["type"] == "alert"]
+                return messages, got
+
+    messages, got = asyncio.run(run())
+    assert got == [a["alert_id"] for a in alerts]
+    assert messages <= 3, messages
+
+
+def test_snapshots_are_compacted_only_for_a_browser_ready_to_take_one(server, short_log, monkeypatch):
+    """No browser, or one still drawing: the web thread does not compact the node's snapshots
+    (2,000 tracks cost it ~10 ms each); the browser that is ready gets the newest."""
+    from fusion.web import server as server_module
+
+    compacted = []
+    real = server_module.compact_tracks
+    monkeypatch.setattr(server_module, "compact_tracks", lambda tracks: compacted.append(len(tracks)) or real(tracks))
+    snapshot = short_log[1].snapshots[-1].to_dict()
+    for i in range(3):
+        server.on_snapshot(dict(snapshot, t=i))
+        time.sleep(0.1)
+    assert compacted == []  # nobody to show them to
+
+    async def scenario():
+        silent = asyncio.get_running_loop().run_in_executor(
+            None, lambda: collect(server.url, TOKENS["agency-b"], 2.5, draws=False))
+        await asyncio.sleep(0.5)  # its hello carries snapshot 2: compacted once
+        for i in range(3, 8):
+            server.on_snapshot(dict(snapshot, t=i))
+            await asyncio.sleep(0.2)
+        return await silent
+
+    silent = asyncio.run(scenario())
+    assert [f["snapshot"]["t"] for f in silent if f["type"] == "hello"] == [2]
+    assert [f["t"] for f in silent if f["type"] == "snapshot"] == [3]  # then it never reports it drawn
+    assert len(compacted) == 2, compacted

@@ -195,6 +195,9 @@ def test_2000_tracks_at_1_hz_are_on_the_page_within_1_s(browser, tmp_path, demo_
                     delays[s["snapshot_t"]] = s["snapshot_drawn"] - s["snapshot_produced"]
                 time.sleep(0.02)
         assert page.evaluate("window.borderfusion.tracks.length") == 2000
+        s = page.evaluate("window.borderfusion.status")  # the hook splits the delay: node's share, then the page's
+        assert s["snapshot_produced"] <= s["snapshot_sent"] <= s["snapshot_received"] + 0.002
+        assert s["snapshot_received"] <= s["snapshot_drawn"]
         steady = [d for t, d in sorted(delays.items()) if t >= 2]  # after the page's first layout
         print(f"\n2000 tracks at 1 Hz, page /{path}: drawn {len(delays)} of 12 snapshots; delay after hand-over "
               f"median {np.median(steady):.3f} s, max {max(steady):.3f} s")
@@ -268,3 +271,45 @@ def test_a_basemap_that_is_not_raster_pmtiles_is_refused(tmp_path, demo_site):
         WebServer(demo_site, WebConfig(listen="127.0.0.1:0", basemap=str(tmp_path / "not.pmtiles")),
                   acks=tmp_path / "a.sqlite")
     assert not (tmp_path / "a.sqlite").exists()
+
+
+def test_an_alert_flood_does_not_hold_up_the_snapshots(browser, tmp_path, demo_site):
+    """700 alerts/s for 4 s (a busy border) while 200-track snapshots arrive at 1 Hz: the page
+    redraws its list in batches, not per alert, so it still takes each snapshot within 1 s; it
+    lists the newest 200 and holds the newest 1,000 (the node keeps them all)."""
+    server = serve(tmp_path, demo_site, tokens=False)
+    rng = np.random.default_rng(1)
+    base = np.column_stack([rng.uniform(-8000, 8000, 200), rng.uniform(-7000, 7000, 200)])
+    try:
+        page = offline_page(browser, [])
+        page.goto(server.url + "lite")
+        wait_until(page, "window.borderfusion.ready", 20)
+        delays: dict[float, float] = {}
+        sent, flood_started = 0, time.monotonic()
+        for second in range(5):
+            started = time.monotonic()
+            tracks = synthetic_tracks(200, second, rng, base)
+            server.on_snapshot({"node_id": "edge-1", "t": float(second), "tracks": tracks})
+            while time.monotonic() - started < 1.0:
+                due = min(2800, int(700 * (time.monotonic() - flood_started)))  # 700 alerts/s for 4 s
+                server.on_alerts([{"alert_id": f"flood-{i}", "type": "border_crossing", "severity": "high",
+                                   "t": 1000.0 + i, "time": "2026-01-01T00:00:00Z", "track_id": "edge-1-1",
+                                   "lat": 47.0, "lon": 8.0, "recipients": ["agency-b"], "jurisdiction": "country-a"}
+                                  for i in range(sent, due)])
+                sent = max(sent, due)
+                s = page.evaluate("window.borderfusion.status")
+                if s["snapshot_t"] is not None and s["snapshot_t"] not in delays:
+                    delays[s["snapshot_t"]] = s["snapshot_drawn"] - s["snapshot_produced"]
+                time.sleep(0.05)
+        # as the 2,000-track test: median within 1 s, none beyond 2 s (a shared machine has its moments);
+        # a page that redraws per alert falls 3–6 s behind here
+        assert sent == 2800 and len(delays) >= 4, (sent, delays)
+        assert np.median(list(delays.values())) < 1.0 and max(delays.values()) < 2.0, delays
+        wait_until(page, f"window.borderfusion.alerts.length === 1000 && "
+                         f"window.borderfusion.alerts[0].alert_id === 'flood-{sent - 1}'", 10)
+        assert page.locator("#alerts li.alert").count() == 200
+        assert page.locator("#alerts li.alert-more").inner_text() == "… 800 older alerts"
+        assert page.locator("#alerts li.alert").first.get_attribute("data-alert-id") == f"flood-{sent - 1}"
+        assert not page.errors, page.errors
+    finally:
+        server.stop()

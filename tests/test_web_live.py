@@ -15,7 +15,7 @@ import pytest
 from fusion.config import load_site
 from fusion.mqtt import publish_log
 from tests.broker import PREFIX, Collector, free_port, running_node, stop_node, wait_online
-from tests.test_web import TOKENS, write_tokens
+from tests.test_web import TOKENS, unbatch, write_tokens
 
 pytestmark = pytest.mark.broker
 
@@ -45,7 +45,7 @@ class FeedReader:
                         continue
                     if message.type != aiohttp.WSMsgType.TEXT:
                         return
-                    self.frames.append(json.loads(message.data))
+                    self.frames.extend(unbatch(json.loads(message.data)))
                     if self.frames[-1]["type"] == "snapshot":  # drawn at once, as a fast browser would
                         await ws.send_str(json.dumps({"type": "drawn", "t": self.frames[-1]["t"]}))
 

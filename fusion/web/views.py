@@ -136,23 +136,25 @@ def compact_tracks(tracks: list[dict]) -> tuple[list[dict], np.ndarray, np.ndarr
     """Interface §3.1 tracks → what the page draws, and their east/north metres for the filter.
 
     The 4×4 covariance becomes the 1-σ position ellipse: the eigenvalues λ₁ ≥ λ₂ of its
-    east/north block give the semi-axes √λ₁, √λ₂, and the major axis's direction
-    (e, n) its bearing atan2(e, n) clockwise from north.  ``class`` is the most
-    likely class and ``class_p`` its probability.
+    east/north block [[a, c], [c, d]] give the semi-axes √λ₁, √λ₂, and the major axis's
+    direction (e, n) its bearing atan2(e, n) clockwise from north.  In closed form (one
+    pass over arrays, no per-track solver): λ = (a + d)/2 ± √(((a − d)/2)² + c²), and
+    the major axis lies at θ = ½·atan2(2c, a − d) from east, i.e. bearing 90° − θ.
+    ``class`` is the most likely class and ``class_p`` its probability.
     """
     n = len(tracks)
     if n == 0:
         return [], np.zeros(0), np.zeros(0)
     east = np.fromiter((t["east_m"] for t in tracks), float, n)
     north = np.fromiter((t["north_m"] for t in tracks), float, n)
-    cov = np.array([[row[:2] for row in t["covariance"][:2]] for t in tracks], dtype=float).reshape(n, 2, 2)
-    cov = 0.5 * (cov + cov.transpose(0, 2, 1))
-    values, vectors = np.linalg.eigh(cov)
-    semi = np.sqrt(np.maximum(values, 0.0))
-    major = vectors[:, :, 1]
-    bearing = np.degrees(np.arctan2(major[:, 0], major[:, 1])) % 180.0
+    a, c_en, c_ne, d = np.array([(c[0][0], c[0][1], c[1][0], c[1][1]) for c in (t["covariance"] for t in tracks)],
+                                dtype=float).reshape(n, 4).T
+    c = 0.5 * (c_en + c_ne)
+    mean, radius = 0.5 * (a + d), np.hypot(0.5 * (a - d), c)
+    major_m, minor_m = np.sqrt(np.maximum(mean + radius, 0.0)), np.sqrt(np.maximum(mean - radius, 0.0))
+    bearing = (90.0 - np.degrees(0.5 * np.arctan2(2.0 * c, a - d))) % 180.0
     out = []
-    for t, a, b, o in zip(tracks, np.round(semi[:, 1], 1).tolist(), np.round(semi[:, 0], 1).tolist(),
+    for t, a, b, o in zip(tracks, np.round(major_m, 1).tolist(), np.round(minor_m, 1).tolist(),
                           np.round(bearing, 1).tolist()):
         classes = t.get("classification") or {}
         best = max(classes, key=classes.get) if classes else "unknown"

@@ -3,14 +3,22 @@
 //
 // Test hook (read-only, documented in docs/interface.md): window.borderfusion
 //   .tracks   copies of the tracks of the newest snapshot this browser received
-//   .alerts   copies of the alerts this browser holds, newest first, each with its ack state
+//   .alerts   copies of the alerts this browser holds (the newest ALERTS_HELD), newest first, each with its ack state
 //   .status   the node's newest status, plus {connected, view, snapshot_t, snapshot_produced (node's
-//             wall clock when it handed the snapshot over), snapshot_received, snapshot_drawn, frames}
+//             wall clock when it handed the snapshot over), snapshot_sent (node's wall clock when it made
+//             the frame for this view), snapshot_received, snapshot_drawn, frames}
 //   .replay   the replay state (null outside replay mode)
 //   .ready    true once the first 'hello' frame has arrived
 
 const TRAIL_POINTS = 20;
 const TRAIL_FORGET_S = 120;
+// A busy border raises hundreds of alerts a second: the page keeps the newest ALERTS_HELD (the node
+// keeps them all), lists the newest ALERTS_LISTED, and redraws the list and the markers at once
+// for a lone alert but at most once per ALERTS_RENDER_MS in a flood (once per alert is quadratic,
+// and each marker update repaints the whole map: tens of ms per frame in software WebGL).
+const ALERTS_HELD = 1000;
+const ALERTS_LISTED = 200;
+const ALERTS_RENDER_MS = 1000;
 const SEVERITY_COLOUR = {high: '#c0392b', medium: '#e67e22', low: '#2e86c1'};
 
 export function severityColour(severity) { return SEVERITY_COLOUR[severity] || '#7f8c8d'; }
@@ -20,7 +28,7 @@ export function connectFeed(view) {
   const state = {
     ready: false, connected: false, view: null, operator: null, site: null, jurisdictions: null, sensors: [],
     tracks: [], alerts: new Map(), acks: new Map(), status: null, replay: null, controls: false,
-    snapshotT: null, snapshotProduced: null, snapshotReceived: null, snapshotDrawn: null, frames: 0, trails: new Map(),
+    snapshotT: null, snapshotProduced: null, snapshotSent: null, snapshotReceived: null, snapshotDrawn: null, frames: 0, trails: new Map(),
     ellipseScale: 2.4477, error: null, basemap: null,
   };
   const copy = (x) => JSON.parse(JSON.stringify(x));
@@ -31,7 +39,7 @@ export function connectFeed(view) {
     get alerts() { return alertsNewestFirst().map((a) => ({...copy(a), ack: copy(state.acks.get(a.alert_id) || null)})); },
     get status() {
       return {...copy(state.status || {}), connected: state.connected, view: state.view, snapshot_t: state.snapshotT,
-              snapshot_produced: state.snapshotProduced, snapshot_received: state.snapshotReceived,
+              snapshot_produced: state.snapshotProduced, snapshot_sent: state.snapshotSent, snapshot_received: state.snapshotReceived,
               snapshot_drawn: state.snapshotDrawn, frames: state.frames};
     },
     get replay() { return copy(state.replay); },
@@ -44,6 +52,7 @@ export function connectFeed(view) {
     state.tracks = frame.tracks;
     state.snapshotT = frame.t;
     state.snapshotProduced = frame.produced;
+    state.snapshotSent = frame.sent;
     state.snapshotReceived = Date.now() / 1000;
     const seen = new Set();
     for (const track of frame.tracks) {
@@ -62,11 +71,13 @@ export function connectFeed(view) {
   function handle(frame) {
     state.frames += 1;
     switch (frame.type) {
+      case 'batch': state.frames -= 1; for (const f of frame.frames) handle(f); break;
       case 'hello':
         state.ready = true; state.view = frame.view; state.operator = frame.operator; state.site = frame.site;
         state.jurisdictions = frame.jurisdictions; state.sensors = frame.sensors; state.status = frame.status;
         state.replay = frame.replay; state.controls = frame.controls; state.basemap = frame.basemap; state.ellipseScale = frame.ellipse_sigma_scale;
         state.alerts = new Map(frame.alerts.map((a) => [a.alert_id, a]));
+        forgetOldAlerts();
         state.acks = new Map(frame.acks.map((a) => [a.alert_id, a]));
         view.site(state);
         if (frame.snapshot) takeSnapshot(frame.snapshot);
@@ -77,8 +88,12 @@ export function connectFeed(view) {
         // flow control: ask for the next snapshot once this one is painted (after the next frame)
         requestAnimationFrame(() => setTimeout(() => send({type: 'drawn', t: frame.t}), 0));
         break;
-      case 'alert': state.alerts.set(frame.alert.alert_id, frame.alert); renderAlerts(); view.alerts(state); break;
-      case 'ack': state.acks.set(frame.ack.alert_id, frame.ack); renderAlerts(); break;
+      case 'alert':
+        state.alerts.set(frame.alert.alert_id, frame.alert);
+        forgetOldAlerts();
+        scheduleAlerts();
+        break;
+      case 'ack': state.acks.set(frame.ack.alert_id, frame.ack); scheduleAlerts(); break;
       case 'status': state.status = frame.status; renderStatus(); break;
       case 'replay': state.replay = frame.replay; renderReplay(); break;
       case 'reset': state.alerts.clear(); state.tracks = []; state.trails.clear(); renderAlerts(); view.tracks(state); view.alerts(state); break;
@@ -98,10 +113,21 @@ export function connectFeed(view) {
   }
 
   // -- alert list -------------------------------------------------------------------------
+  // the oldest arrived first (the Map keeps arrival order)
+  function forgetOldAlerts() {
+    while (state.alerts.size > ALERTS_HELD) state.alerts.delete(state.alerts.keys().next().value);
+  }
+  let alertsDue = null, alertsDrawn = -Infinity;
+  function scheduleAlerts() {
+    if (alertsDue !== null) return;
+    const wait = Math.max(0, alertsDrawn + ALERTS_RENDER_MS - performance.now());
+    alertsDue = setTimeout(() => { alertsDue = null; alertsDrawn = performance.now(); renderAlerts(); view.alerts(state); }, wait);
+  }
   const list = document.getElementById('alerts');
   function renderAlerts() {
     list.replaceChildren();
-    for (const alert of alertsNewestFirst()) {
+    const newest = alertsNewestFirst();
+    for (const alert of newest.slice(0, ALERTS_LISTED)) {
       const ack = state.acks.get(alert.alert_id);
       const item = document.createElement('li');
       item.className = `alert ${alert.severity}${ack ? ' ' + ack.state : ''}`;
@@ -135,6 +161,12 @@ export function connectFeed(view) {
         view.flyTo(track ? [track.lon, track.lat] : [alert.lon, alert.lat]);
       };
       list.append(item);
+    }
+    if (newest.length > ALERTS_LISTED) {
+      const more = document.createElement('li');
+      more.className = 'alert-more';
+      more.textContent = `… ${newest.length - ALERTS_LISTED} older alerts`;
+      list.append(more);
     }
   }
 
