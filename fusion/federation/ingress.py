@@ -4,7 +4,7 @@
 
     [federation.fusion]
     own_jurisdictions = ["country-b"]   # the territory an ``incoming`` alert is about
-    confirm_scans = 3                    # the tuning of :class:`~fusion.federation.partner.PartnerFusionConfig`
+    confirm_scans = 3                    # the tuning of :class:`~fusion.federation.settings.PartnerFusionConfig`
 
 The live node then subscribes to ``PREFIX/partner/+/tracks`` (what the bridge brings
 from each partner's egress gateway) and feeds every message to the pipeline like any

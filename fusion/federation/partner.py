@@ -60,6 +60,7 @@ import msgspec
 import numpy as np
 from msgspec import Meta, Struct
 
+from fusion.federation.settings import PartnerFusionConfig
 from geo.alerts import SEVERITY_ORDER, Alert, alert_id, heading_deg, recipients_of
 from geo.frame import LocalFrame
 from geo.geometry import JurisdictionIndex
@@ -129,43 +130,6 @@ class _Message(Struct):
     t: _Time
     label: _Label
     tracks: Annotated[list[_Track], Meta(max_length=100_000)]
-
-
-@dataclass(frozen=True)
-class PartnerFusionConfig:
-    """Tuning of the ingress (the defaults serve a 1 Hz partner picture).
-
-    ``gate_probability``/``gate_dims``: the χ² test on the difference of two tracks
-    (dims 2: position, 4: position and velocity).  ``confirm_scans``: consecutive
-    partner messages a pair must be assigned on to be linked; ``break_scans``:
-    consecutive messages a link may fail before it is broken.  ``partner_q``: noise
-    density (m²/s³) when predicting a partner track to our time.  ``stale_after_s``:
-    an origin silent that long (data time) is dropped with its links.
-    ``incoming_horizon_s``, ``min_speed_mps``, ``min_existence``: the cueing test.
-    """
-
-    gate_probability: float = 0.999
-    gate_dims: int = 4
-    confirm_scans: int = 3
-    break_scans: int = 5
-    partner_q: float = 0.5
-    stale_after_s: float = 15.0
-    incoming_horizon_s: float = 300.0
-    min_speed_mps: float = 0.5
-    min_existence: float = 0.9
-
-    def __post_init__(self) -> None:
-        checks = {"gate_probability": 0.0 < self.gate_probability < 1.0, "gate_dims": self.gate_dims in (2, 4),
-                  "confirm_scans": self.confirm_scans >= 1, "break_scans": self.break_scans >= 1,
-                  "partner_q": self.partner_q >= 0.0, "stale_after_s": self.stale_after_s > 0.0,
-                  "incoming_horizon_s": self.incoming_horizon_s >= 0.0, "min_speed_mps": self.min_speed_mps >= 0.0,
-                  "min_existence": 0.0 <= self.min_existence <= 1.0}
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"PartnerFusionConfig: invalid {', '.join(bad)} (gate_probability in (0, 1), "
-                             "gate_dims 2 or 4, scans ≥ 1, partner_q ≥ 0, stale_after_s > 0, "
-                             "horizon and speed ≥ 0, "
-                             "min_existence in [0, 1])")
 
 
 @dataclass(frozen=True, eq=False)

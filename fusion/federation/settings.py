@@ -6,26 +6,22 @@ this module stays light: ``validate-config`` and ``--help`` must not load numba.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
+import msgspec
 from msgspec import Meta, Struct
 
-if TYPE_CHECKING:
-    from fusion.federation.partner import PartnerFusionConfig
-
-__all__ = ["FusionSettings", "settings_problem"]
+__all__ = ["PartnerFusionConfig", "FusionSettings", "settings_problem"]
 
 
-class FusionSettings(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """``[federation.fusion]``: take partners' released tracks in (interface §5).
+class PartnerFusionConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Tuning of the ingress (the defaults serve a 1 Hz partner picture); the tuning fields of
+    ``[federation.fusion]``.
 
-    Every field but ``own_jurisdictions`` is a field of
-    :class:`~fusion.federation.partner.PartnerFusionConfig` with its default.
+    Built in Python (tests, benchmarks) rather than read from a site file, it is held to the
+    same bounds: an invalid value raises ``ValueError`` naming the field.
     """
 
-    #: jurisdiction ids that are ours: a partner track heading into one raises ``incoming``
-    #: (none: no incoming alert)
-    own_jurisdictions: tuple[Annotated[str, Meta(min_length=1)], ...] = ()
     #: the χ² test on the difference of two tracks (probability of the gate)
     gate_probability: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.999
     #: dimensions of that test: 2 (position) or 4 (position and velocity)
@@ -45,11 +41,24 @@ class FusionSettings(Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     #: a partner track less likely to exist than this raises no ``incoming``
     min_existence: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.9
 
-    def partner_config(self) -> "PartnerFusionConfig":
-        from fusion.federation.partner import PartnerFusionConfig  # the kernels' module: not at config load
+    def __post_init__(self) -> None:
+        for field in msgspec.structs.fields(self):  # each value against its annotated bounds
+            try:
+                msgspec.convert(getattr(self, field.name), field.type)
+            except msgspec.ValidationError as error:
+                raise ValueError(f"{type(self).__name__}: invalid {field.name}: {error}") from None
 
-        fields = {name: getattr(self, name) for name in self.__struct_fields__ if name != "own_jurisdictions"}
-        return PartnerFusionConfig(**fields)
+
+class FusionSettings(PartnerFusionConfig, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[federation.fusion]``: take partners' released tracks in (interface §5): the ingress
+    tuning of :class:`PartnerFusionConfig` and the node's own jurisdictions."""
+
+    #: jurisdiction ids that are ours: a partner track heading into one raises ``incoming``
+    #: (none: no incoming alert)
+    own_jurisdictions: tuple[Annotated[str, Meta(min_length=1)], ...] = ()
+
+    def partner_config(self) -> PartnerFusionConfig:
+        return PartnerFusionConfig(**{name: getattr(self, name) for name in PartnerFusionConfig.__struct_fields__})
 
 
 def settings_problem(settings: FusionSettings, kinds: dict[str, str]) -> str | None:
