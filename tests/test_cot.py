@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import socket
 import ssl
-import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -15,6 +14,7 @@ import pytest
 
 from fusion.config import CotConfig
 from fusion.interop.cot import UNKNOWN_M, CotFeed, alert_event, cot_type, track_event
+from tests.broker import make_certificates
 
 _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 _TYPE = re.compile(r"^[abtrcuy](-[A-Za-z0-9]+)+$")  # CoT Event.xsd: atoms a, b, t, ...; dash-separated
@@ -201,16 +201,18 @@ def test_udp_multicast_sets_the_hop_limit(demo_site, short_log):
         sock.close()
 
 
+def _tls_listener(directory) -> tuple["Listener", str]:
+    """A TLS listener on 127.0.0.1 with a server certificate of a throw-away CA; and that CA's file."""
+    files = make_certificates(directory)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(files["server.crt"], files["server.key"])
+    return Listener(server_context), files["ca.crt"]
+
+
 def test_tls_feed_verifies_the_server_and_sends(demo_site, short_log, tmp_path):
     snapshot, alerts = _snapshot(short_log)
-    key, cert = tmp_path / "server.key", tmp_path / "server.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(cert, key)
-    listener = Listener(server_context)
-    config = CotConfig(url=f"tls://127.0.0.1:{listener.port}", max_events_per_s=1000.0, tls_ca=str(cert))
+    listener, ca = _tls_listener(tmp_path)
+    config = CotConfig(url=f"tls://127.0.0.1:{listener.port}", max_events_per_s=1000.0, tls_ca=ca)
     feed = CotFeed(demo_site, config).start()
     try:
         feed.on_alerts(alerts[:3])
@@ -278,14 +280,8 @@ def test_cot_config_is_checked(tmp_path):
 
 
 def test_tls_feed_refuses_a_server_it_cannot_verify(demo_site, tmp_path):
-    key, cert = tmp_path / "server.key", tmp_path / "server.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(cert, key)
-    listener = Listener(server_context)
-    try:  # no tls_ca: the system's CA store does not know this self-signed server
+    listener, ca = _tls_listener(tmp_path)
+    try:  # no tls_ca: the system's CA store does not know this throw-away CA
         feed = CotFeed(demo_site, CotConfig(url=f"tls://127.0.0.1:{listener.port}"))
         assert feed._connect() is None
     finally:

@@ -16,6 +16,7 @@ from fusion.config import ConfigError, WebConfig
 from fusion.web import AckStore, WebServer
 from fusion.web.acks import AckError, decode_ack
 from fusion.web.views import agency_views, compact_tracks, load_tokens
+from tests.broker import make_certificates
 
 TOKENS = {"agency-b": "b" * 24, "agency-a-mil": "m" * 24, "agency-a": "a" * 24}
 MARGIN_M = 500.0
@@ -320,17 +321,13 @@ def test_ack_decoding_names_the_bad_field():
 
 def test_https_and_wss_with_the_configured_certificate(tmp_path, demo_site):
     import ssl
-    import subprocess
 
-    key, cert = tmp_path / "web.key", tmp_path / "web.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    config = WebConfig(listen="127.0.0.1:0", tls_cert=str(cert), tls_key=str(key),
+    files = make_certificates(tmp_path)
+    config = WebConfig(listen="127.0.0.1:0", tls_cert=files["server.crt"], tls_key=files["server.key"],
                        tokens=str(write_tokens(tmp_path)))
     store = AckStore(tmp_path / "acks.sqlite")
     server = WebServer(demo_site, config, acks=store).start()
-    client_context = ssl.create_default_context(cafile=str(cert))
+    client_context = ssl.create_default_context(cafile=files["ca.crt"])
 
     async def visit():
         async with aiohttp.ClientSession() as session:
