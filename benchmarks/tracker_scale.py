@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--single-model", action="store_true",
-                        help="one motion model per track instead of the default IMM (two models)")
+                        help="one motion model per track instead of the default IMM (three models)")
     args = parser.parse_args()
     warm_up()
     for n in (int(x) for x in args.sizes.split(",")):

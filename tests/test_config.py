@@ -36,7 +36,7 @@ def test_demo_site_loads_into_typed_frozen_objects(demo_site):
 def test_imm_option_from_the_site_file(site_dir):
     edit(site_dir / "site.toml", "[tracker]", "[tracker]\n[tracker.imm]\nenabled = false\nquiet_sojourn_s = 30.0")
     imm = load_site(site_dir / "site.toml").config.tracker.imm
-    assert not imm.enabled and imm.quiet_sojourn_s == 30.0 and imm.manoeuvre_sojourn_s == 20.0  # others default
+    assert not imm.enabled and imm.quiet_sojourn_s == 30.0 and imm.manoeuvre_sojourn_s == 10.0  # others default
 
 
 @pytest.mark.parametrize("old,new,expected", [

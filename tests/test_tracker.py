@@ -276,10 +276,10 @@ def test_duplicate_tracks_on_one_target_are_resolved():
     merged, shown = _split_then_single(Tracker(TrackerConfig(), 1), 1e5)
     assert max(shown) == 2 and shown[-1] == 1 and shown.index(1, 4) <= 8, shown  # existence resolves it
     for seed in range(3):
-        merged, shown = _split_then_single(Tracker(TrackerConfig(), 1), 0.0, seed, steps=60)
+        merged, shown = _split_then_single(Tracker(TrackerConfig(), 1), 0.0, seed, steps=100)
         assert max(shown) == 2 and shown[-1] == 1, shown
         assert len(merged) == 1 and merged[0][0] > merged[0][1], merged  # the older id survives
-        no_merge = _split_then_single(Tracker(TrackerConfig(merge_after_s=1e6), 1), 0.0, seed, steps=60)
+        no_merge = _split_then_single(Tracker(TrackerConfig(merge_after_s=1e6), 1), 0.0, seed, steps=100)
         merged_at = shown.index(1, 4)
         assert not no_merge[0] and no_merge[1][merged_at] == 2, (merged_at, no_merge)  # without it both live on
 

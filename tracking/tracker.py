@@ -83,10 +83,12 @@ class Tracker:
     def __init__(self, config: TrackerConfig, n_sensors: int) -> None:
         self.config = config
         imm = config.imm
-        if imm.enabled:  # q of each model = the class's σ_a² times the model's scale²
-            self._scales = np.array([imm.quiet_scale, imm.manoeuvre_scale]) ** 2
+        if imm.enabled:  # q of each model = the class's σ_a² times the model's scale²; the most agile last
+            moderate = ((imm.moderate_scale, imm.moderate_sojourn_s),) if imm.moderate_scale > 0.0 else ()
+            scale, sojourn = zip((imm.quiet_scale, imm.quiet_sojourn_s), *moderate,
+                                 (imm.manoeuvre_scale, imm.manoeuvre_sojourn_s))
+            self._scales, self._sojourn = np.array(scale) ** 2, np.array(sojourn)
             self._quiet_q = imm.quiet_accel_sigma_mps2 ** 2
-            self._sojourn = np.array([imm.quiet_sojourn_s, imm.manoeuvre_sojourn_s])
         else:
             self._scales, self._sojourn, self._quiet_q = np.ones(1), np.ones(1), 0.0
         self._mu0 = self._sojourn / self._sojourn.sum()  # a new track starts at the chain's stationary distribution
