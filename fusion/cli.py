@@ -116,7 +116,10 @@ def cmd_replay(args) -> int:
         print(f"borderfusion replay: {problem}", file=sys.stderr)
         return 2
     built: list[Pipeline] = []  # the warm-up's pipeline is the replay's: a site's geofence costs ~0.1 s to build
-    warm_up_kernels(extra=[("geofence of the site", lambda: built.append(Pipeline(site)))])  # compiles on first build
+
+    def build() -> None:  # snapshots only when written: a replay for alerts alone skips their predictions
+        built.append(Pipeline(site, emit_snapshots=bool(args.tracks_out)))
+    warm_up_kernels(extra=[("geofence of the site", build)])  # compiles on first build
     started = time.perf_counter()
     report = LogReport(args.log)
     outputs = ", ".join(f for f in (args.alerts_out, args.tracks_out, args.rejected_out) if f) or "none"
