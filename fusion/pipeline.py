@@ -88,6 +88,15 @@ class Outputs:
         self.snapshots += other.snapshots
 
 
+def _alive_rows(alive: np.ndarray, *row_sets: np.ndarray) -> np.ndarray:
+    """The rows in any of ``row_sets`` that are alive, sorted, each once: ``np.union1d`` then the alive
+    ones, by a mask over the table (a few thousand rows) instead of a sort (~60 µs a scan)."""
+    chosen = np.zeros(alive.shape[0], np.bool_)
+    for rows in row_sets:
+        chosen[rows] = True
+    return np.flatnonzero(chosen & alive)
+
+
 class Pipeline:
     """One site's pipeline.  ``emit_snapshots=False`` (a replay that writes no tracks) keeps the
     snapshot clock but makes no snapshot, so the tracker's prediction of every track once a period is
@@ -181,8 +190,7 @@ class Pipeline:
                 self.geofence.merge(absorbed, survivor, tab.x[row[0], :2])
             if self.federation is not None:
                 self.federation.merge_own(absorbed, survivor)
-        rows = np.union1d(step.updated, step.confirmed)
-        rows = rows[tab.alive[rows]]
+        rows = _alive_rows(tab.alive, step.updated, step.confirmed)
         if rows.size:
             alerts = self.geofence.update(TrackUpdate(
                 t=scan.time, track_id=tab.track_id[rows], x=tab.x[rows], P=tab.P[rows],
