@@ -135,6 +135,7 @@ def cmd_replay(args) -> int:
         return 2
     with _start_up():
         from fusion.logio import LogError, LogReport
+        from fusion.parquet import is_parquet
         from fusion.pipeline import Pipeline
         from fusion.render import warm_up_kernels
         from fusion.replay import replay_file
@@ -143,7 +144,8 @@ def cmd_replay(args) -> int:
 
         def build() -> None:  # snapshots only when written: a replay for alerts alone skips their predictions
             built.append(Pipeline(site, emit_snapshots=bool(args.tracks_out)))
-        warm_up_kernels(extra=[("geofence of the site", build)])  # compiles on first build
+        json_tracks = bool(args.tracks_out) and not is_parquet(args.tracks_out)  # else the JSON kernel never runs
+        warm_up_kernels(extra=[("geofence of the site", build)], rendering=json_tracks)  # compiles on first build
     started = time.perf_counter()
     report = LogReport(args.log)
     outputs = ", ".join(f for f in (args.alerts_out, args.tracks_out, args.rejected_out) if f) or "none"
