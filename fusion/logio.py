@@ -47,8 +47,6 @@ MAX_LINE_BYTES = 8 * 1024 * 1024
 #: bad lines logged one by one per file; the rest are only counted
 _SHOWN_PROBLEMS = 20
 _GZIP_MAGIC = b"\x1f\x8b"
-#: the readers' buffer: fewer, larger reads than the default 8 KiB
-_READ_BUFFER_BYTES = 1 << 17
 #: what reading a damaged gzip stream raises: cut short, corrupt deflate data, bad CRC/header
 _READ_ERRORS = (EOFError, zlib.error, OSError)
 
@@ -121,16 +119,12 @@ def _open(path: Path, mode: str) -> IO[bytes]:
 
 
 def _open_for_reading(path: Path) -> tuple[IO[bytes], IO[bytes], bool]:
-    """(line reader, the raw file underneath, whether it is gzip), by the file's magic bytes.
-
-    The line reader buffers :data:`_READ_BUFFER_BYTES`: a radar's line is up to ~100 kB, which the
-    default 8 KiB buffer takes a dozen refills (a gzip read each) to hold; ~10 % of the reading time
-    of a log, measured (memory stays constant and small: tests/test_logio_speed.py)."""
-    raw = open(path, "rb", buffering=_READ_BUFFER_BYTES)
+    """(line reader, the raw file underneath, whether it is gzip), by the file's magic bytes."""
+    raw = open(path, "rb")
     compressed = raw.read(2) == _GZIP_MAGIC
     raw.seek(0)
     if compressed:
-        return io.BufferedReader(gzip.GzipFile(fileobj=raw, mode="rb"), buffer_size=_READ_BUFFER_BYTES), raw, True
+        return io.BufferedReader(gzip.GzipFile(fileobj=raw, mode="rb")), raw, True
     return raw, raw, False
 
 
