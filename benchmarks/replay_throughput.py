@@ -7,9 +7,9 @@ timed by its own rusage: detections per CPU-second of the whole process (start-u
 included), bytes written, peak RSS; the median of ``--runs`` runs.  Then, for the
 sizes in ``--snapshot-sizes``, the CPU time of one snapshot of that many tracks (made
 from synthetic scans): the tracker's estimates, the columns, the JSON, the Parquet batch.
-First, the start-up alone: the same process on a log with a header and no record (imports,
-kernels loaded from numba's cache, the site's geofence built), the part of every run's CPU
-time that does not depend on the log.
+First, the start-up alone, per output: the same process on a log with a header and no record
+(imports, kernels loaded from numba's cache, the site's geofence built), the part of every
+run's CPU time that does not depend on the log.
 Note: at 10,000 targets the simulator's one message per radar per second outgrows
 the 256 KiB payload limit, so most radar messages are rejected (``rejected_messages``).
 One JSON object per line on stdout.
@@ -58,10 +58,13 @@ def make_empty_log(work: Path, log: Path) -> Path:
     return empty
 
 
-def startup(log: Path, runs: int, work: Path) -> dict:
-    """CPU time of a replay that replays nothing (median of ``runs``)."""
-    results = [run_replay(make_empty_log(work, log), None) for _ in range(runs)]
-    return {"benchmark": "replay_startup", "runs": runs,
+def startup(log: Path, runs: int, work: Path, output: str = "none") -> dict:
+    """CPU time of a replay that replays nothing (median of ``runs``), with ``output`` as track output
+    (a replay loads the JSON renderer's kernel only when it writes JSON snapshots)."""
+    suffix = _SUFFIX[output]
+    tracks_out = work / f"startup-tracks{suffix}" if suffix else None
+    results = [run_replay(make_empty_log(work, log), tracks_out) for _ in range(runs)]
+    return {"benchmark": "replay_startup", "tracks_out": output, "runs": runs,
             "cpu_s": round(statistics.median(r["cpu_s"] for r in results), 2),
             "peak_rss_mb": round(statistics.median(r["peak_rss_mb"] for r in results), 1)}
 
@@ -174,7 +177,8 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         logs = {n: make_log(work, n, args.seconds if n <= 1000 else args.seconds_large) for n in sizes}
         run_replay(logs[sizes[0]], None)  # numba's cache warm before anything is timed
-        print(json.dumps(startup(logs[sizes[0]], args.runs, work)), flush=True)
+        for output in outputs:
+            print(json.dumps(startup(logs[sizes[0]], args.runs, work, output)), flush=True)
         for n in sizes:
             seconds = args.seconds if n <= 1000 else args.seconds_large
             for output in outputs:

@@ -257,9 +257,13 @@ def _compile() -> None:
     snapshot_json(table)
 
 
-def warm_up_kernels(extra=(), progress=sys.stderr) -> float:
+def warm_up_kernels(extra=(), progress=sys.stderr, rendering: bool = True) -> float:
     """Compile (or load) the tracker's and the renderer's kernels, then run the ``extra`` stages
     ((label, callable): e.g. building the pipeline, which compiles the geofence's), with progress on
-    ``progress`` when the cache is cold (:func:`tracking.warmup.warm_up`); returns the seconds taken."""
-    cold = cache_is_cold() or cache_is_cold(Path(__file__).parent, ("render_kernels",))
-    return warm_up(extra=[("snapshot rendering", _compile), *extra], progress=progress, cold=cold)
+    ``progress`` when the cache is cold (:func:`tracking.warmup.warm_up`); returns the seconds taken.
+
+    ``rendering=False``: not the renderer's (a replay that writes no JSON snapshot never runs it;
+    loading it from the cache costs ~20 ms)."""
+    cold = cache_is_cold() or (rendering and cache_is_cold(Path(__file__).parent, ("render_kernels",)))
+    stages = [("snapshot rendering", _compile)] if rendering else []
+    return warm_up(extra=[*stages, *extra], progress=progress, cold=cold)

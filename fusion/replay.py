@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import IO
 
 import msgspec
-from tqdm import tqdm
 
 from fusion.config import Site
 from fusion.logio import LogReport, read_log
@@ -93,24 +92,35 @@ def replay_file(site: Site, log: str | Path, alerts_out=None, tracks_out=None, r
     """Feed every record of ``log`` through a fresh pipeline (``pipeline``, when given: one just built
     for ``site`` and not fed yet, e.g. by the warm-up); returns it (for its counters).
 
+    A pipeline built here makes track snapshots only when something takes them (``tracks_out``,
+    ``keep``): a replay for its alerts alone does not predict every track once a period.
+
     ``keep``, when given, also collects every output in memory (tests, the demo).
     Damaged logs follow :func:`~fusion.logio.read_log`: bad lines are skipped and
     counted in ``report`` (``strict``: :class:`~fusion.logio.LogError` at the first),
     and a truncated log ends the replay early with ``report.truncated`` set.
     """
-    pipeline = pipeline or Pipeline(site)
+    pipeline = pipeline or Pipeline(site, emit_snapshots=bool(tracks_out) or keep is not None)
     show = sys.stderr.isatty() if progress is None else progress
     with ExitStack() as stack:
         sink = OutputSink(stack, alerts_out, tracks_out, rejected_out)
-        bar = stack.enter_context(tqdm(desc="replay", unit=" msg", disable=not show, mininterval=0.5))
+        bar = _progress_bar(stack) if show else None
         for record in read_log(log, strict=strict, report=report):
             out = pipeline.feed(record.t_rx, record.topic, record.payload)
             sink.write(out)
             if keep is not None:
                 keep.extend(out)
-            bar.update()
+            if bar is not None:
+                bar.update()
         out = pipeline.flush()
         sink.write(out)
         if keep is not None:
             keep.extend(out)
     return pipeline
+
+
+def _progress_bar(stack: ExitStack):
+    """A tqdm bar on stderr for a person watching (tqdm imported only then)."""
+    from tqdm import tqdm
+
+    return stack.enter_context(tqdm(desc="replay", unit=" msg", mininterval=0.5))

@@ -22,7 +22,7 @@ import numpy as np
 from geo.frame import LocalFrame
 from sensors.batch import Scan
 from sensors.clocks import SensorClocks
-from sensors.normalize import SensorModel
+from sensors.normalize import DronePlacement, SensorModel, place_drone_report
 from sensors.schema import DECODERS, DroneReport, RadarScan
 
 __all__ = ["Rejection", "Ingestor", "IngestLimits", "MAX_PAYLOAD_BYTES", "format_validation_error",
@@ -181,23 +181,22 @@ def _classification_problem(message) -> str | None:
     return None
 
 
-def _footprint_problem(message, sensor: SensorModel, frame: LocalFrame) -> str | None:
+def _footprint_problem(message, sensor: SensorModel, placement: DronePlacement | None) -> str | None:
     """A drone detection must lie within the camera footprint around its platform.
 
     The footprint is a circle of ``footprint_radius_m`` (site config) around the platform's
     ground position; a detection's own geolocation error (its CEP) is allowed on top.  A
-    report without a platform position cannot be checked here.
+    report without a platform position cannot be checked here.  ``placement``: the report's
+    positions in the local frame (None for other messages).
     """
-    if not isinstance(message, DroneReport) or message.platform is None or not message.detections:
+    if placement is None or placement.platform_en is None or not message.detections:
         return None
     radius = getattr(sensor.spec, "footprint_radius_m", None)
     if radius is None:
         return None
-    pe, pn, _ = frame.to_enu(message.platform.lat, message.platform.lon)
-    lat = np.array([d.lat for d in message.detections])
-    lon = np.array([d.lon for d in message.detections])
-    e, n, _ = frame.to_enu(lat, lon)
-    distance = np.hypot(np.asarray(e) - pe, np.asarray(n) - pn)
+    pe, pn = placement.platform_en
+    e, n = placement.detections_en[:, 0], placement.detections_en[:, 1]
+    distance = np.hypot(e - pe, n - pn)
     allowed = radius + np.array([d.cep_m for d in message.detections])
     outside = np.flatnonzero(~(distance <= allowed))  # NaN distances count as outside
     if outside.size == 0:
@@ -276,14 +275,15 @@ class Ingestor:
         if message.t < not_before:
             return reject(f"t: {message.t!r} is older than the reorder window "
                           f"(already processed up to {not_before!r}, {not_before - message.t:.2f} s later)")
-        problem = _classification_problem(message) or _footprint_problem(message, sensor, self._frame)
+        placement = place_drone_report(message, self._frame) if isinstance(message, DroneReport) else None
+        problem = _classification_problem(message) or _footprint_problem(message, sensor, placement)
         if problem:
             return reject(problem)
         duplicate = self._duplicate(message)
         if duplicate:
             return reject(duplicate)
         try:
-            scan = sensor.normalize(message, self._frame)
+            scan = sensor.normalize(message, self._frame, placement)
         except (ValueError, ArithmeticError) as error:
             return reject(f"could not place the detections in the local frame: {error}")
         self._remember(message)

@@ -33,7 +33,7 @@ from sensors.batch import N_CLASSES, Scan
 from sensors.schema import Classification, DroneReport, GroundEvent, RadarScan
 from sensors.specs import DroneSpec, GroundSpec, RadarSpec, SensorSpec
 
-__all__ = ["SensorModel", "polar_to_local", "class_likelihood", "CEP_TO_SIGMA"]
+__all__ = ["SensorModel", "polar_to_local", "class_likelihood", "CEP_TO_SIGMA", "DronePlacement", "place_drone_report"]
 
 CEP_TO_SIGMA = 1.0 / math.sqrt(2.0 * math.log(2.0))  # = 1 / 1.1774
 _UNIFORM = np.full(N_CLASSES, 1.0 / N_CLASSES)
@@ -72,6 +72,30 @@ def polar_to_local(
 
 
 @dataclass(frozen=True)
+class DronePlacement:
+    """A drone report's detections in the local frame (``(n, 2)`` east/north) and its platform's
+    ground position (None without a platform)."""
+
+    detections_en: np.ndarray
+    platform_en: tuple[float, float] | None
+
+
+def place_drone_report(message: DroneReport, frame: LocalFrame) -> DronePlacement:
+    """The detections and the platform of ``message`` in the local frame, all in one pyproj call
+    (each call costs ~25 µs whatever its size, and both the footprint check and the scan need them).
+    Heights are the frame origin's, as for any ground target of unknown height."""
+    dets = message.detections
+    lat = [d.lat for d in dets]
+    lon = [d.lon for d in dets]
+    if message.platform is not None:
+        lat.append(message.platform.lat)
+        lon.append(message.platform.lon)
+    e, n, _ = frame.to_enu(np.array(lat, dtype=np.float64), np.array(lon, dtype=np.float64))
+    platform = (float(e[-1]), float(n[-1])) if message.platform is not None else None
+    return DronePlacement(np.stack((e[:len(dets)], n[:len(dets)]), axis=1).reshape(-1, 2), platform)
+
+
+@dataclass(frozen=True)
 class SensorModel:
     """One configured sensor, placed in the local frame once at start-up."""
 
@@ -92,13 +116,14 @@ class SensorModel:
     def kind(self) -> str:
         return type(self.spec).__struct_config__.tag
 
-    def normalize(self, message, frame: LocalFrame) -> Scan:
-        """A decoded message of this sensor's kind → a Scan in the local frame."""
+    def normalize(self, message, frame: LocalFrame, placement: DronePlacement | None = None) -> Scan:
+        """A decoded message of this sensor's kind → a Scan in the local frame (a drone report's
+        ``placement`` when already known, see :func:`place_drone_report`)."""
         if isinstance(self.spec, RadarSpec):
             return self._radar(message)
         if isinstance(self.spec, GroundSpec):
             return self._ground(message)
-        return self._drone(message, frame)
+        return self._drone(message, placement or place_drone_report(message, frame))
 
     def _scan(self, message, position, covariance, likelihood, *, radial_velocity=None,
               rv_sigma=None, los=None, can_initiate=True, coverage=((0.0, 0.0), 0.0),
@@ -157,20 +182,16 @@ class SensorModel:
                           can_initiate=False, detection_probability=spec.detection_probability,
                           clutter_density=false_per_s / (math.pi * spec.radius_m**2))
 
-    def _drone(self, msg: DroneReport, frame: LocalFrame) -> Scan:
+    def _drone(self, msg: DroneReport, placement: DronePlacement) -> Scan:
         spec: DroneSpec = self.spec
         dets = msg.detections
-        lat = np.array([d.lat for d in dets], dtype=np.float64)
-        lon = np.array([d.lon for d in dets], dtype=np.float64)
-        e, n, _ = frame.to_enu(lat, lon)
-        position = np.stack((e, n), axis=1).reshape(-1, 2)
+        position = placement.detections_en
         sigma2 = (np.array([d.cep_m for d in dets], dtype=np.float64) * CEP_TO_SIGMA) ** 2
         cov = np.eye(2)[None] * sigma2[:, None, None]
         likelihood = np.array([class_likelihood(d.classification) for d in dets]).reshape(-1, N_CLASSES)
         coverage, pd, density = ((0.0, 0.0), 0.0), 0.0, 0.0
-        if msg.platform is not None:
-            pe, pn, _ = frame.to_enu(msg.platform.lat, msg.platform.lon)
-            coverage = ((float(pe), float(pn)), spec.footprint_radius_m)
+        if placement.platform_en is not None:
+            coverage = (placement.platform_en, spec.footprint_radius_m)
             pd = spec.detection_probability
             density = _DRONE_FALSE_PER_REPORT / (math.pi * spec.footprint_radius_m**2)
         return self._scan(msg, position, cov, likelihood, coverage=coverage,

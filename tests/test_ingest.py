@@ -167,6 +167,27 @@ def test_drone_detection_sigma_is_cep_over_1_1774(demo_site, ingestor):
     assert result.coverage_radius_m == 500.0
 
 
+def test_a_drone_report_is_placed_in_the_frame_once_for_its_check_and_its_scan(demo_site, ingestor, monkeypatch):
+    """One pyproj call for the platform and every detection (the footprint check and the scan
+    share it), giving what a call per point gives, to the bit."""
+    from geo.frame import LocalFrame
+
+    frame = demo_site.frame
+    calls = []
+    to_enu = LocalFrame.to_enu
+    monkeypatch.setattr(LocalFrame, "to_enu", lambda self, *a, **k: calls.append(a) or to_enu(self, *a, **k))
+    points = [(47.012, 8.024), (47.009, 8.017)]
+    result = feed(ingestor, {"sensor_id": "uav-3", "t": T, "seq": 1, "platform": {"lat": 47.01, "lon": 8.02},
+                             "detections": [{"lat": lat, "lon": lon, "cep_m": 8.0} for lat, lon in points]},
+                  topic=f"{PREFIX}/raw/drone/uav-3")
+    assert len(calls) == 1
+    for (lat, lon), position in zip(points, result.position):
+        e, n, _ = to_enu(frame, lat, lon)
+        assert tuple(position) == (float(e), float(n))
+    pe, pn, _ = to_enu(frame, 47.01, 8.02)
+    assert result.coverage_center == (float(pe), float(pn))
+
+
 def test_bad_message_does_not_disturb_good_ones(ingestor):
     good = [feed(ingestor, radar(seq=i, t=T + i), t_rx=T + i + 0.2) for i in range(3)]
     bad = feed(ingestor, b"\xff\xfe garbage", t_rx=T + 3)
@@ -227,7 +248,7 @@ def test_unexpected_error_in_normalization_is_a_rejection_not_a_crash(ingestor, 
     """The last guard: an error nobody foresaw rejects the message, names it, and the next one passes."""
     from sensors.normalize import SensorModel
 
-    def broken(self, message, frame):
+    def broken(self, *args):
         raise TypeError("a bug")
 
     monkeypatch.setattr(SensorModel, "normalize", broken)
