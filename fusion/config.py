@@ -267,6 +267,14 @@ def load_site(path: str | Path) -> Site:
                           f"(got delete {e.delete}, show {e.show}, release {e.release})")
     if config.tracker.max_capacity < config.tracker.capacity:
         raise ConfigError(f"{path}: tracker.max_capacity: must be at least tracker.capacity")
+    imm = config.tracker.imm
+    if not imm.quiet_scale < imm.moderate_scale < imm.manoeuvre_scale and imm.moderate_scale > 0.0:
+        raise ConfigError(f"{path}: tracker.imm.moderate_scale: must lie between quiet_scale and manoeuvre_scale "
+                          f"(got {imm.quiet_scale}, {imm.moderate_scale}, {imm.manoeuvre_scale}), or be 0 for "
+                          "no moderate model")
+    if not imm.quiet_scale < imm.manoeuvre_scale:
+        raise ConfigError(f"{path}: tracker.imm.manoeuvre_scale: must be above quiet_scale "
+                          f"(got {imm.manoeuvre_scale} and {imm.quiet_scale}): the tracker gates with the most agile model")
     if problem := _web_problem(config):
         raise ConfigError(f"{path}: {problem}")
     if config.geofence.outside_probability >= config.geofence.inside_probability:

@@ -55,6 +55,9 @@ def test_imm_option_from_the_site_file(site_dir):
     ('[tracker]', '[tracker]\nexistence.delete = 0.6', "tracker.existence: needs delete < show <= release"),
     ('[tracker]', '[tracker]\nimm.enabled = "yes"', "tracker.imm.enabled: expected `bool`, got `str`"),
     ('[tracker]', '[tracker]\nimm.manoeuvre_scale = 0', "tracker.imm.manoeuvre_scale: expected `float` > 0.0"),
+    ('[tracker]', '[tracker]\nimm.moderate_scale = 4.0', "tracker.imm.moderate_scale: must lie between quiet_scale and"),
+    ('[tracker]', '[tracker]\nimm.moderate_scale = 0\nimm.quiet_scale = 3.0',
+     "tracker.imm.manoeuvre_scale: must be above quiet_scale"),
     ('name = "demo-valley"', 'name = "demo-valley', "not valid TOML"),
 ])
 def test_bad_site_names_file_and_field(site_dir, old, new, expected):

@@ -14,17 +14,21 @@ from tracking.kernels import process_noise, transition
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_imm_kernels_match_filterpy(seed):
-    """Predict/update cycles of one track with two models: every model's state, μ and the mixture."""
+@pytest.mark.parametrize("models", [2, 3])
+def test_imm_kernels_match_filterpy(seed, models):
+    """Predict/update cycles of one track with two or three models (the default chain: quiet,
+    moderate, manoeuvring): every model's state, μ and the mixture."""
     rng = np.random.default_rng(seed)
     dt, q = 1.3, rng.uniform(0.5, 4.0)
-    scales, sojourn = np.array([0.04, 16.0]), np.array([20.0, 5.0])
-    Pi = np.empty((2, 2))
+    scales, sojourn = np.array([0.04, 1.0, 16.0]), np.array([20.0, 10.0, 5.0])
+    if models == 2:
+        scales, sojourn = scales[[0, 2]], sojourn[[0, 2]]
+    Pi = np.empty((models, models))
     mode_transition(dt, sojourn, Pi)
     assert Pi[0, 0] == pytest.approx(np.exp(-dt / 20.0)) and np.allclose(Pi.sum(axis=1), 1.0)
 
     x0, P0 = rng.normal(0, 50, 4), random_spd(rng, 4, 30.0)
-    mu0 = np.array([0.8, 0.2])
+    mu0 = np.array([0.8, 0.2]) if models == 2 else np.array([0.7, 0.2, 0.1])
     filters = []
     for scale in scales:
         kf = KalmanFilter(dim_x=4, dim_z=2)
@@ -35,9 +39,9 @@ def test_imm_kernels_match_filterpy(seed):
     imm = IMMEstimator(filters, mu0.copy(), Pi.copy())
 
     x, P = x0[None].copy(), P0[None].copy()
-    xm, Pm = np.repeat(x0[None, None], 2, axis=1), np.repeat(P0[None, None], 2, axis=1)
+    xm, Pm = np.repeat(x0[None, None], models, axis=1), np.repeat(P0[None, None], models, axis=1)
     mu, t_state = mu0[None].copy(), np.zeros(1)
-    loglik = np.empty(2)
+    loglik = np.empty(models)
     for k in range(6):
         imm.predict()
         predict_tracks(x, P, xm, Pm, mu, t_state, np.ones(1, bool), np.array([q]), scales, sojourn, (k + 1) * dt)
@@ -46,7 +50,7 @@ def test_imm_kernels_match_filterpy(seed):
             np.testing.assert_allclose(Pm[0, m], kf.P, rtol=1e-9, atol=1e-9)
         jump = np.array([90.0, -70.0]) if k == 3 else np.zeros(2)  # one surprising detection
         z = x[0, :2] + rng.normal(0, 5, 2) + jump
-        before = mu[0, 1]
+        before = mu[0, -1]
         R = random_spd(rng, 2, 40.0)
         for kf in filters:
             kf.R = R
@@ -59,7 +63,19 @@ def test_imm_kernels_match_filterpy(seed):
             np.testing.assert_allclose(xm[0, m], kf.x[:, 0], rtol=1e-9, atol=1e-9)
             np.testing.assert_allclose(Pm[0, m], kf.P, rtol=1e-9, atol=1e-9)
         if k == 3:
-            assert mu[0, 1] > before + 0.2  # the jump is the manoeuvring model's evidence
+            assert mu[0, -1] > before + 0.2  # the jump is the manoeuvring model's evidence
+
+
+def test_the_default_chain_is_quiet_moderate_manoeuvring_most_agile_last():
+    """The tracker gates with the last model (:meth:`tracking.Tracker.step`), so the chain must end
+    with the most agile one; ``moderate_scale = 0`` leaves the two-model chain."""
+    three = Tracker(TrackerConfig(), 1)
+    imm = TrackerConfig().imm
+    assert three._scales.tolist() == [imm.quiet_scale**2, imm.moderate_scale**2, imm.manoeuvre_scale**2]
+    assert np.all(np.diff(three._scales) > 0) and three.table.cols.mu.shape[1] == 3
+    assert three._sojourn.tolist() == [imm.quiet_sojourn_s, imm.moderate_sojourn_s, imm.manoeuvre_sojourn_s]
+    two = Tracker(TrackerConfig(imm=ImmConfig(moderate_scale=0.0)), 1)
+    assert two._scales.tolist() == [imm.quiet_scale**2, imm.manoeuvre_scale**2] and two.table.cols.mu.shape[1] == 2
 
 
 def test_imm_missed_detection_moves_mu_to_the_predicted_mode_probabilities():
