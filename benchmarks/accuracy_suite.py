@@ -38,9 +38,10 @@ t = 5 s (both trackers need a few scans to confirm) to the end:
   crossing is the target's true north passing ``+HYSTERESIS_M`` having last been
   beyond ``−HYSTERESIS_M`` (or the reverse), timed at its last sign change before
   (interpolated).  A
-  declaration matches an unmatched true crossing of the same direction when it
-  comes −10…+30 s after it and the track is within c of that target then
-  (closest in time first).  Recall and delay count the true crossings beyond
+  declaration may match a true crossing of the same direction when it comes
+  −10…+30 s after it and the track is within c of that target then; declarations
+  and crossings are paired one-to-one by an assignment (the most pairs, then the
+  least total delay).  Recall and delay count the true crossings beyond
   ``HYSTERESIS_M``; precision counts a declaration correct when it matches any true
   crossing (every sign change: a target that stepped a few metres over did cross).  Recall, precision,
   delay (p50, p95) and flaps (a track declaring the reverse crossing within 30 s,
@@ -321,7 +322,7 @@ def cached_stonesoup(family: Family, config: StoneSoupConfig, cache: StoneSoupCa
 
 
 #: bump when a score's definition changes: cached Stone Soup scores of older versions are recomputed
-SCORE_VERSION = 4
+SCORE_VERSION = 5
 
 
 def stonesoup_score(family: Family, config: StoneSoupConfig, cache: StoneSoupCache, mot: bool = True) -> dict:
@@ -396,8 +397,10 @@ def crossings(snaps: Snapshots, times: np.ndarray, border_north_m: float) -> lis
 
 
 def _match_crossings(family: Family, snaps: Snapshots, declared: list, truth: list) -> list[tuple[int, int]]:
-    """Greedy one-to-one (declaration, true crossing) pairs, closest in time first: same
-    direction, declared −10…+30 s after the true crossing, the track within c of the target then."""
+    """One-to-one (declaration, true crossing) pairs: same direction, declared −10…+30 s after the
+    true crossing, the track within c of the target then; the most pairs there can be, and among
+    those the least total delay (an assignment; a greedy closest-in-time-first pairing left a
+    group's fifth declaration without its crossing when an earlier pick took the one it fits)."""
     candidates = []
     for d, (track, k, t, direction) in enumerate(declared):
         rows = snaps.at(k)
@@ -406,13 +409,16 @@ def _match_crossings(family: Family, snaps: Snapshots, declared: list, truth: li
             if direction == true_direction and -10.0 <= t - t_true <= 30.0 \
                     and np.hypot(*(where - family.position[k, target])) <= C_M:
                 candidates.append((abs(t - t_true), d, j))
-    used_d, used_t, pairs = set(), set(), []
-    for _, d, j in sorted(candidates):
-        if d not in used_d and j not in used_t:
-            used_d.add(d)
-            used_t.add(j)
-            pairs.append((d, j))
-    return pairs
+    if not candidates:
+        return []
+    from scipy.optimize import linear_sum_assignment
+
+    unmatched = 1e6  # more than any sum of delays: as many pairs as possible first, then the least delay
+    cost = np.full((len(declared), len(truth)), unmatched)
+    for delay, d, j in candidates:
+        cost[d, j] = delay
+    rows, cols = linear_sum_assignment(cost)
+    return [(int(d), int(j)) for d, j in zip(rows, cols) if cost[d, j] < unmatched]
 
 
 def _crossing_scores(family: Family, snaps: Snapshots) -> dict:
