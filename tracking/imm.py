@@ -1,8 +1,8 @@
 """Interacting multiple models over the track table: per-model states, mixing, fusion.
 
 Each track carries ``M`` nearly-constant-velocity filters that differ only in
-their process noise, ``q_m = q · scale_m`` (a quiet model and a manoeuvring one),
-with model probabilities ``μ``.  Between models a continuous-time Markov chain
+their process noise, ``q_m = q · scale_m`` (by default quiet, moderate and manoeuvring,
+the most agile last), with model probabilities ``μ``.  Between models a continuous-time Markov chain
 with mean sojourn ``τ_m`` gives, over a step ``Δt``,
 
     Π_mm = exp(−Δt/τ_m),   Π_mn = (1 − Π_mm)/(M − 1)   (n ≠ m)
