@@ -24,8 +24,10 @@ Measured per run (one JSON line each):
 * alert latency p50/p99/max, as ``live_latency`` measures it (an agency subscriber's
   receive time − the alert's ``raised_t``);
 * ``node_cpu_per_s``: the node process's CPU (all threads) per second of traffic, and
-  ``web_thread_cpu_per_s``: that of its map server thread alone (named ``bf-web``), so
-  the web server's own cost is read directly and as the difference between conditions;
+  ``web_cpu_per_s``: that of its map server alone — its process (``fusion.web.process``,
+  the node's child, named ``bf-web``), or, in a node that runs it as a thread, that thread
+  (also named ``bf-web``) — so the web server's own cost is read directly and as the
+  difference between conditions;
 * the browsers' lag, per snapshot each page took: ``received − produced`` (the page
   holds the snapshot: parsed, in its state) and ``drawn − produced`` (handed to the map
   library), where ``produced`` is the node's wall clock when it handed the snapshot to
@@ -103,7 +105,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from live_latency import PER_RADAR, PREFIX, cpu_seconds, mosquitto, percentiles, publisher, write_site  # noqa: E402
 
 AGENCIES = ("agency-a", "agency-b")
-WEB_THREAD = "bf-web"  # the map server thread's name (fusion.web.server)
+WEB_THREAD = "bf-web"  # the map server thread's name (fusion.web.server), in a node that has one
 POLL_S = 0.1  # how often the browser child reads each page's status
 
 
@@ -240,6 +242,15 @@ def thread_cpu_seconds(pid: int, name: str) -> float | None:
     return None
 
 
+def map_cpu_seconds(node_pid: int) -> float | None:
+    """CPU seconds of the node's map server: its child processes (the map process), or its ``bf-web``
+    thread in a node that serves the map from a thread; None if it has neither."""
+    children = process_tree(node_pid) - {node_pid}
+    if children:
+        return tree_cpu_seconds(node_pid) - cpu_seconds(node_pid)
+    return thread_cpu_seconds(node_pid, WEB_THREAD)
+
+
 @contextlib.contextmanager
 def viewers(kind: str, urls: list[str], core: int):
     """The viewers' child (``kind``: browsers or readers) under ``nice -n 19 taskset -c core`` (see the
@@ -319,13 +330,13 @@ def run_once(condition: str, n_targets: int, seconds: float, page: str, core: in
             with attach as (child, seen):
                 ready, stats = mp.Event(), mp.Queue()
                 pub = mp.Process(target=publisher, args=(port, n_targets, seconds, ready, stats, False))
-                cpu0, web0 = cpu_seconds(node.pid), thread_cpu_seconds(node.pid, WEB_THREAD)
+                cpu0, web0 = cpu_seconds(node.pid), map_cpu_seconds(node.pid)
                 browser0 = tree_cpu_seconds(child.pid) if child else 0.0
                 pub.start()
                 sent = stats.get(timeout=seconds + 120)
                 pub.join()
                 time.sleep(6.0)  # the node catches up (as live_latency)
-                cpu1, web1 = cpu_seconds(node.pid), thread_cpu_seconds(node.pid, WEB_THREAD)
+                cpu1, web1 = cpu_seconds(node.pid), map_cpu_seconds(node.pid)
                 browser1 = tree_cpu_seconds(child.pid) if child else 0.0
         finally:
             node.terminate()
@@ -338,7 +349,7 @@ def run_once(condition: str, n_targets: int, seconds: float, page: str, core: in
            "sent_det_per_s": round(sent["sent_detections"] / sent["elapsed_s"]), "alerts": int(lat_ms.size),
            **percentiles("latency", lat_ms),
            "node_cpu_per_s": round((cpu1 - cpu0) / seconds, 3),
-           "web_thread_cpu_per_s": round((web1 - web0) / seconds, 3) if web0 is not None and web1 is not None else None,
+           "web_cpu_per_s": round((web1 - web0) / seconds, 3) if web0 is not None and web1 is not None else None,
            "publisher_late_ticks": sent["late_ticks"]}
     if condition != "none":
         snaps = [s for page_snaps in seen["snapshots"] for s in page_snaps]
@@ -362,7 +373,7 @@ def summary(results: list[dict], conditions: list[str]) -> dict:
         values = [r[key] for r in results if r["condition"] == condition and r.get(key) is not None]
         return round(statistics.median(values), 3) if values else None
 
-    keys = ("latency_p50_ms", "latency_p99_ms", "node_cpu_per_s", "web_thread_cpu_per_s")
+    keys = ("latency_p50_ms", "latency_p99_ms", "node_cpu_per_s", "web_cpu_per_s")
     view_keys = ("page_held_lag_p50_ms", "page_held_lag_p99_ms", "node_sent_lag_p50_ms", "node_sent_lag_p99_ms",
                  "page_drawn_lag_p50_ms", "page_drawn_lag_p99_ms", "page_held_within_1s", "viewers_cpu_per_s")
     out: dict = {"bench": "web_latency_summary", "runs_per_condition": sum(r["condition"] == "none" for r in results)}
@@ -377,7 +388,7 @@ def summary(results: list[dict], conditions: list[str]) -> dict:
                   for by in ({r["condition"]: r for r in one} for one in rounds) if condition in by and "none" in by]
         out[f"p99_ratio_{condition}_per_round"] = [round(x, 3) for x in ratios]
         out[f"p99_ratio_{condition}_median_of_rounds"] = round(statistics.median(ratios), 3) if ratios else None
-        for key in ("node_cpu_per_s", "web_thread_cpu_per_s"):  # the web server's cost of two viewers, both ways
+        for key in ("node_cpu_per_s", "web_cpu_per_s"):  # the web server's cost of two viewers, both ways
             with_, without = out[condition][key], out["none"][key]
             out[f"{key}_{condition}_minus_none"] = round(with_ - without, 3) if None not in (with_, without) else None
     out["load_1min"] = [r["load_1min"] for r in results]
