@@ -217,3 +217,22 @@ def test_json_of_the_snapshot_is_what_the_page_reads():
                                       "covariance": [[4.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}]}
     from_dict, from_json = _Compact.of(snapshot, 1.0), _Compact.of(json.dumps(snapshot).encode(), 1.0)
     assert from_dict.tracks == from_json.tracks and from_dict.t == from_json.t == 3.0
+
+
+def test_the_writer_sends_the_newest_snapshot_only_urgent_frames_first_and_the_recent_to_a_new_child():
+    """The node-side hand-over holds one snapshot and one status whatever it is given, and a restarted
+    child is sent the alerts already sent to the one before and the newest status."""
+    from fusion.web.process import _ACK, _ALERTS, _SNAPSHOT, _STATUS, _Pending
+
+    pending = _Pending(recent_alerts=2)
+    for i in range(500):
+        pending.snapshot = (float(i), b'{"t": %d}' % i)
+        pending.status = b'{"n": %d}' % i
+    pending.alerts.extend([b"[1]", b"[2]", b"[3]"])
+    pending.acks.append(b"ack")
+    frames = pending.take()
+    assert [kind for kind, _ in frames] == [_ACK, _ALERTS, _ALERTS, _ALERTS, _STATUS, _SNAPSHOT]
+    assert frames[-1][1][1] == b'{"t": 499}' and frames[-2][1] == (b'{"n": 499}',)
+    assert not pending.waiting() and pending.take() == []
+    pending.resend = True  # a new child
+    assert pending.take() == [(_ALERTS, (b"[2]",)), (_ALERTS, (b"[3]",)), (_STATUS, (b'{"n": 499}',))]
