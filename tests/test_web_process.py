@@ -16,7 +16,7 @@ import pytest
 
 from fusion.config import ConfigError, load_site
 from fusion.web.acks import Ack
-from fusion.web.process import MapProcess
+from fusion.web.process import MAP_NICE, MapProcess
 from fusion.web.sinks import hand_snapshot, node_sinks
 from tests.broker import free_port, make_certificates, write_site
 from tests.test_web import TOKENS, collect, visible_to, write_tokens
@@ -70,6 +70,8 @@ def test_the_live_nodes_map_runs_in_a_process_of_its_own_and_serves_each_agency_
     child = map_process._process.pid
     assert Path(f"/proc/{child}/comm").read_text().strip() == "bf-web"
     assert not _threads_named(os.getpid(), "bf-web"), "the map server runs as a thread of the node"
+    # when both want a core, the node's loop goes first
+    assert os.getpriority(os.PRIO_PROCESS, child) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + MAP_NICE)
     snapshot = max(expected.snapshots, key=lambda s: len(s.to_dict()["tracks"]))
     alerts = [a.to_dict() for a in expected.alerts]
     handed = time.time()

@@ -18,7 +18,8 @@ already stored them.  If the child dies, the node logs it and starts another (af
 1, 2, 4 … ≤ 30 s), which gets the recent alerts and the newest status again.
 
 The child (``python -m fusion.web.process FD``) runs the unchanged
-:class:`~fusion.web.server.WebServer`; its process is named ``bf-web``.  It is told
+:class:`~fusion.web.server.WebServer`; its process is named ``bf-web`` and runs at
+:data:`MAP_NICE` (the browsers' frames wait for the node, never the other way round).  It is told
 what to serve by the first frame (the site, ``[web]``, acks path, listen override, log
 level; pickled by its own parent), answers ``ready`` with its URL or ``failed`` with the
 start-up error (:class:`~fusion.config.ConfigError` or OSError, re-raised by the node as
@@ -50,7 +51,7 @@ import msgspec
 from fusion.config import ConfigError, Site, WebConfig
 from fusion.web.acks import Ack, AckError, decode_ack
 
-__all__ = ["MapProcess", "write_frame", "read_frame"]
+__all__ = ["MapProcess", "MAP_NICE", "write_frame", "read_frame"]
 
 log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
@@ -63,6 +64,10 @@ _READY, _FAILED = b"R", b"E"
 _MAX_PENDING = 10_000  # alert lists / acks handed over but not yet sent; beyond it the oldest are dropped
 _START_TIMEOUT_S = 60.0
 _MAX_RESTART_DELAY_S = 30.0
+#: the map process's niceness above the node's: when both want the same core the node's loop runs
+#: first (a nice-10 task gets ~1/10 the CPU share of a nice-0 one, and a waking node thread preempts
+#: it), while a node that idles (most of the time) leaves the map all it needs
+MAP_NICE = 10
 
 
 def write_frame(sock: socket.socket, kind: bytes, *parts: bytes) -> None:
@@ -313,6 +318,8 @@ def _serve(sock: socket.socket) -> int:
     from fusion.web.server import WebServer, name_os_thread
 
     name_os_thread("bf-web")
+    with contextlib.suppress(OSError):
+        os.nice(MAP_NICE)
     stream = sock.makefile("rb")
     spec = read_frame(stream)
     if spec is None or spec[0] != _SPEC:
