@@ -205,7 +205,8 @@ def _is_our_map_child(proc: Path) -> bool:
     """A ``fusion.web.process`` child of this test process still alive (start-up failures leave none)."""
     try:
         stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        return int(stat[1]) == os.getpid() and stat[0] != "Z" and b"fusion.web.process" in (proc / "cmdline").read_bytes()
+        alive = int(stat[1]) == os.getpid() and stat[0] != "Z"
+        return alive and b"fusion.web.process" in (proc / "cmdline").read_bytes()
     except OSError:
         return False
 

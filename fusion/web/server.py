@@ -1,17 +1,18 @@
 """The live map's server: aiohttp in its own thread and event loop.
 
 The live node runs it in a process of its own (:mod:`fusion.web.process`), ``replay
---web`` beside its player.  Whoever feeds it only hands things over
-(:meth:`WebServer.on_snapshot` or, as JSON, :meth:`~WebServer.on_snapshot_json`, :meth:`~WebServer.on_alerts`, :meth:`~WebServer.on_status`, :meth:`~WebServer.on_ack`):
+--web`` beside its player. Whoever feeds it only hands things over
+(:meth:`WebServer.on_snapshot` or, as JSON, :meth:`~WebServer.on_snapshot_json`,
+:meth:`~WebServer.on_alerts`, :meth:`~WebServer.on_status`, :meth:`~WebServer.on_ack`):
 each call stores its item under a lock in a bounded place — the newest snapshot (one
-slot), the alerts (a bounded deque), the newest status — and wakes the web loop at
-most once, so the node never waits for a browser and memory stays bounded whatever
-the browsers do.  The web thread compacts and encodes each track once per snapshot
-(only when a browser is ready for it: connected and done drawing the one before), and
-joins the tracks each agency may see into one frame for all that agency's browsers;
-each browser then has one snapshot slot (a slow browser skips to the newest
-snapshot, it never works through a backlog) and a bounded queue of alerts and acks
-(a browser that lets it fill is disconnected: it reloads, gets the current picture).
+slot), the alerts (a bounded deque), the newest status — and wakes the web loop at most
+once, so the node never waits for a browser and memory stays bounded whatever the
+browsers do. The web thread compacts and encodes each track once per snapshot (only when
+a browser is ready for it: connected and done drawing the one before), and joins the
+tracks each agency may see into one frame for all that agency's browsers; each browser
+then has one snapshot slot (a slow browser skips to the newest snapshot, it never works
+through a backlog) and a bounded queue of alerts and acks (a browser that lets it fill
+is disconnected: it reloads, gets the current picture).
 
 Routes: ``/`` the MapLibre page, ``/lite`` the Leaflet page, ``/static/…`` their
 files (vendored, fixed MIME types), ``/ws`` the feed (``?token=…`` when a tokens
