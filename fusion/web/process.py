@@ -143,7 +143,10 @@ class MapProcess:
 
     def __init__(self, site: Site, config: WebConfig, *, acks: Path, publish_ack: Callable[[Ack], None] | None = None,
                  listen: str | None = None) -> None:
-        self._what = (site, config, acks)
+        try:  # checked here, at start-up: what the child is sent to serve
+            self._what = pickle.dumps((site, config, acks))
+        except (pickle.PicklingError, TypeError, AttributeError) as error:
+            raise ConfigError(f"{site.path}: web: the site cannot be handed to the map process: {error}") from None
         self._listen = listen  # after the first start: the address it got (a restart keeps the URL)
         self.publish_ack = publish_ack
         self._pending = _Pending(config.recent_alerts)
@@ -179,7 +182,7 @@ class MapProcess:
         stream = ours.makefile("rb")
         why = ""
         try:
-            write_frame(ours, _SPEC, pickle.dumps((*self._what, self._listen, logging.getLogger().getEffectiveLevel())))
+            write_frame(ours, _SPEC, pickle.dumps((self._what, self._listen, logging.getLogger().getEffectiveLevel())))
             ours.settimeout(_START_TIMEOUT_S)
             answer = read_frame(stream)
             ours.settimeout(None)
@@ -324,7 +327,8 @@ def _serve(sock: socket.socket) -> int:
     spec = read_frame(stream)
     if spec is None or spec[0] != _SPEC:
         return 2
-    site, config, acks, listen, level = pickle.loads(spec[1])  # from our own parent, over a private socket pair
+    what, listen, level = pickle.loads(spec[1])  # from our own parent, over a private socket pair
+    site, config, acks = pickle.loads(what)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     send_lock = threading.Lock()
 
