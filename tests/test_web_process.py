@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -239,3 +240,35 @@ def test_the_writer_sends_the_newest_snapshot_only_urgent_frames_first_and_the_r
     assert not pending.waiting() and pending.take() == []
     pending.resend = True  # a new child
     assert pending.take() == [(_ALERTS, (b"[2]",)), (_ALERTS, (b"[3]",)), (_STATUS, (b'{"n": 499}',))]
+
+
+def test_a_killed_node_leaves_no_map_process_holding_its_port(tmp_path):
+    """kill -9 of the node: its map process sees the socket close and ends, so a restarted node can listen."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    site = web_site(tmp_path, f'listen = "127.0.0.1:{port}"')
+    script = ("import sys, time\nfrom fusion.config import load_site\nfrom fusion.web.sinks import node_sinks\n"
+              f"(sink,) = node_sinks(load_site({str(site.path)!r}))\n"
+              "print(sink._process.pid, flush=True)\ntime.sleep(60)\n")
+    node = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    child = None
+    try:
+        child = int(node.stdout.readline())
+        node.kill()
+        node.wait(10)
+        assert _wait(lambda: not Path(f"/proc/{child}").exists() or
+                     (Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"), 10), \
+            "the map process outlived its node"
+        with socket.socket() as again:  # the address is free for the next node
+            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            again.bind(("127.0.0.1", port))
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait()
+        if child is not None and Path(f"/proc/{child}").exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
