@@ -24,8 +24,10 @@ Measured per run (one JSON line each):
 * alert latency p50/p99/max, as ``live_latency`` measures it (an agency subscriber's
   receive time − the alert's ``raised_t``);
 * ``node_cpu_per_s``: the node process's CPU (all threads) per second of traffic, and
-  ``web_thread_cpu_per_s``: that of its map server thread alone (named ``bf-web``), so
-  the web server's own cost is read directly and as the difference between conditions;
+  ``web_cpu_per_s``: that of its map server alone — its process (``fusion.web.process``,
+  the node's child, named ``bf-web``), or, in a node that runs it as a thread, that thread
+  (also named ``bf-web``) — so the web server's own cost is read directly and as the
+  difference between conditions;
 * the browsers' lag, per snapshot each page took: ``received − produced`` (the page
   holds the snapshot: parsed, in its state) and ``drawn − produced`` (handed to the map
   library), where ``produced`` is the node's wall clock when it handed the snapshot to
@@ -75,6 +77,21 @@ bandwidth, and the other engineers' jobs on the machine (note ``load`` in each l
 
     python benchmarks/web_latency.py [--pairs 3] [--seconds 20] [--targets 2000] [--page ''|lite]
                                      [--conditions none,readers,browsers]
+
+``--stall``: the map's hold on the node's own thread, without the broker, the tracker, the
+publisher or the browsers' CPU (what the end-to-end runs cannot separate on a busy shared
+machine).  A loop thread stands for the node's: an item of ~0.1 ms of pure-Python work falls
+due every millisecond (as messages arrive; the loop idles ~90 % of the time, as the node
+does) and it records each item's latency (done − due), and once a second hands a pre-encoded
+2,000-track snapshot (the demo site's area, two agencies' tokens, two bare readers on the
+feed as in ``readers``) to the map as the node does.  Conditions, alternated per round:
+``none`` (no map), ``thread`` (the map server as a thread of this process, handed the
+snapshot decoded to a dict in the loop: the node before the map had a process of its own),
+``thread_json`` (the same thread handed the JSON bytes, decoded by the map thread: what
+sharing the interpreter costs by itself), ``process``
+(:class:`fusion.web.process.MapProcess`, handed the JSON bytes: the node now).
+An item late by more than its own ~0.1 ms waited for the loop (the hand-over), the GIL or
+the CPU: p99/max and the items over 2 ms and 5 ms tell how much the map held the loop up.
 """
 
 from __future__ import annotations
@@ -103,7 +120,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from live_latency import PER_RADAR, PREFIX, cpu_seconds, mosquitto, percentiles, publisher, write_site  # noqa: E402
 
 AGENCIES = ("agency-a", "agency-b")
-WEB_THREAD = "bf-web"  # the map server thread's name (fusion.web.server)
+WEB_THREAD = "bf-web"  # the map server thread's name (fusion.web.server), in a node that has one
 POLL_S = 0.1  # how often the browser child reads each page's status
 
 
@@ -240,6 +257,15 @@ def thread_cpu_seconds(pid: int, name: str) -> float | None:
     return None
 
 
+def map_cpu_seconds(node_pid: int) -> float | None:
+    """CPU seconds of the node's map server: its child processes (the map process), or its ``bf-web``
+    thread in a node that serves the map from a thread; None if it has neither."""
+    children = process_tree(node_pid) - {node_pid}
+    if children:
+        return tree_cpu_seconds(node_pid) - cpu_seconds(node_pid)
+    return thread_cpu_seconds(node_pid, WEB_THREAD)
+
+
 @contextlib.contextmanager
 def viewers(kind: str, urls: list[str], core: int):
     """The viewers' child (``kind``: browsers or readers) under ``nice -n 19 taskset -c core`` (see the
@@ -319,13 +345,13 @@ def run_once(condition: str, n_targets: int, seconds: float, page: str, core: in
             with attach as (child, seen):
                 ready, stats = mp.Event(), mp.Queue()
                 pub = mp.Process(target=publisher, args=(port, n_targets, seconds, ready, stats, False))
-                cpu0, web0 = cpu_seconds(node.pid), thread_cpu_seconds(node.pid, WEB_THREAD)
+                cpu0, web0 = cpu_seconds(node.pid), map_cpu_seconds(node.pid)
                 browser0 = tree_cpu_seconds(child.pid) if child else 0.0
                 pub.start()
                 sent = stats.get(timeout=seconds + 120)
                 pub.join()
                 time.sleep(6.0)  # the node catches up (as live_latency)
-                cpu1, web1 = cpu_seconds(node.pid), thread_cpu_seconds(node.pid, WEB_THREAD)
+                cpu1, web1 = cpu_seconds(node.pid), map_cpu_seconds(node.pid)
                 browser1 = tree_cpu_seconds(child.pid) if child else 0.0
         finally:
             node.terminate()
@@ -338,7 +364,7 @@ def run_once(condition: str, n_targets: int, seconds: float, page: str, core: in
            "sent_det_per_s": round(sent["sent_detections"] / sent["elapsed_s"]), "alerts": int(lat_ms.size),
            **percentiles("latency", lat_ms),
            "node_cpu_per_s": round((cpu1 - cpu0) / seconds, 3),
-           "web_thread_cpu_per_s": round((web1 - web0) / seconds, 3) if web0 is not None and web1 is not None else None,
+           "web_cpu_per_s": round((web1 - web0) / seconds, 3) if web0 is not None and web1 is not None else None,
            "publisher_late_ticks": sent["late_ticks"]}
     if condition != "none":
         snaps = [s for page_snaps in seen["snapshots"] for s in page_snaps]
@@ -356,13 +382,107 @@ def run_once(condition: str, n_targets: int, seconds: float, page: str, core: in
     return out
 
 
+# -- --stall: the map's hold on the loop thread, nothing else ----------------------------------
+STALL_CONDITIONS = ("none", "thread", "thread_json", "process")
+ITEMS_PER_S = 1000  # --stall: work items due per second (each ~0.1 ms: the loop idles ~90 % as the node does)
+
+
+def _work_item() -> None:
+    """~0.1 ms of pure-Python work (holds the GIL throughout, as decoding and tracking glue do)."""
+    total = 0
+    for i in range(1500):
+        total += i * i
+
+
+def stall_once(condition: str, n_targets: int, seconds: float, core: int) -> dict:
+    """One run of ``--stall`` (see the module's docstring)."""
+    import msgspec
+
+    from fusion.config import load_site
+    from fusion.web import AckStore, WebServer
+    from fusion.web.process import MapProcess
+    from fusion.web.sinks import hand_snapshot
+    from tests.broker import write_site as write_demo_site
+    from tests.test_web_browser import synthetic_tracks
+
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        path = write_demo_site(tmp / "site", 1883, outbox=tmp / "outbox")
+        tokens = {agency: secrets.token_hex(16) for agency in AGENCIES}
+        (tmp / "site" / "tokens.toml").write_text("".join(
+            f'[[operator]]\ntoken = "{token}"\nagency = "{agency}"\n\n' for agency, token in tokens.items()))
+        (tmp / "site" / "tokens.toml").chmod(0o600)
+        path.write_text(path.read_text() + '\n[web]\nlisten = "127.0.0.1:0"\ntokens = "tokens.toml"\n')
+        site = load_site(path)
+        rng = np.random.default_rng(0)
+        base = np.column_stack([rng.uniform(-8000, 8000, n_targets), rng.uniform(-7000, 7000, n_targets)])
+        payloads = [msgspec.json.encode({"node_id": "edge-1", "t": float(t),
+                                         "tracks": synthetic_tracks(n_targets, t, rng, base)})
+                    for t in range(int(seconds) + 1)]
+        server = None
+        if condition in ("thread", "thread_json"):
+            server = WebServer(site, site.config.web, acks=AckStore(tmp / "acks.sqlite")).start()
+        elif condition == "process":
+            server = MapProcess(site, site.config.web, acks=tmp / "acks.sqlite").start()
+        try:
+            urls = [f"{server.url}?token={tokens[a]}" for a in AGENCIES] if server else []
+            attach = viewers("readers", urls, core) if server else contextlib.nullcontext((None, {}))
+            with attach as (_, seen):
+                late_ms: list[float] = []
+                cpu0 = time.process_time()
+                started = time.perf_counter()
+                for t, payload in enumerate(payloads[:-1]):
+                    if condition == "thread":
+                        server.on_snapshot(msgspec.json.decode(payload))  # as the node did: decoded in its loop
+                    elif server is not None:
+                        hand_snapshot([server], payload)  # the JSON as it is (decoded by the map, if at all)
+                    for k in range(ITEMS_PER_S):  # one item due every 1/ITEMS_PER_S s, as messages arrive
+                        due = started + t + k / ITEMS_PER_S
+                        wait = due - time.perf_counter()
+                        if wait > 0:
+                            time.sleep(wait)
+                        _work_item()
+                        late_ms.append((time.perf_counter() - due) * 1000.0)  # done − due: its latency
+                cpu = time.process_time() - cpu0
+        finally:
+            if server is not None:
+                server.close()
+    d = np.array(late_ms)
+    out = {"bench": "web_stall", "condition": condition, "targets": n_targets, "seconds": seconds,
+           "load_1min": round(load, 2), "items": int(d.size),
+           **{f"item_{key}_ms": round(float(np.percentile(d, q)), 3) for key, q in (("p50", 50), ("p99", 99),
+                                                                                     ("max", 100))},
+           "items_over_2ms": int(np.sum(d > 2.0)), "items_over_5ms": int(np.sum(d > 5.0)),
+           "process_cpu_per_s": round(cpu / seconds, 3)}
+    if server is not None:
+        snaps = [s for page_snaps in seen["snapshots"] for s in page_snaps]
+        held = np.array([s["received"] - s["produced"] for s in snaps]) * 1000.0
+        out.update({"snapshots_taken": [len(p) for p in seen["snapshots"]], "tracks_on_page": seen["tracks"],
+                    **percentiles("page_held_lag", held),
+                    "page_held_within_1s": round(float(np.mean(held <= 1000.0)), 3) if held.size else None})
+    return out
+
+
+def stall_summary(results: list[dict], conditions: list[str]) -> dict:
+    out: dict = {"bench": "web_stall_summary", "runs_per_condition": sum(r["condition"] == "none" for r in results)}
+    for condition in conditions:
+        mine = [r for r in results if r["condition"] == condition]
+        out[condition] = {key: round(statistics.median(r[key] for r in mine), 3)
+                          for key in ("item_p50_ms", "item_p99_ms", "item_max_ms", "items_over_2ms", "items_over_5ms",
+                                      "process_cpu_per_s") + (("page_held_lag_p50_ms", "page_held_lag_p99_ms")
+                                                              if condition != "none" else ())}
+    out["load_1min"] = [r["load_1min"] for r in results]
+    return out
+
+
 def summary(results: list[dict], conditions: list[str]) -> dict:
     """Medians per condition; p99 and CPU of each viewing condition against ``none``, overall and per round."""
     def median(condition: str, key: str):
         values = [r[key] for r in results if r["condition"] == condition and r.get(key) is not None]
         return round(statistics.median(values), 3) if values else None
 
-    keys = ("latency_p50_ms", "latency_p99_ms", "node_cpu_per_s", "web_thread_cpu_per_s")
+    keys = ("latency_p50_ms", "latency_p99_ms", "node_cpu_per_s", "web_cpu_per_s")
     view_keys = ("page_held_lag_p50_ms", "page_held_lag_p99_ms", "node_sent_lag_p50_ms", "node_sent_lag_p99_ms",
                  "page_drawn_lag_p50_ms", "page_drawn_lag_p99_ms", "page_held_within_1s", "viewers_cpu_per_s")
     out: dict = {"bench": "web_latency_summary", "runs_per_condition": sum(r["condition"] == "none" for r in results)}
@@ -377,7 +497,7 @@ def summary(results: list[dict], conditions: list[str]) -> dict:
                   for by in ({r["condition"]: r for r in one} for one in rounds) if condition in by and "none" in by]
         out[f"p99_ratio_{condition}_per_round"] = [round(x, 3) for x in ratios]
         out[f"p99_ratio_{condition}_median_of_rounds"] = round(statistics.median(ratios), 3) if ratios else None
-        for key in ("node_cpu_per_s", "web_thread_cpu_per_s"):  # the web server's cost of two viewers, both ways
+        for key in ("node_cpu_per_s", "web_cpu_per_s"):  # the web server's cost of two viewers, both ways
             with_, without = out[condition][key], out["none"][key]
             out[f"{key}_{condition}_minus_none"] = round(with_ - without, 3) if None not in (with_, without) else None
     out["load_1min"] = [r["load_1min"] for r in results]
@@ -395,6 +515,8 @@ def main() -> None:
                         help="run in this order in each round; 'none' first (default none,readers,browsers)")
     parser.add_argument("--browser-core", type=int, default=os.cpu_count() - 1,
                         help="the one core the viewers may use (default: the last)")
+    parser.add_argument("--stall", action="store_true",
+                        help="measure the map's hold on the node's loop thread alone (see the docstring)")
     parser.add_argument("--browsers-child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--readers-child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -402,6 +524,15 @@ def main() -> None:
         return browser_child(args.browsers_child)
     if args.readers_child:
         return reader_child(args.readers_child)
+    if args.stall:
+        sys.path.insert(0, str(ROOT))
+        results = []
+        for _ in range(args.pairs):
+            for condition in STALL_CONDITIONS:
+                results.append(stall_once(condition, args.targets, args.seconds, args.browser_core))
+                print(json.dumps(results[-1]), flush=True)
+        print(json.dumps(stall_summary(results, list(STALL_CONDITIONS))), flush=True)
+        return
     conditions = args.conditions.split(",")
     if conditions[0] != "none" or not set(conditions) <= {"none", "readers", "browsers"}:
         parser.error(f"--conditions: expected 'none' then readers and/or browsers, got {args.conditions!r}")

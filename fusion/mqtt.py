@@ -479,12 +479,12 @@ class _Live:
         self.snapshots.extend(out.snapshots)
         # track snapshots wait while input is queued (they cost ~10 ms per 1,000 tracks), but not forever
         while self.snapshots and (self.inbox.empty() or len(self.snapshots) > _MAX_DEFERRED_SNAPSHOTS):
-            snapshot = self.snapshots.popleft()
-            self._publish_snapshot(bulk, snapshot.to_json())
-            if self.sinks:  # the map's feed takes the snapshot as a dict (decoded from the same JSON)
-                as_dict = snapshot.to_dict()
-                for sink in self.sinks:
-                    sink.on_snapshot(as_dict)
+            payload = self.snapshots.popleft().to_json()
+            self._publish_snapshot(bulk, payload)
+            if self.sinks:  # the same JSON; decoded to a dict only for a sink that needs one
+                from fusion.web.sinks import hand_snapshot
+
+                hand_snapshot(self.sinks, payload)
 
     def _status(self, state: str = "online") -> dict:
         status = self.pipeline.status(time.time())

@@ -72,7 +72,7 @@ class ReplayPlayer:
         if out.alerts:
             self.server.on_alerts([a.to_dict() for a in out.alerts])
         if out.snapshots:
-            self.server.on_snapshot(out.snapshots[-1].to_dict())
+            self.server.on_snapshot_json(out.snapshots[-1].to_json())  # decoded by the server if a browser takes it
 
     def control(self, action: str, value) -> None:
         if action == "play":

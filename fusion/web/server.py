@@ -1,16 +1,18 @@
-"""The live map's server: aiohttp in its own thread and event loop inside the node.
+"""The live map's server: aiohttp in its own thread and event loop.
 
-The node's loop only hands things over (:meth:`WebServer.on_snapshot`,
+The live node runs it in a process of its own (:mod:`fusion.web.process`), ``replay
+--web`` beside its player. Whoever feeds it only hands things over
+(:meth:`WebServer.on_snapshot` or, as JSON, :meth:`~WebServer.on_snapshot_json`,
 :meth:`~WebServer.on_alerts`, :meth:`~WebServer.on_status`, :meth:`~WebServer.on_ack`):
 each call stores its item under a lock in a bounded place — the newest snapshot (one
-slot), the alerts (a bounded deque), the newest status — and wakes the web loop at
-most once, so the node never waits for a browser and memory stays bounded whatever
-the browsers do.  The web thread compacts and encodes each track once per snapshot
-(only when a browser is ready for it: connected and done drawing the one before), and
-joins the tracks each agency may see into one frame for all that agency's browsers;
-each browser then has one snapshot slot (a slow browser skips to the newest
-snapshot, it never works through a backlog) and a bounded queue of alerts and acks
-(a browser that lets it fill is disconnected: it reloads, gets the current picture).
+slot), the alerts (a bounded deque), the newest status — and wakes the web loop at most
+once, so the node never waits for a browser and memory stays bounded whatever the
+browsers do. The web thread compacts and encodes each track once per snapshot (only when
+a browser is ready for it: connected and done drawing the one before), and joins the
+tracks each agency may see into one frame for all that agency's browsers; each browser
+then has one snapshot slot (a slow browser skips to the newest snapshot, it never works
+through a backlog) and a bounded queue of alerts and acks (a browser that lets it fill
+is disconnected: it reloads, gets the current picture).
 
 Routes: ``/`` the MapLibre page, ``/lite`` the Leaflet page, ``/static/…`` their
 files (vendored, fixed MIME types), ``/ws`` the feed (``?token=…`` when a tokens
@@ -55,7 +57,7 @@ from fusion.web.acks import ACK_STATES, Ack, AckStore
 from fusion.web.views import ALL, ELLIPSE_SIGMA_SCALE, AgencyView, Operator, agency_views, compact_tracks, \
     find_operator, load_tokens
 
-__all__ = ["WebServer", "STATIC_DIR", "parse_listen"]
+__all__ = ["WebServer", "STATIC_DIR", "parse_listen", "name_os_thread"]
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -95,7 +97,10 @@ class _Compact:
     north_m: np.ndarray
 
     @classmethod
-    def of(cls, snapshot: dict, produced: float) -> _Compact:
+    def of(cls, snapshot: dict | bytes, produced: float) -> _Compact:
+        """``snapshot`` as a dict or as its JSON (decoded here, in the web thread, only once a browser needs it)."""
+        if not isinstance(snapshot, dict):
+            snapshot = msgspec.json.decode(snapshot)
         tracks, east, north = compact_tracks(snapshot.get("tracks", []))
         return cls(snapshot["t"], produced, [_encode(track) for track in tracks], east, north)
 
@@ -153,7 +158,7 @@ class WebServer:
         self.acks = acks if isinstance(acks, AckStore) else AckStore(acks)  # opened once everything is checked
         # handed over by the node, under _lock
         self._lock = threading.Lock()
-        self._pending_snapshot: tuple[dict, float] | None = None
+        self._pending_snapshot: tuple[dict | bytes, float] | None = None
         self._pending_alerts: collections.deque = collections.deque(maxlen=_MAX_PENDING_ALERTS)
         self._pending_acks: collections.deque = collections.deque(maxlen=_MAX_PENDING_ALERTS)
         self._pending_status: dict | None = None
@@ -164,7 +169,7 @@ class WebServer:
         # the web thread's own
         self._clients: set[_Client] = set()
         self._recent: collections.deque = collections.deque(maxlen=config.recent_alerts)
-        self._snapshot: tuple[dict, float] | None = None  # the newest snapshot and when it was handed over
+        self._snapshot: tuple[dict | bytes, float] | None = None  # the newest snapshot and when it was handed over
         self._latest: _Compact | None = None  # it compacted for the page (made when a browser needs it)
         self._frames: dict[str, str] = {}  # newest snapshot frame per view
         self._status: dict | None = None
@@ -210,7 +215,7 @@ class WebServer:
         self.acks.close()
 
     def _run(self) -> None:
-        _name_os_thread("bf-web")
+        name_os_thread("bf-web")
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
@@ -253,8 +258,13 @@ class WebServer:
 
     def on_snapshot(self, snapshot: dict) -> None:
         """A track snapshot (interface §3.1); only the newest not yet taken is kept."""
+        self.on_snapshot_json(snapshot)
+
+    def on_snapshot_json(self, snapshot: bytes | dict, produced: float | None = None) -> None:
+        """A track snapshot as its interface §3.1 JSON (or a dict), handed over at wall time ``produced``
+        (None: now); it is decoded in the web thread, and only if a browser takes it."""
         with self._lock:
-            self._pending_snapshot = (snapshot, time.time())
+            self._pending_snapshot = (snapshot, time.time() if produced is None else produced)
             self._wake()
 
     def on_alerts(self, alerts: list[dict]) -> None:
@@ -485,7 +495,7 @@ class WebServer:
             raise ValueError("control: too many controls at once; try again") from None
 
 
-def _name_os_thread(name: str) -> None:
+def name_os_thread(name: str) -> None:
     """Give the calling thread ``name`` in the OS (Linux ``prctl(PR_SET_NAME)``; ``top -H`` and
     ``/proc/PID/task/*/comm`` show it, so the map server's CPU can be told from the node's)."""
     with contextlib.suppress(OSError, AttributeError):

@@ -5,7 +5,7 @@
 //   .tracks   copies of the tracks of the newest snapshot this browser received
 //   .alerts   copies of the alerts this browser holds (the newest ALERTS_HELD), newest first, each with its ack state
 //   .status   the node's newest status, plus {connected, view, snapshot_t, snapshot_produced (node's
-//             wall clock when it handed the snapshot over), snapshot_sent (node's wall clock when it made
+//             wall clock when it handed the snapshot over), snapshot_sent (map server's wall clock when it made
 //             the frame for this view), snapshot_received, snapshot_drawn, frames}
 //   .replay   the replay state (null outside replay mode)
 //   .ready    true once the first 'hello' frame has arrived
