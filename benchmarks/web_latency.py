@@ -76,7 +76,12 @@ draws when data or the view changes.  What this cannot isolate: caches and memor
 bandwidth, and the other engineers' jobs on the machine (note ``load`` in each line).
 
     python benchmarks/web_latency.py [--pairs 3] [--seconds 20] [--targets 2000] [--page ''|lite]
-                                     [--conditions none,readers,browsers]
+                                     [--conditions none,readers,browsers] [--node-cores 0] [--stall]
+
+``--node-cores 0`` pins everything but the viewers to core 0 (the viewers keep the last
+core): the browsers then stand for remote workstations exactly, using none of the node's
+CPU, and what is left between the conditions is the map's own cost (its process shares
+the node's core) and the loopback traffic.  The node then has one core in every condition.
 
 ``--stall``: the map's hold on the node's own thread, without the broker, the tracker, the
 publisher or the browsers' CPU (what the end-to-end runs cannot separate on a busy shared
@@ -515,6 +520,10 @@ def main() -> None:
                         help="run in this order in each round; 'none' first (default none,readers,browsers)")
     parser.add_argument("--browser-core", type=int, default=os.cpu_count() - 1,
                         help="the one core the viewers may use (default: the last)")
+    parser.add_argument("--node-cores", default="",
+                        help="comma-separated cores for everything but the viewers (the node, its map process, "
+                             "the broker, publisher and subscribers), e.g. 0: the viewers then use none of the "
+                             "node's CPU, as remote workstations would (default: not pinned)")
     parser.add_argument("--stall", action="store_true",
                         help="measure the map's hold on the node's loop thread alone (see the docstring)")
     parser.add_argument("--browsers-child", nargs="+", help=argparse.SUPPRESS)
@@ -533,6 +542,11 @@ def main() -> None:
                 print(json.dumps(results[-1]), flush=True)
         print(json.dumps(stall_summary(results, list(STALL_CONDITIONS))), flush=True)
         return
+    if args.node_cores:
+        cores = {int(c) for c in args.node_cores.split(",")}
+        if args.browser_core in cores:
+            parser.error(f"--node-cores: {args.node_cores} includes the viewers' core {args.browser_core}")
+        os.sched_setaffinity(0, cores)  # inherited by every child started from here on; the viewers' taskset overrides
     conditions = args.conditions.split(",")
     if conditions[0] != "none" or not set(conditions) <= {"none", "readers", "browsers"}:
         parser.error(f"--conditions: expected 'none' then readers and/or browsers, got {args.conditions!r}")
