@@ -360,8 +360,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "a fixed 110 s scenario fed at 4x real time; --duration and --web do not apply)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("run", help="the live pipeline against the MQTT broker of the site config")
-    p.add_argument("--config", required=True, metavar="SITE.toml")
+    p = sub.add_parser(
+        "run", help="the live pipeline against the MQTT broker of the site config",
+        description="Subscribe to PREFIX/raw/+/+ on the site's broker ([mqtt]), track, and publish track "
+                    "snapshots (PREFIX/tracks), alerts to each agency (PREFIX/alerts/{agency}, through an "
+                    "on-disk outbox: none is lost), rejected input with its reason (PREFIX/rejected) and the "
+                    "node's status (PREFIX/status/{node}). Optional, by the site file: the live map ([web], "
+                    "served by a child process), the TAK feed ([outputs.cot]), partner agreements "
+                    "([[federation.partners]]) and crash recovery ([checkpoint]). Stops on Ctrl-C or SIGTERM "
+                    "after draining. Exit 2: bad site file (the message names the file and field).",
+        epilog=f"Topics, payloads and every site key: {CONTRACT}, sections 3 and 5.")
+    p.add_argument("--config", required=True, metavar="SITE.toml", help="the site file (validate-config checks it)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("replay", help="feed a recorded log through the pipeline (or re-publish it)")
