@@ -202,3 +202,23 @@ def test_simulated_sector_messages_are_accepted_and_tracks_hold(tmp_path, demo_s
     whole, sectors = scores["whole"], scores["sectors"]
     assert sectors["gospa"]["mean"] < 1.3 * whole["gospa"]["mean"] + 5.0, (whole, sectors)
     assert sectors["gospa"]["mean"] < 90.0, sectors
+
+
+def test_a_held_sector_scan_keeps_its_sector_through_a_checkpoint():
+    """The reorder buffer's export/import (the node's checkpoint) carries the sector; a state written
+    before sectors existed reads back as whole-circle scans."""
+    from sensors.reorder import ReorderBuffer
+
+    sector = (math.radians(350.0), math.radians(20.0))
+    original = ReorderBuffer(window_s=5.0)
+    original.push(make_scan(10.0, np.array([[1.0, 2.0]]), np.eye(2)[None], coverage_radius_m=9000.0,
+                            coverage_sector_rad=sector), 10.1)
+    arrays, meta = original.export_state()
+    restored = ReorderBuffer(window_s=5.0)
+    restored.import_state(arrays, meta)
+    assert restored.drain()[0].coverage_sector_rad == sector
+    for held in meta["held"]:
+        del held["coverage_sector_rad"]
+    old = ReorderBuffer(window_s=5.0)
+    old.import_state(arrays, meta)
+    assert old.drain()[0].coverage_sector_rad == (0.0, math.tau)
