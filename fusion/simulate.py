@@ -172,6 +172,15 @@ def split_scan(plots: list[dict], fits) -> list[dict]:
     raise ValueError(f"a radar scan of {len(plots)} plots does not fit the payload limit in any number of sectors")
 
 
+def _fits(encoder: msgspec.json.Encoder, head: dict, max_payload_bytes: int):
+    """A predicate: does a message of ``head`` and this body fit the payload and plot limits?  The
+    ``seq`` is counted at its widest (20 digits), so any seq it is given later fits too."""
+    def fits(body: dict) -> bool:
+        size = len(encoder.encode({**head, "seq": 10**19, **body}))
+        return size <= max_payload_bytes and len(body.get("plots", ())) <= MAX_PLOTS
+    return fits
+
+
 def sensor_messages(site: Site, truth: Truth, seed: int, duration_s: float,
                     max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> Iterator[tuple[float, str, bytes]]:
     """(t_rx, topic, payload) for every sensor, in receive order; a radar scan larger than
@@ -197,13 +206,8 @@ def sensor_messages(site: Site, truth: Truth, seed: int, duration_s: float,
         seq = 0
         for t, body in gen:
             head = {"sensor_id": sensor.spec.id, "t": round(t, 3)}
-
-            def fits(part: dict) -> bool:
-                # the seq's digits (at most 20) are counted as if they were all there
-                size = len(encoder.encode({**head, "seq": 10**19, **part}))
-                return size <= max_payload_bytes and len(part.get("plots", ())) <= MAX_PLOTS
-
-            for part in (split_scan(body["plots"], fits) if kind == "radar" else [body]):
+            parts = split_scan(body["plots"], _fits(encoder, head, max_payload_bytes)) if kind == "radar" else [body]
+            for part in parts:
                 delay = min(0.05 + rng.exponential(0.25), 2.0)
                 payload = encoder.encode({**head, "seq": seq, **part})
                 pending.append((round(t + delay, 3), order, f"{prefix}/raw/{kind}/{sensor.spec.id}", payload))
