@@ -7,6 +7,11 @@ radius (and rarely by themselves); drones orbit a patrol circle and report
 geolocated detections inside their camera footprint.  Each message reaches the
 pipeline after a random network delay (0.05 s plus an exponential tail, at most
 2 s), so arrivals are slightly out of order; the log is written in receive order.
+
+A radar scan whose message would be larger than the payload limit (256 KiB, interface
+§2.4) or hold more plots than a message may is sent as the fewest equal sectors whose
+messages all fit (``sector_deg``, interface §2.1: [0, 180] and [180, 360], then thirds,
+…), one message and ``seq`` each, all stamped with the scan's time.
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ import shapely
 from fusion.config import Site
 from fusion.logio import LogWriter
 from fusion.scenario import Truth, make_scenario
+from sensors.ingest import MAX_PAYLOAD_BYTES
 from sensors.normalize import CEP_TO_SIGMA, SensorModel
-from sensors.schema import CLASSES
+from sensors.schema import CLASSES, MAX_PLOTS
+from sensors.sector import in_sector_deg, sector_span_deg, sector_split_deg
 from sensors.specs import DroneSpec, GroundSpec, RadarSpec
 
-__all__ = ["simulate", "sensor_messages", "default_area", "default_targets", "write_truth", "DEFAULT_T0"]
+__all__ = ["simulate", "sensor_messages", "default_area", "default_targets", "write_truth", "split_scan",
+           "DEFAULT_T0"]
 
 DEFAULT_T0 = 1795000000.0
 _MODALITIES = ("seismic", "acoustic", "infrared", "magnetic")
@@ -141,8 +149,42 @@ def _drone(sensor: SensorModel, truth: Truth, rng, t_start: float, t_end: float,
         t += spec.report_period_s
 
 
-def sensor_messages(site: Site, truth: Truth, seed: int, duration_s: float) -> Iterator[tuple[float, str, bytes]]:
-    """(t_rx, topic, payload) for every sensor, in receive order."""
+def split_scan(plots: list[dict], fits) -> list[dict]:
+    """One radar scan's plots → message bodies: the whole scan when ``fits({"plots": plots})``, else
+    the fewest equal sectors (:func:`~sensors.sector.sector_split_deg`) whose bodies all fit, each with
+    its ``sector_deg`` and the plots within it (a plot on a border goes to the first sector holding it).
+    Sectors are tried up to one per plot; an empty sector is still sent (the radar looked there)."""
+    whole = {"plots": plots}
+    if fits(whole):
+        return [whole]
+    azimuth = np.array([p["azimuth_deg"] for p in plots], dtype=np.float64)
+    for parts in range(2, max(2, len(plots)) + 1):
+        free = np.ones(len(plots), bool)
+        bodies = []
+        for from_deg, to_deg in sector_split_deg(parts):
+            mine = free & in_sector_deg(azimuth, *sector_span_deg(from_deg, to_deg))
+            free &= ~mine
+            bodies.append({"sector_deg": [from_deg, to_deg], "plots": [plots[j] for j in np.flatnonzero(mine)]})
+            if not fits(bodies[-1]):
+                break
+        else:
+            return bodies
+    raise ValueError(f"a radar scan of {len(plots)} plots does not fit the payload limit in any number of sectors")
+
+
+def _fits(encoder: msgspec.json.Encoder, head: dict, max_payload_bytes: int):
+    """A predicate: does a message of ``head`` and this body fit the payload and plot limits?  The
+    ``seq`` is counted at its widest (20 digits), so any seq it is given later fits too."""
+    def fits(body: dict) -> bool:
+        size = len(encoder.encode({**head, "seq": 10**19, **body}))
+        return size <= max_payload_bytes and len(body.get("plots", ())) <= MAX_PLOTS
+    return fits
+
+
+def sensor_messages(site: Site, truth: Truth, seed: int, duration_s: float,
+                    max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> Iterator[tuple[float, str, bytes]]:
+    """(t_rx, topic, payload) for every sensor, in receive order; a radar scan larger than
+    ``max_payload_bytes`` is sent as sectors (:func:`split_scan`)."""
     rng = np.random.default_rng(seed + 1)
     prefix = site.config.mqtt.prefix
     t_start, t_end = truth.t0, truth.t0 + duration_s
@@ -161,11 +203,16 @@ def sensor_messages(site: Site, truth: Truth, seed: int, duration_s: float) -> I
     order = 0
     for sensor, gen in streams:
         kind = sensor.kind
-        for seq, (t, body) in enumerate(gen):
-            delay = min(0.05 + rng.exponential(0.25), 2.0)
-            payload = encoder.encode({"sensor_id": sensor.spec.id, "t": round(t, 3), "seq": seq, **body})
-            pending.append((round(t + delay, 3), order, f"{prefix}/raw/{kind}/{sensor.spec.id}", payload))
-            order += 1
+        seq = 0
+        for t, body in gen:
+            head = {"sensor_id": sensor.spec.id, "t": round(t, 3)}
+            parts = split_scan(body["plots"], _fits(encoder, head, max_payload_bytes)) if kind == "radar" else [body]
+            for part in parts:
+                delay = min(0.05 + rng.exponential(0.25), 2.0)
+                payload = encoder.encode({**head, "seq": seq, **part})
+                pending.append((round(t + delay, 3), order, f"{prefix}/raw/{kind}/{sensor.spec.id}", payload))
+                order += 1
+                seq += 1
     pending.sort()
     for t_rx, _, topic, payload in pending:
         yield t_rx, topic, payload
@@ -208,8 +255,10 @@ def default_targets(duration_s: float) -> int:
 
 
 def simulate(site: Site, duration_s: float, out: str | Path, truth_path: str | Path | None = None,
-             seed: int = 0, n_targets: int | None = None, t0: float = DEFAULT_T0) -> dict:
-    """Write a log (and optionally the truth) for ``site``; returns counts for the summary."""
+             seed: int = 0, n_targets: int | None = None, t0: float = DEFAULT_T0,
+             max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> dict:
+    """Write a log (and optionally the truth) for ``site``; returns counts for the summary.
+    ``max_payload_bytes``: the largest message written (a radar scan beyond it goes as sectors)."""
     if not (math.isfinite(duration_s) and duration_s > 0):
         raise ValueError(f"duration_s: expected a finite number of seconds > 0, got {duration_s!r}")
     if n_targets is None:
@@ -220,7 +269,7 @@ def simulate(site: Site, duration_s: float, out: str | Path, truth_path: str | P
                           covered=covered_by_radar(site))
     messages = 0
     with LogWriter(out, site.name) as writer:
-        for t_rx, topic, payload in sensor_messages(site, truth, seed, duration_s):
+        for t_rx, topic, payload in sensor_messages(site, truth, seed, duration_s, max_payload_bytes):
             writer.write(t_rx, topic, payload)
             messages += 1
     truth_lines = write_truth(truth, site, truth_path) if truth_path else 0

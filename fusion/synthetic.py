@@ -86,7 +86,8 @@ def manoeuvre_scenario(n_targets: int, duration_s: float, half_width_m: float = 
 
 def make_scan(time: float, position: np.ndarray, covariance: np.ndarray, sensor_index: int = 0,
               coverage_center=(0.0, 0.0), coverage_radius_m: float = 0.0, pd: float = 0.9,
-              clutter_density: float = 0.0, can_initiate: bool = True, likelihood: np.ndarray | None = None) -> Scan:
+              clutter_density: float = 0.0, can_initiate: bool = True, likelihood: np.ndarray | None = None,
+              coverage_sector_rad: tuple[float, float] = (0.0, 2.0 * np.pi)) -> Scan:
     n = position.shape[0]
     nan = np.full(n, np.nan)
     return Scan(
@@ -95,7 +96,7 @@ def make_scan(time: float, position: np.ndarray, covariance: np.ndarray, sensor_
         line_of_sight=np.zeros((n, 2)),
         class_likelihood=np.full((n, N_CLASSES), 1.0 / N_CLASSES) if likelihood is None else likelihood,
         can_initiate=np.full(n, can_initiate), coverage_center=coverage_center, coverage_radius_m=coverage_radius_m,
-        detection_probability=pd, clutter_density=clutter_density,
+        detection_probability=pd, clutter_density=clutter_density, coverage_sector_rad=coverage_sector_rad,
     )
 
 

@@ -6,6 +6,7 @@ east/north frame, as contiguous numpy arrays checked once when it is made.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +35,9 @@ class Scan:
     Per scan: where the sensor looked (``coverage_center``, ``coverage_radius_m``;
     radius 0 means 'no statement about absent targets', as for ground sensors), its
     ``detection_probability`` there and the ``clutter_density`` of false detections
-    per m² inside the coverage.
+    per m² inside the coverage.  ``coverage_sector_rad`` = (start, width) narrows the
+    coverage to the bearings from its centre clockwise from ``start`` (local frame, from
+    the frame's north) through ``width``; width 2π (the default) is the whole circle.
     """
 
     sensor_id: str
@@ -52,6 +55,7 @@ class Scan:
     coverage_radius_m: float
     detection_probability: float
     clutter_density: float
+    coverage_sector_rad: tuple[float, float] = (0.0, math.tau)
 
     def __post_init__(self) -> None:
         n = self.position.shape[0]

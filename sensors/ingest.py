@@ -24,6 +24,7 @@ from sensors.batch import Scan
 from sensors.clocks import SensorClocks
 from sensors.normalize import DronePlacement, SensorModel, place_drone_report
 from sensors.schema import DECODERS, DroneReport, RadarScan
+from sensors.sector import in_sector_deg, sector_problem, sector_span_deg
 
 __all__ = ["Rejection", "Ingestor", "IngestLimits", "MAX_PAYLOAD_BYTES", "format_validation_error",
            "undecodable_reason"]
@@ -181,6 +182,25 @@ def _classification_problem(message) -> str | None:
     return None
 
 
+def _sector_problem(message) -> str | None:
+    """A radar message's ``sector_deg`` must be a sector, and hold every plot of the message
+    (a sector message reports that sector only, interface §2.1; ends included)."""
+    if not isinstance(message, RadarScan) or message.sector_deg is None:
+        return None
+    problem = sector_problem(message.sector_deg)
+    if problem or not message.plots:
+        return problem
+    start, width = sector_span_deg(*message.sector_deg)
+    inside = in_sector_deg(np.array([p.azimuth_deg for p in message.plots]), start, width)
+    if inside.all():
+        return None
+    i = int(np.flatnonzero(~inside)[0])
+    from_deg, to_deg = message.sector_deg
+    return (f"plots[{i}].azimuth_deg: {message.plots[i].azimuth_deg:g} is outside the message's sector_deg "
+            f"[{from_deg:g}, {to_deg:g}] (clockwise from {from_deg:g} to {to_deg:g}); a sector message carries "
+            "only the plots of its sector")
+
+
 def _footprint_problem(message, sensor: SensorModel, placement: DronePlacement | None) -> str | None:
     """A drone detection must lie within the camera footprint around its platform.
 
@@ -276,7 +296,8 @@ class Ingestor:
             return reject(f"t: {message.t!r} is older than the reorder window "
                           f"(already processed up to {not_before!r}, {not_before - message.t:.2f} s later)")
         placement = place_drone_report(message, self._frame) if isinstance(message, DroneReport) else None
-        problem = _classification_problem(message) or _footprint_problem(message, sensor, placement)
+        problem = (_classification_problem(message) or _sector_problem(message)
+                   or _footprint_problem(message, sensor, placement))
         if problem:
             return reject(problem)
         duplicate = self._duplicate(message)

@@ -31,6 +31,7 @@ import numpy as np
 from geo.frame import LocalFrame
 from sensors.batch import N_CLASSES, Scan
 from sensors.schema import Classification, DroneReport, GroundEvent, RadarScan
+from sensors.sector import sector_span_rad
 from sensors.specs import DroneSpec, GroundSpec, RadarSpec, SensorSpec
 
 __all__ = ["SensorModel", "polar_to_local", "class_likelihood", "CEP_TO_SIGMA", "DronePlacement", "place_drone_report"]
@@ -127,7 +128,7 @@ class SensorModel:
 
     def _scan(self, message, position, covariance, likelihood, *, radial_velocity=None,
               rv_sigma=None, los=None, can_initiate=True, coverage=((0.0, 0.0), 0.0),
-              detection_probability=0.0, clutter_density=0.0) -> Scan:
+              detection_probability=0.0, clutter_density=0.0, sector_rad=(0.0, math.tau)) -> Scan:
         n = position.shape[0]
         nan = np.full(n, np.nan)
         return Scan(
@@ -139,6 +140,7 @@ class SensorModel:
             class_likelihood=likelihood, can_initiate=np.full(n, can_initiate),
             coverage_center=coverage[0], coverage_radius_m=coverage[1],
             detection_probability=detection_probability, clutter_density=clutter_density,
+            coverage_sector_rad=sector_rad,
         )
 
     def _radar(self, msg: RadarScan) -> Scan:
@@ -157,12 +159,14 @@ class SensorModel:
             if plot.classification is not None:
                 likelihood[i] = class_likelihood(plot.classification)
         area = math.pi * spec.max_range_m**2
+        # the sector in the local frame: turned like every plot's bearing (θ = β + γ)
+        sector = (0.0, math.tau) if msg.sector_deg is None else sector_span_rad(*msg.sector_deg, self.north_rotation_rad)
         return self._scan(
             msg, position, cov, likelihood, radial_velocity=rows[:, 2],
             rv_sigma=np.full(rows.shape[0], spec.radial_velocity_sigma_mps), los=los,
             coverage=((self.east_m, self.north_m), spec.max_range_m),
             detection_probability=spec.detection_probability,
-            clutter_density=spec.false_alarms_per_scan / area,
+            clutter_density=spec.false_alarms_per_scan / area, sector_rad=sector,
         )
 
     def _ground(self, msg: GroundEvent) -> Scan:

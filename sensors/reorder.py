@@ -103,7 +103,8 @@ class ReorderBuffer:
         arrays["received"] = np.array(list(self._received), float).reshape(-1, 2)
         held = [{"arrival": arrival, "sensor_id": s.sensor_id, "sensor_index": s.sensor_index, "time": s.time,
                  "n": s.size, "coverage_center": list(s.coverage_center), "coverage_radius_m": s.coverage_radius_m,
-                 "detection_probability": s.detection_probability, "clutter_density": s.clutter_density}
+                 "detection_probability": s.detection_probability, "clutter_density": s.clutter_density,
+                 "coverage_sector_rad": list(s.coverage_sector_rad)}
                 for _, arrival, s in self._heap]
         meta = {"held": held, "released_until": self.released_until, "forced": self.forced,
                 "held_long_until": self._held_long_until,
@@ -124,7 +125,8 @@ class ReorderBuffer:
             scan = Scan(sensor_id=h["sensor_id"], sensor_index=int(h["sensor_index"]), time=float(h["time"]),
                         coverage_center=tuple(h["coverage_center"]), coverage_radius_m=float(h["coverage_radius_m"]),
                         detection_probability=float(h["detection_probability"]),
-                        clutter_density=float(h["clutter_density"]), **part)
+                        clutter_density=float(h["clutter_density"]),
+                        coverage_sector_rad=tuple(h.get("coverage_sector_rad", (0.0, math.tau))), **part)
             self._heap.append((scan.time, int(h["arrival"]), scan))
         heapq.heapify(self._heap)  # already a heap; this costs nothing and makes it sure
         self._arrival = itertools.count(int(meta["next_arrival"]))

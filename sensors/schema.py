@@ -23,9 +23,12 @@ __all__ = [
     "DronePlatform",
     "DroneReport",
     "DECODERS",
+    "MAX_PLOTS",
 ]
 
 CLASSES: tuple[str, ...] = ("person", "vehicle", "animal", "uav", "unknown")
+#: the most plots (detections) one radar (drone) message may hold
+MAX_PLOTS = 10000
 
 Prob = Annotated[float, Meta(ge=0.0, le=1.0)]
 Time = Annotated[float, Meta(ge=0.0, le=1e11)]
@@ -62,7 +65,9 @@ class RadarScan(Struct):
     sensor_id: str
     t: Time
     seq: Seq
-    plots: Annotated[list[RadarPlot], Meta(max_length=10000)]
+    plots: Annotated[list[RadarPlot], Meta(max_length=MAX_PLOTS)]
+    #: [from_deg, to_deg] clockwise: this message reports (and looked at) that sector only (:mod:`sensors.sector`)
+    sector_deg: tuple[Azimuth, Azimuth] | None = None
 
 
 class GroundEvent(Struct):
@@ -93,7 +98,7 @@ class DroneReport(Struct):
     t: Time
     seq: Seq
     platform: DronePlatform | None = None
-    detections: Annotated[list[DroneDetection], Meta(max_length=10000)] = []
+    detections: Annotated[list[DroneDetection], Meta(max_length=MAX_PLOTS)] = []
 
 
 DECODERS: dict[str, msgspec.json.Decoder] = {

@@ -13,8 +13,9 @@ After association, :func:`manage_scan` does, in this order:
 3. **misses**: a confirmed track that lost the detections in its gate to
    confirmed rival tracks updates its existence with their shared likelihood ratios
    (:mod:`tracking.existence`); one with none lowers its existence only where the
-   scan's sensor looked (inside its coverage circle, with its P_D); elsewhere the
-   scan says nothing about it;
+   scan's sensor looked (inside its coverage circle and, for a radar message of one
+   sector, within that sector's bearings from the centre: :func:`in_sector`; with its
+   P_D); elsewhere the scan says nothing about it;
 4. **confirm** tentative tracks whose existence reached the confirmation level;
 5. **initiate** a one-point tentative track (velocity 0 ± σ_v, existence ε₀) from
    every detection that was not assigned and may initiate, ids in detection order
@@ -55,7 +56,7 @@ from numba import njit
 from tracking.existence import detected, initial, likelihood_ratio, missed, survive
 from tracking.imm import combine, update_track
 
-__all__ = ["manage_scan", "release_row", "ScanColumns", "GatedPairs", "ManageParams"]
+__all__ = ["manage_scan", "release_row", "in_sector", "ScanColumns", "GatedPairs", "ManageParams"]
 
 _TENTATIVE, _CONFIRMED = 0, 1
 _UNKNOWN_PD = 0.5  # a sensor that declares no detection probability: a hit still counts, half as much
@@ -72,7 +73,8 @@ class ScanColumns(NamedTuple):
     likelihood: np.ndarray  # (n, 5)
     can_initiate: np.ndarray
     sensor: int
-    coverage: np.ndarray  # (centre e, centre n, radius); radius 0: the sensor says nothing of absent targets
+    coverage: np.ndarray  # (centre e, centre n, radius, sector start, sector width); radius 0: the sensor says
+    # nothing of absent targets; the sector (rad, clockwise from the frame's north) width 2π: the whole circle
     pd: float
     clutter_density: float  # per m²; 0: not declared
 
@@ -144,6 +146,18 @@ def _class_update(tab, i, likelihood, j, par, fresh):
         tab.q[i] += pc[i, c] * par.class_q[c]
     cap = (par.turn_rate * speed_high + par.accel_floor) / par.manoeuvre_scale
     tab.q[i] = min(tab.q[i], cap * cap)
+
+
+@njit(cache=True)
+def in_sector(d_east, d_north, start_rad, width_rad):
+    """Whether the bearing of (d_east, d_north) from the coverage centre, clockwise from north, lies
+    in the sector clockwise from ``start_rad`` through ``width_rad`` (ends included, wrapping through
+    north): ``(atan2(Δe, Δn) − start) mod 2π ≤ width``.  Width 2π is the whole circle, without trigonometry."""
+    if width_rad >= 2.0 * np.pi:
+        return True
+    offset = np.arctan2(d_east, d_north) - start_rad
+    offset -= 2.0 * np.pi * np.floor(offset / (2.0 * np.pi))
+    return offset <= width_rad
 
 
 @njit(cache=True)
@@ -225,12 +239,15 @@ def manage_scan(tab, scan, gate, tracks, dets, t, next_id, mu0, par):
                 and t - tab.t_update[i] <= par.share_within_s):
             shared[i] += likelihood_ratio(gate.loglik[k], clutter, pg) / rivals[j]
     ce, cn, radius = scan.coverage[0], scan.coverage[1], scan.coverage[2]
+    start, width = scan.coverage[3], scan.coverage[4]
     for i in range(high):
         if not tab.alive[i] or updated[i]:
             continue
+        de, dn = tab.x[i, 0] - ce, tab.x[i, 1] - cn
         if shared[i] > 0.0:
             tab.existence[i] = detected(tab.existence[i], pd_hit, pg, shared[i])
-        elif radius > 0.0 and scan.pd > 0.0 and (tab.x[i, 0] - ce) ** 2 + (tab.x[i, 1] - cn) ** 2 <= radius * radius:
+        elif (radius > 0.0 and scan.pd > 0.0 and de ** 2 + dn ** 2 <= radius * radius
+              and in_sector(de, dn, start, width)):
             tab.existence[i] = missed(tab.existence[i], scan.pd, pg)
 
     confirmed = [0][:0]

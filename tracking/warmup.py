@@ -92,4 +92,5 @@ class _Scan:
         self.class_likelihood = np.full((n, 5), 0.2)
         self.can_initiate = np.ones(n, bool)
         self.coverage_center, self.coverage_radius_m = (0.0, 0.0), 1000.0
+        self.coverage_sector_rad = (0.0, 2.0 * np.pi)
         self.detection_probability, self.clutter_density = 0.9, 1e-7
