@@ -10,8 +10,8 @@ from synthetic scans): the tracker's estimates, the columns, the JSON, the Parqu
 First, the start-up alone, per output: the same process on a log with a header and no record
 (imports, kernels loaded from numba's cache, the site's geofence built), the part of every
 run's CPU time that does not depend on the log.
-Note: at 10,000 targets the simulator's one message per radar per second outgrows
-the 256 KiB payload limit, so most radar messages are rejected (``rejected_messages``).
+Note: at 10,000 targets a radar's scan outgrows the 256 KiB payload limit; the simulator
+writes it as the fewest equal sectors that fit (``sector_deg``, interface §2.1).
 One JSON object per line on stdout.
 
     python benchmarks/replay_throughput.py [--sizes 10,100,1000,10000] [--seconds 300]
@@ -152,8 +152,7 @@ print(json.dumps({"tracks": len(estimates), "json_bytes": len(text), **{f"{k}_cp
 def snapshot_cost(targets: int, repeats: int) -> dict:
     """CPU time of one snapshot of ``targets`` tracks at the demo site (estimates → columns → JSON; and the
     Parquet batch).  The tracks come from synthetic scans (:mod:`fusion.synthetic`), so their number is the
-    one asked for, which a simulated log of 10,000 targets cannot give (its radar messages outgrow the
-    256 KiB payload limit)."""
+    one asked for, whatever the targets of a simulated log the sensors happen to see."""
     out = subprocess.run([sys.executable, "-c", _SNAPSHOT_SCRIPT, str(_DEMO), str(targets), str(repeats)], env=_ENV,
                          check=True, capture_output=True, text=True)
     return {"benchmark": "snapshot_cpu", "targets": targets, "repeats": repeats, **json.loads(out.stdout)}

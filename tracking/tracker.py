@@ -131,7 +131,8 @@ class Tracker:
         columns = ScanColumns(
             scan.position, scan.covariance, scan.radial_velocity, scan.radial_velocity_sigma, scan.line_of_sight,
             scan.class_likelihood, scan.can_initiate, int(scan.sensor_index),
-            np.array([*scan.coverage_center, scan.coverage_radius_m, *scan.coverage_sector_rad], float), float(scan.detection_probability),
+            np.array([*scan.coverage_center, scan.coverage_radius_m, *scan.coverage_sector_rad], float),
+            float(scan.detection_probability),
             float(scan.clutter_density))
         pairs = GatedPairs(ti, dj, loglik)
         confirmed, deleted, self._next_id, dropped = manage_scan(
