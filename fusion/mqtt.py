@@ -447,16 +447,18 @@ class _Live:
             return None
         return info
 
-    def _publish_snapshot(self, bulk: mqtt.Client, payload: bytes) -> None:
-        """A QoS 0 snapshot waits in paho until the socket takes it: hold at most a few."""
+    def _publish_snapshot(self, bulk: mqtt.Client, payload: bytes) -> bool:
+        """A QoS 0 snapshot waits in paho until the socket takes it: hold at most a few.  Whether it
+        was handed to paho (False: shed)."""
         while self._unsent_snapshots and _written(self._unsent_snapshots[0]):
             self._unsent_snapshots.popleft()
         if len(self._unsent_snapshots) >= _MAX_UNSENT_SNAPSHOTS:
             self.shed_outputs += 1
-            return
+            return False
         info = self._publish_bulk(bulk, f"{self.prefix}/tracks", payload, qos=0)
         if info is not None:
             self._unsent_snapshots.append(info)
+        return info is not None
 
     def publish(self, client: mqtt.Client, bulk: mqtt.Client, out: Outputs) -> None:
         """Alerts on ``client``; track snapshots and rejections on ``bulk``, a connection of their own.
@@ -480,11 +482,11 @@ class _Live:
         # track snapshots wait while input is queued (they cost ~10 ms per 1,000 tracks), but not forever
         while self.snapshots and (self.inbox.empty() or len(self.snapshots) > _MAX_DEFERRED_SNAPSHOTS):
             payload = self.snapshots.popleft().to_json()
-            self._publish_snapshot(bulk, payload)
+            published = self._publish_snapshot(bulk, payload)
             if self.sinks:  # the same JSON; decoded to a dict only for a sink that needs one
                 from fusion.web.sinks import hand_snapshot
 
-                hand_snapshot(self.sinks, payload)
+                hand_snapshot(self.sinks, payload, published)
 
     def _status(self, state: str = "online") -> dict:
         status = self.pipeline.status(time.time())

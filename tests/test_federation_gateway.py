@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import shutil
+from types import SimpleNamespace
 
 import msgspec
 import numpy as np
@@ -392,3 +393,18 @@ def test_the_sink_fails_closed_and_the_node_goes_on(tmp_path_factory, caplog):
     assert published == [] and sink.failed == 1 and "not released" in caplog.text
     sink.on_snapshot({"t": 2.0, "tracks": []})
     assert [json.loads(p[1])["t"] for p in published] == [2.0]
+
+
+def test_a_snapshot_the_node_shed_is_not_released_but_still_reaches_the_map(tmp_path_factory):
+    """The node sheds a snapshot its bulk link cannot take (``fusion.mqtt``); the gateway releases only
+    what the node published, so an auditor holds every release against its original (a live two-node
+    run under load once released a snapshot no observer could see), while the map still gets it."""
+    from fusion.web.sinks import hand_snapshot
+
+    released, drawn = [], []
+    sink = gw.ReleaseSink(Gateway((_policy_with(tmp_path_factory),)), lambda *m: released.append(m))
+    map_like = SimpleNamespace(on_snapshot_json=drawn.append)
+    hand_snapshot([sink, map_like], b'{"t": 1.0, "tracks": []}', published=False)
+    assert released == [] and drawn == [b'{"t": 1.0, "tracks": []}']
+    hand_snapshot([sink, map_like], b'{"t": 2.0, "tracks": []}')
+    assert [json.loads(p[1])["t"] for p in released] == [2.0] and len(drawn) == 2

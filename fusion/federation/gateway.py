@@ -393,6 +393,9 @@ class ReleaseSink:
     and not released, and the node's loop goes on.
     """
 
+    #: given only the snapshots the node published (not those it shed): every release has its original
+    published_only = True
+
     def __init__(self, gateway: Gateway, publish: Callable[[str, bytes, int], None]) -> None:
         self.gateway = gateway
         self.publish = publish

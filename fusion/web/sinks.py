@@ -34,11 +34,18 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-def hand_snapshot(sinks: list[Sink], payload: bytes) -> None:
+def hand_snapshot(sinks: list[Sink], payload: bytes, published: bool = True) -> None:
     """Give every sink the snapshot ``payload`` (interface §3.1 JSON): as it is to those with
-    ``on_snapshot_json``, decoded (once, only if needed) to the others' ``on_snapshot``."""
+    ``on_snapshot_json``, decoded (once, only if needed) to the others' ``on_snapshot``.
+
+    ``published``: whether the node published it on MQTT (it sheds snapshots its bulk link cannot
+    take).  A sink with ``published_only`` set (the federation's egress gateway, which releases
+    only what the node published, so that an auditor can hold each release against its original)
+    is not given one the node shed; the map and the TAK feed are."""
     as_dict = None
     for sink in sinks:
+        if not published and getattr(sink, "published_only", False):
+            continue
         take_json = getattr(sink, "on_snapshot_json", None)
         if take_json is not None:
             take_json(payload)
