@@ -411,8 +411,6 @@ def _match_crossings(family: Family, snaps: Snapshots, declared: list, truth: li
                 candidates.append((abs(t - t_true), d, j))
     if not candidates:
         return []
-    from scipy.optimize import linear_sum_assignment
-
     unmatched = 1e6  # more than any sum of delays: as many pairs as possible first, then the least delay
     cost = np.full((len(declared), len(truth)), unmatched)
     for delay, d, j in candidates:

@@ -84,6 +84,12 @@ class ImmConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     moderate_sojourn_s: Positive = 30.0
     manoeuvre_sojourn_s: Positive = 10.0
 
+    def chain(self) -> tuple[tuple[float, float], ...]:
+        """(σ scale, mean sojourn s) of each model in the chain's order: quiet, moderate (unless its
+        scale is 0), manoeuvring; the most agile last, which the tracker gates with."""
+        moderate = ((self.moderate_scale, self.moderate_sojourn_s),) if self.moderate_scale > 0.0 else ()
+        return ((self.quiet_scale, self.quiet_sojourn_s), *moderate, (self.manoeuvre_scale, self.manoeuvre_sojourn_s))
+
 
 class ExistenceConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Track existence (``[tracker.existence]``), IPDA-style (see :mod:`tracking.existence`).

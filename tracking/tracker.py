@@ -85,9 +85,7 @@ class Tracker:
         self.config = config
         imm = config.imm
         if imm.enabled:  # q of each model = the class's σ_a² times the model's scale²; the most agile last
-            moderate = ((imm.moderate_scale, imm.moderate_sojourn_s),) if imm.moderate_scale > 0.0 else ()
-            scale, sojourn = zip((imm.quiet_scale, imm.quiet_sojourn_s), *moderate,
-                                 (imm.manoeuvre_scale, imm.manoeuvre_sojourn_s))
+            scale, sojourn = zip(*imm.chain())
             self._scales, self._sojourn = np.array(scale) ** 2, np.array(sojourn)
             self._quiet_q = imm.quiet_accel_sigma_mps2 ** 2
         else:
