@@ -85,7 +85,7 @@ from tracking import Tracker, TrackerConfig
 
 __all__ = ["Snapshots", "StoneSoupConfig", "run_ours", "run_stonesoup", "stonesoup_snapshots", "drive", "tune",
            "CacheMiss", "StoneSoupCache", "score", "stonesoup_score",
-           "crossings", "cached_stonesoup", "GRID_STAGE1"]
+           "crossings", "cached_stonesoup", "GRID_STAGE1", "gospa_terms"]
 
 C_M, P_ORDER = 100.0, 1.0
 SCORE_FROM_S = 5.0
@@ -472,7 +472,7 @@ def _scored_frames(family: Family) -> list[int]:
     return [k for k, t in enumerate(family.times) if t >= SCORE_FROM_S]
 
 
-def _gospa_terms(family: Family, snaps: Snapshots) -> dict[str, float]:
+def gospa_terms(family: Family, snaps: Snapshots) -> dict[str, float]:
     """Mean GOSPA and its localisation / missed / false terms over the scored snapshots, without
     motmetrics (as :func:`fusion.evaluate.score_frames` reports them)."""
     per_frame = np.array([gospa(family.position[k, family.present(k)], snaps.x[snaps.at(k), :2], C_M, P_ORDER)
@@ -502,7 +502,7 @@ def score(family: Family, snaps: Snapshots, mot: bool = True) -> dict:
                "fragmentations": base["fragmentations"],
                "track_breaks": base["identity_switches"] + base["fragmentations"]}
     else:
-        out = {**_gospa_terms(family, snaps), "idf1": None, "identity_switches": None, "fragmentations": None,
+        out = {**gospa_terms(family, snaps), "idf1": None, "identity_switches": None, "fragmentations": None,
                "track_breaks": None}
     return {**out, **_nees(family, snaps, scored), "crossings": _crossing_scores(family, snaps),
             "cpu_s": round(snaps.cpu_s, 3)}
