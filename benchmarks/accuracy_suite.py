@@ -85,7 +85,7 @@ from tracking import Tracker, TrackerConfig
 
 __all__ = ["Snapshots", "StoneSoupConfig", "run_ours", "run_stonesoup", "stonesoup_snapshots", "drive", "tune",
            "CacheMiss", "StoneSoupCache", "score", "stonesoup_score",
-           "crossings", "cached_stonesoup", "GRID_STAGE1", "gospa_terms"]
+           "crossings", "cached_stonesoup", "GRID_STAGE1", "gospa_terms", "crossing_scores"]
 
 C_M, P_ORDER = 100.0, 1.0
 SCORE_FROM_S = 5.0
@@ -419,7 +419,7 @@ def _match_crossings(family: Family, snaps: Snapshots, declared: list, truth: li
     return [(int(d), int(j)) for d, j in zip(rows, cols) if cost[d, j] < unmatched]
 
 
-def _crossing_scores(family: Family, snaps: Snapshots) -> dict:
+def crossing_scores(family: Family, snaps: Snapshots) -> dict:
     """Recall and delay against the true crossings that go ``HYSTERESIS_M`` beyond the border;
     precision against every true crossing (any sign change: a target that stepped 7 m into
     the other country for 4 s did cross, and declaring it is not a false alarm)."""
@@ -504,7 +504,7 @@ def score(family: Family, snaps: Snapshots, mot: bool = True) -> dict:
     else:
         out = {**gospa_terms(family, snaps), "idf1": None, "identity_switches": None, "fragmentations": None,
                "track_breaks": None}
-    return {**out, **_nees(family, snaps, scored), "crossings": _crossing_scores(family, snaps),
+    return {**out, **_nees(family, snaps, scored), "crossings": crossing_scores(family, snaps),
             "cpu_s": round(snaps.cpu_s, 3)}
 
 
