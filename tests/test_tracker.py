@@ -332,3 +332,28 @@ def test_a_group_of_five_walkers_keeps_five_tracks(seed):
     assert frames > 100
     assert covered >= 0.95 * 5 * frames, (covered, frames)  # measured 0.97, 0.99, 0.97
     assert len(group_ids) <= 7, group_ids  # measured 5, 7, 5 ids: at most two breaks in the group
+
+
+def test_a_coasting_track_does_not_take_a_plot_likelier_clutter():
+    """A car's track coasts 25 s through a coverage gap: its agile model is then hundreds of metres
+    wide, so a plot 400 m off its prediction is inside its gate, but under a radar with 4e-7 false
+    plots per m² that plot is likelier clutter (or a new target) than the car: the track keeps
+    coasting where it was going and the plot starts a track of its own."""
+    tracker = Tracker(TrackerConfig(), 1)
+    cov = np.eye(2)[None] * 100.0
+    for k in range(10):
+        tracker.step(make_scan(float(k), np.array([[8.0 * k, 0.0]]), cov, coverage_radius_m=1e5, pd=0.9,
+                               clutter_density=4e-7))
+    for k in range(10, 35):
+        tracker.step(make_scan(float(k), np.zeros((0, 2)), np.zeros((0, 2, 2)), coverage_center=(1e6, 0.0),
+                               coverage_radius_m=1e3, pd=0.9, clutter_density=4e-7))
+    before = tracker.estimates(35.0)
+    assert before.track_id.tolist() == [1]
+    far = before.x[0, :2] + np.array([0.0, 400.0])
+    agile = tracker.table.cols.Pm[0, -1]
+    assert 400.0**2 / (agile[1, 1] + 100.0) < tracker.gate  # the plot is inside the agile model's gate
+    tracker.step(make_scan(35.0, far[None], cov, coverage_radius_m=1e5, pd=0.9, clutter_density=4e-7))
+    after = tracker.estimates(35.0, include_tentative=True)
+    mine = after.x[after.track_id == 1][0, :2]
+    assert np.hypot(*(mine - before.x[0, :2])) < 1.0, mine
+    assert len(after) == 2

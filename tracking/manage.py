@@ -56,10 +56,10 @@ from numba import njit
 from tracking.existence import detected, initial, likelihood_ratio, missed, survive
 from tracking.imm import combine, update_track
 
-__all__ = ["manage_scan", "release_row", "in_sector", "ScanColumns", "GatedPairs", "ManageParams"]
+__all__ = ["manage_scan", "release_row", "in_sector", "ScanColumns", "GatedPairs", "ManageParams", "UNKNOWN_PD"]
 
 _TENTATIVE, _CONFIRMED = 0, 1
-_UNKNOWN_PD = 0.5  # a sensor that declares no detection probability: a hit still counts, half as much
+UNKNOWN_PD = 0.5  # a sensor that declares no detection probability: a hit still counts, half as much
 
 
 class ScanColumns(NamedTuple):
@@ -202,7 +202,7 @@ def manage_scan(tab, scan, gate, tracks, dets, t, next_id, mu0, par):
     """
     high = tab.high[0]
     clutter = scan.clutter_density if scan.clutter_density > 0.0 else par.default_clutter_density
-    pd_hit = scan.pd if scan.pd > 0.0 else _UNKNOWN_PD
+    pd_hit = scan.pd if scan.pd > 0.0 else UNKNOWN_PD
     pg = par.gate_probability
     for i in range(high):
         if tab.alive[i]:
