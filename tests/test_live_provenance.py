@@ -42,6 +42,19 @@ def test_a_drone_detection_outside_its_platforms_footprint_is_rejected_with_the_
     assert near.rejected == [] and pipeline.counters["accepted"] == 1
 
 
+@pytest.mark.parametrize(("beyond_m", "accepted"), [(10.0, True), (15.0, True), (25.0, False)])
+def test_a_drone_detection_at_its_footprints_edge_may_carry_its_geolocation_error(demo_site, beyond_m, accepted):
+    """A target at the edge of uav-3's 500 m footprint, placed outward by its CEP-5 m error: up to
+    4 σ (17 m) is noise, not a detection from somewhere else (CEP alone rejected one in eight of them)."""
+    pipeline = Pipeline(demo_site)
+    east, north, _ = demo_site.frame.to_enu(47.0, 8.0)  # the platform of _drone
+    lat, lon, _ = demo_site.frame.point_to_geodetic(float(east), float(north) + 500.0 + beyond_m)
+    result = pipeline.feed(1795000000.5, f"{PREFIX}/raw/drone/uav-3", _drone(lat, lon))
+    assert (result.rejected == []) is accepted, [r.reason for r in result.rejected]
+    if not accepted:
+        assert "4 σ of its CEP 5 m = 517 m)" in result.rejected[0].reason
+
+
 @pytest.mark.broker
 def test_a_retained_raw_message_is_ignored(broker, live_site):
     sender = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="retainer", protocol=mqtt.MQTTv5)
