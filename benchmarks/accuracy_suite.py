@@ -39,7 +39,8 @@ t = 5 s (both trackers need a few scans to confirm) to the end:
   beyond ``−HYSTERESIS_M`` (or the reverse), timed at its last sign change before
   (interpolated).  A
   declaration may match a true crossing of the same direction when it comes
-  −10…+30 s after it and the track is within c of that target then; declarations
+  −10…+30 s after it and the track is within c of that target then (of where it was last,
+  if it has vanished since); declarations
   and crossings are paired one-to-one by an assignment (the most pairs, then the
   least total delay).  Recall and delay count the true crossings beyond
   ``HYSTERESIS_M``; precision counts a declaration correct when it matches any true
@@ -322,7 +323,7 @@ def cached_stonesoup(family: Family, config: StoneSoupConfig, cache: StoneSoupCa
 
 
 #: bump when a score's definition changes: cached Stone Soup scores of older versions are recomputed
-SCORE_VERSION = 5
+SCORE_VERSION = 6
 
 
 def stonesoup_score(family: Family, config: StoneSoupConfig, cache: StoneSoupCache, mot: bool = True) -> dict:
@@ -396,18 +397,25 @@ def crossings(snaps: Snapshots, times: np.ndarray, border_north_m: float) -> lis
     return out
 
 
+def _last_seen(family: Family, k: int, target: int) -> np.ndarray:
+    """The target's position at frame ``k``, or, once it has vanished, where it was last."""
+    present = np.flatnonzero(np.isfinite(family.position[:k + 1, target, 0]))
+    return family.position[present[-1] if present.size else k, target]
+
+
 def _match_crossings(family: Family, snaps: Snapshots, declared: list, truth: list) -> list[tuple[int, int]]:
     """One-to-one (declaration, true crossing) pairs: same direction, declared −10…+30 s after the
-    true crossing, the track within c of the target then; the most pairs there can be, and among
-    those the least total delay (an assignment; a greedy closest-in-time-first pairing left a
-    group's fifth declaration without its crossing when an earlier pick took the one it fits)."""
+    true crossing, the track within c of the target then (of where it was last, if it vanished
+    since: a target that stepped over and vanished did cross); the most pairs there can be, and
+    among those the least total delay (an assignment; a greedy closest-in-time-first pairing left
+    a group's fifth declaration without its crossing when an earlier pick took the one it fits)."""
     candidates = []
     for d, (track, k, t, direction) in enumerate(declared):
         rows = snaps.at(k)
         where = snaps.x[rows][snaps.track_id[rows] == track][0, :2]
         for j, (target, t_true, true_direction) in enumerate(truth):
             if direction == true_direction and -10.0 <= t - t_true <= 30.0 \
-                    and np.hypot(*(where - family.position[k, target])) <= C_M:
+                    and np.hypot(*(where - _last_seen(family, k, target))) <= C_M:
                 candidates.append((abs(t - t_true), d, j))
     if not candidates:
         return []

@@ -44,3 +44,13 @@ def test_with_more_declarations_than_crossings_the_least_delay_wins():
     family, snaps = _scene(3, 1)
     declared = [(1, 0, 120.0, 1), (2, 0, 103.0, 1), (3, 0, 95.0, 1)]
     assert _match_crossings(family, snaps, declared, [(0, 100.0, 1)]) == [(1, 0)]
+
+
+def test_a_target_that_vanished_after_crossing_is_matched_where_it_was_last():
+    """A target 5 m over the border at frame 0 and gone at frame 1, when the (coasting) track
+    declares its crossing: it did cross; the track is compared with its last position."""
+    family = SimpleNamespace(position=np.array([[[0.0, 5.0]], [[np.nan, np.nan]]]))
+    snaps = SimpleNamespace(at=lambda k: slice(0, 1), x=np.array([[0.0, -3.0, 0.0, -5.0]]), track_id=np.array([1]))
+    assert _match_crossings(family, snaps, [(1, 1, 1.0, -1)], [(0, 0.5, -1)]) == [(0, 0)]
+    gone_far = SimpleNamespace(position=np.array([[[0.0, 500.0]], [[np.nan, np.nan]]]))
+    assert _match_crossings(gone_far, snaps, [(1, 1, 1.0, -1)], [(0, 0.5, -1)]) == []
