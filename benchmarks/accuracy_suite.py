@@ -86,7 +86,8 @@ from tracking import Tracker, TrackerConfig
 
 __all__ = ["Snapshots", "StoneSoupConfig", "run_ours", "run_stonesoup", "stonesoup_snapshots", "drive", "tune",
            "CacheMiss", "StoneSoupCache", "score", "stonesoup_score",
-           "crossings", "cached_stonesoup", "GRID_STAGE1", "gospa_terms", "crossing_scores"]
+           "crossings", "cached_stonesoup", "GRID_STAGE1", "gospa_terms", "crossing_scores", "nees",
+           "scored_frames"]
 
 C_M, P_ORDER = 100.0, 1.0
 SCORE_FROM_S = 5.0
@@ -448,7 +449,7 @@ def crossing_scores(family: Family, snaps: Snapshots) -> dict:
             "delay_p95_s": float(np.percentile(delay, 95)) if delay else None, "flaps": flaps}
 
 
-def _nees(family: Family, snaps: Snapshots, frames: Iterable[int]) -> dict:
+def nees(family: Family, snaps: Snapshots, frames: Iterable[int]) -> dict:
     errors, covariances = [], []
     for k in frames:
         present = np.flatnonzero(family.present(k))
@@ -476,7 +477,7 @@ def _nees(family: Family, snaps: Snapshots, frames: Iterable[int]) -> dict:
     return out
 
 
-def _scored_frames(family: Family) -> list[int]:
+def scored_frames(family: Family) -> list[int]:
     return [k for k, t in enumerate(family.times) if t >= SCORE_FROM_S]
 
 
@@ -484,7 +485,7 @@ def gospa_terms(family: Family, snaps: Snapshots) -> dict[str, float]:
     """Mean GOSPA and its localisation / missed / false terms over the scored snapshots, without
     motmetrics (as :func:`fusion.evaluate.score_frames` reports them)."""
     per_frame = np.array([gospa(family.position[k, family.present(k)], snaps.x[snaps.at(k), :2], C_M, P_ORDER)
-                          for k in _scored_frames(family)], float)
+                          for k in scored_frames(family)], float)
     half = C_M**P_ORDER / 2.0
     return {"gospa": round(float(per_frame[:, 0].mean()), 3), "gospa_localisation": round(float(per_frame[:, 1].mean()), 3),
             "gospa_missed": round(float(per_frame[:, 2].mean() * half), 3),
@@ -494,7 +495,7 @@ def gospa_terms(family: Family, snaps: Snapshots) -> dict[str, float]:
 def score(family: Family, snaps: Snapshots, mot: bool = True) -> dict:
     """Every score of the module docstring for one run; ``mot=False`` leaves out the motmetrics
     ones (IDF1, switches, fragmentations: seconds per run)."""
-    scored = _scored_frames(family)
+    scored = scored_frames(family)
     if mot:
         def frames():
             for k in scored:
@@ -512,7 +513,7 @@ def score(family: Family, snaps: Snapshots, mot: bool = True) -> dict:
     else:
         out = {**gospa_terms(family, snaps), "idf1": None, "identity_switches": None, "fragmentations": None,
                "track_breaks": None}
-    return {**out, **_nees(family, snaps, scored), "crossings": crossing_scores(family, snaps),
+    return {**out, **nees(family, snaps, scored), "crossings": crossing_scores(family, snaps),
             "cpu_s": round(snaps.cpu_s, 3)}
 
 
