@@ -2,11 +2,11 @@
 
 A real Mosquitto and a real node (``live_latency``'s broker and site: radars 5 km apart,
 1.1 km south of a straight east-west border, here reaching 4 km once a second, reorder
-window 0), no map (``[web]`` off).  A publisher *process* plays the radars in real time:
+window 0 unless ``--window``), no map (``[web]`` off).  A publisher *process* plays the radars in real time:
 ``--per-radar`` targets each (default 5,000, so 10,000 targets are two radars) on a
 staggered grid 45 m apart centred on the border, every one driving north at 1.5 m/s, so
 crossings (and approach alerts) come steadily, a few a second.  Each radar scans once a
-second at its own phase (radar k at k/n of the second), every target seen, with 3 m / 0.1°
+second at its own phase (radar k at 0.05 s + k/n of the second), every target seen, with 3 m / 0.1°
 noise; a scan too large for one message (256 KiB) goes as sectors exactly as ``simulate``
 sends it (``fusion.simulate.split_scan``, ``sector_deg``, interface §2.1), one ``seq`` each.
 The node publishes a track snapshot a second (``PREFIX/tracks``, interface §3.1) and its
@@ -16,12 +16,15 @@ After ``--warmup`` seconds of traffic (tracks initiated and confirmed), the next
 ``--seconds`` are measured:
 
 * ``node_cpu_per_s``: the node process's CPU seconds (user + system, all threads, from
-  ``/proc/PID/task/*/stat``) per wall second, split into its main thread (the pipeline)
-  and its other threads (paho's two network threads, the checkpoint writer);
-* ``peak_rss_mb``: the node's peak resident set (``VmHWM``) at the end;
+  ``/proc/PID/task/*/stat``) per wall second, split into its main thread (the pipeline,
+  snapshot rendering, checkpoint encoding) and its other threads (paho's two network
+  threads, the checkpoint writer);
+* ``peak_rss_mb``: the node's peak resident set (``VmHWM``) at the end; ``checkpoint_mb``: the size
+  of its checkpoint file then (written once a second while input arrives);
 * snapshots a subscriber received in the window, their mean size, the median number of
   tracks they held and of those ``confirmed``, and how late they came (receive wall
-  time − snapshot ``t``);
+  time − snapshot ``t``: the snapshot at a whole second goes out once radar 0's scan 0.05 s
+  later is processed, so this is 50 ms + that scan's trip + rendering and sending);
 * alert latency (receive wall time − ``raised_t``, as ``live_latency``) of alerts raised in
   the window, p50/p99;
 * the node's shed counters from its last status (``shed`` input, ``shed_outputs``).
@@ -30,7 +33,7 @@ Each size runs ``--runs`` times with a fresh broker and node; the line printed h
 median of each figure.  The goal is ``node_cpu_per_s`` ≤ 0.5 at 10,000 targets; 1,000
 targets run too, for the ratio.  One JSON object per line.
 
-    python benchmarks/live_scale.py [--targets 10000] [--seconds 40] [--warmup 20] [--runs 3]
+    python benchmarks/live_scale.py [--targets 10000] [--seconds 40] [--warmup 20] [--runs 3] [--window 0]
     python benchmarks/live_scale.py --profile node.prof   # the node under cProfile (main thread)
 
 Findings: see the end of this docstring's module (``FINDINGS``).
@@ -67,7 +70,7 @@ from sensors.ingest import MAX_PAYLOAD_BYTES  # noqa: E402
 
 GOAL_CPU_PER_S = 0.5
 SPACING_M, SPEED_MPS, RANGE_M, PERIOD_S, RADAR_NORTH_M, MIN_RANGE_M = 45.0, 1.5, 4000.0, 1.0, -1100.0, 150.0
-NODE_ID = "bench-1"
+SCAN_OFFSET_S = 0.05  # radar 0 scans this long after each whole second (a snapshot is due at whole seconds)
 
 
 class _Track(msgspec.Struct):
@@ -117,7 +120,7 @@ def publisher(port: int, n_targets: int, per_radar: int, seconds: float, ready, 
     client.loop_start()
     gc.freeze()
     ready.set()
-    start = time.time()
+    start = math.ceil(time.time()) + SCAN_OFFSET_S  # scans just after whole seconds: snapshot delays comparable
     step, seq, sent_plots, messages, late, max_sectors = 0, [0] * n_radars, 0, 0, 0, 0
     while True:
         tick = start + step * PERIOD_S / n_radars
@@ -176,7 +179,9 @@ def peak_rss_mb(pid: int) -> float:
 
 
 class Watcher:
-    """The subscriber: snapshots (size, track counts, delay), first copy of each alert, statuses."""
+    """The subscribers: snapshots (size, track counts, delay) on one connection; the first copy of each
+    alert, and statuses, on another (one TCP stream delivers in order: an alert behind a 5 MB snapshot
+    would wait for it, which is the subscriber's cost, not the node's)."""
 
     def __init__(self, port: int) -> None:
         self.snapshots: list[tuple[float, int, float, int, int]] = []  # rx, bytes, t, tracks, confirmed
@@ -184,17 +189,16 @@ class Watcher:
         self.statuses: list[dict] = []
         self._lock = threading.Lock()
         decode = msgspec.json.Decoder(_Snapshot).decode
-        ready = threading.Event()
+
+        def on_snapshot(c, u, m):
+            now = time.time()
+            snap = decode(m.payload)
+            confirmed = sum(1 for track in snap.tracks if track.status == "confirmed")
+            with self._lock:
+                self.snapshots.append((now, len(m.payload), snap.t, len(snap.tracks), confirmed))
 
         def on_message(c, u, m):
             now = time.time()
-            if m.topic == f"{PREFIX}/tracks":
-                snap = decode(m.payload)
-                confirmed = sum(1 for track in snap.tracks if track.status == "confirmed")
-                record = (now, len(m.payload), snap.t, len(snap.tracks), confirmed)
-                with self._lock:
-                    self.snapshots.append(record)
-                return
             body = json.loads(m.payload)
             with self._lock:
                 if m.topic.startswith(f"{PREFIX}/status/"):
@@ -202,30 +206,38 @@ class Watcher:
                 else:
                     self.alerts.setdefault(body["alert_id"], (body["raised_t"], now))
 
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-watch", protocol=mqtt.MQTTv5)
-        self.client.on_message = on_message
-        self.client.on_connect = lambda c, *a: [c.subscribe(f"{PREFIX}/tracks", qos=0),
-                                                c.subscribe(f"{PREFIX}/alerts/+", qos=1),
-                                                c.subscribe(f"{PREFIX}/status/+", qos=1)]
-        self.client.on_subscribe = lambda *a: ready.set()
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
+        self.clients = [self._client(port, "bench-tracks", on_snapshot, [(f"{PREFIX}/tracks", 0)]),
+                        self._client(port, "bench-agency", on_message,
+                                     [(f"{PREFIX}/alerts/+", 1), (f"{PREFIX}/status/+", 1)])]
+
+    @staticmethod
+    def _client(port: int, name: str, on_message, topics: list[tuple[str, int]]) -> mqtt.Client:
+        ready = threading.Event()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5)
+        client.on_message = on_message
+        client.on_connect = lambda c, *a: c.subscribe(topics)
+        client.on_subscribe = lambda *a: ready.set()
+        client.connect("127.0.0.1", port)
+        client.loop_start()
         ready.wait(10)
+        return client
 
     def online(self) -> bool:
         with self._lock:
             return any(s.get("state") == "online" for s in self.statuses)
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        for client in self.clients:
+            client.disconnect()
+            client.loop_stop()
 
 
-def run_once(n_targets: int, per_radar: int, warmup_s: float, seconds: float, profile: Path | None) -> dict:
+def run_once(n_targets: int, per_radar: int, warmup_s: float, seconds: float, window_s: float,
+             profile: Path | None) -> dict:
     n_radars = math.ceil(n_targets / per_radar)
     with tempfile.TemporaryDirectory() as tmp, mosquitto(Path(tmp) / "broker") as port:
         tmp = Path(tmp)
-        site = write_site(tmp / "site", port, n_radars, 0.0, max_range_m=RANGE_M, scan_period_s=PERIOD_S)
+        site = write_site(tmp / "site", port, n_radars, window_s, max_range_m=RANGE_M, scan_period_s=PERIOD_S)
         watcher = Watcher(port)
         wrap = ["-m", "cProfile", "-o", str(profile)] if profile else []
         node = subprocess.Popen([sys.executable, *wrap, "-m", "fusion.cli", "run", "--config", str(site)],
@@ -247,6 +259,8 @@ def run_once(n_targets: int, per_radar: int, warmup_s: float, seconds: float, pr
             time.sleep(seconds)
             t1, cpu1 = time.time(), thread_cpu_s(node.pid)
             rss = peak_rss_mb(node.pid)
+            checkpoints = list((site.parent / "checkpoint").glob("*.npz"))  # [checkpoint] path's default
+            checkpoint_mb = checkpoints[0].stat().st_size / 2**20 if checkpoints else None
             sent = stats.get(timeout=60)
             pub.join()
             time.sleep(6.0)  # the node's next status (every 5 s)
@@ -268,13 +282,16 @@ def run_once(n_targets: int, per_radar: int, warmup_s: float, seconds: float, pr
     return {
         "node_cpu_per_s": round((main_s + other_s) / wall, 3), "main_thread_cpu_per_s": round(main_s / wall, 3),
         "other_threads_cpu_per_s": round(other_s / wall, 3), "peak_rss_mb": round(rss, 1),
+        "checkpoint_mb": round(checkpoint_mb, 2) if checkpoint_mb is not None else None,
         "sent_plots_per_s": round(sent["sent_plots"] / sent["elapsed_s"]),
-        "messages_per_s": round(sent["messages"] / sent["elapsed_s"], 1), "sectors_per_scan": sent["sectors_per_scan"],
-        "publisher_late_ticks": sent["late_ticks"],
-        "snapshots": len(snaps), "snapshot_kb": round(statistics.fmean(s[1] for s in snaps) / 1024, 1) if snaps else None,
+        "messages_per_s": round(sent["messages"] / sent["elapsed_s"], 1),
+        "sectors_per_scan": sent["sectors_per_scan"], "publisher_late_ticks": sent["late_ticks"],
+        "snapshots": len(snaps),
+        "snapshot_kb": round(statistics.fmean(s[1] for s in snaps) / 1024, 1) if snaps else None,
         "snapshot_tracks": statistics.median(s[3] for s in snaps) if snaps else None,
         "snapshot_confirmed": statistics.median(s[4] for s in snaps) if snaps else None,
-        **percentiles("snapshot_delay", delay_ms), "alerts": int(alert_ms.size), **percentiles("alert_latency", alert_ms),
+        **percentiles("snapshot_delay", delay_ms),
+        "alerts": int(alert_ms.size), **percentiles("alert_latency", alert_ms),
         "shed": counters.get("shed"), "shed_outputs": counters.get("shed_outputs"),
         "tracks_live": counters.get("tracks_live"),
     }
@@ -296,6 +313,8 @@ def main() -> None:
     parser.add_argument("--per-radar", type=int, default=5_000, help="targets per radar (default 5000)")
     parser.add_argument("--seconds", type=float, default=40.0, help="measured seconds per run (default 40)")
     parser.add_argument("--warmup", type=float, default=20.0, help="seconds of traffic before measuring (default 20)")
+    parser.add_argument("--window", type=float, default=0.0,
+                        help="the node's reorder window, [ingest] reorder_window_s (default 0: wired radars)")
     parser.add_argument("--runs", type=int, default=3, help="runs per size; the median is printed (default 3)")
     parser.add_argument("--no-ratio", action="store_true", help="skip the 1,000-target comparison")
     parser.add_argument("--profile", type=Path, default=None,
@@ -304,11 +323,12 @@ def main() -> None:
     sizes = [args.targets] + ([] if args.no_ratio or args.targets == 1000 or args.profile else [1000])
     for n in sizes:
         load_before = os.getloadavg()[0]
-        runs = [run_once(n, args.per_radar, args.warmup, args.seconds, args.profile)
+        runs = [run_once(n, args.per_radar, args.warmup, args.seconds, args.window, args.profile)
                 for _ in range(1 if args.profile else args.runs)]
         figures = median_of(runs)
         print(json.dumps({"bench": "live_scale", "targets": n, "radars": math.ceil(n / args.per_radar),
-                          "seconds": args.seconds, "warmup_s": args.warmup, "runs": len(runs),
+                          "seconds": args.seconds, "warmup_s": args.warmup, "reorder_window_s": args.window,
+                          "runs": len(runs),
                           "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                           **figures, "goal_cpu_per_s": GOAL_CPU_PER_S,
                           "meets_goal": figures["node_cpu_per_s"] <= GOAL_CPU_PER_S,
