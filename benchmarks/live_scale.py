@@ -37,8 +37,8 @@ targets run too, for the ratio.  One JSON object per line.
     python benchmarks/live_scale.py --profile node.prof   # the node under cProfile (main thread)
     python benchmarks/live_scale.py --checkpoint-s 20       # checkpoints 20 s apart instead of 1 s
 
-Findings (2 cores shared with other jobs, load average 1.5–2.7 during the runs; commit 5a7db55 + this
-file; ``python benchmarks/live_scale.py --seconds 40 --warmup 15 --runs 3``, medians of 3 runs):
+Findings (2 cores shared with other jobs, load average 1.5–2.7 during the runs; the node as of
+commit edf3309; ``python benchmarks/live_scale.py --seconds 40 --warmup 15 --runs 3``, medians of 3 runs):
 
 * **10,000 targets (2 radars, 2 sectors a scan, 4 messages/s): 0.172 CPU-s per second** (runs
   0.182, 0.164, 0.172) — main thread 0.124, other threads 0.040 — within the goal of 0.5 with ~3×
