@@ -103,7 +103,10 @@ def radar_east(k: int, n: int) -> float:
     return (k - (n - 1) / 2) * 5000.0
 
 
-def write_site(directory: Path, port: int, n_radars: int, window_s: float) -> Path:
+def write_site(directory: Path, port: int, n_radars: int, window_s: float, *, max_range_m: float = 2500.0,
+               scan_period_s: float = PERIOD_S) -> Path:
+    """The bench site: ``n_radars`` radars along a straight east-west border (north = 0), 5 km apart,
+    1.1 km south of it, each reaching ``max_range_m`` once per ``scan_period_s``."""
     frame = LocalFrame(*ORIGIN, 0.0)
     lat, lon, _ = frame.to_geodetic(np.array([radar_east(k, n_radars) for k in range(n_radars)]),
                                     np.full(n_radars, -1100.0))
@@ -120,8 +123,8 @@ def write_site(directory: Path, port: int, n_radars: int, window_s: float) -> Pa
     (directory / "j.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     radars = "".join(
         f'[[sensors]]\nid = "radar-{k}"\nkind = "radar"\nlat = {float(lat[k])!r}\nlon = {float(lon[k])!r}\nalt_m = 0.0\n'
-        "max_range_m = 2500.0\nrange_sigma_m = 3.0\nazimuth_sigma_deg = 0.1\ndetection_probability = 0.95\n"
-        "false_alarms_per_scan = 0.1\nscan_period_s = 0.1\n\n" for k in range(n_radars))
+        f"max_range_m = {max_range_m!r}\nrange_sigma_m = 3.0\nazimuth_sigma_deg = 0.1\ndetection_probability = 0.95\n"
+        f"false_alarms_per_scan = 0.1\nscan_period_s = {scan_period_s!r}\n\n" for k in range(n_radars))
     (directory / "site.toml").write_text(
         f'[site]\nname = "bench"\nnode_id = "bench-1"\norigin = {{ lat = {ORIGIN[0]}, lon = {ORIGIN[1]}, alt_m = 0.0 }}\n'
         f'jurisdictions = "j.geojson"\n\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\nprefix = "{PREFIX}"\n'
