@@ -99,27 +99,52 @@ class Slots:
         keep[pos] = False
         self._ids, self._slot_of = self._ids[keep], self._slot_of[keep]
 
-    _ARRAYS = ("country", "warned", "has_pending", "member", "dwelled", "entered", "path_xy", "path_t", "path_len",
-               "path_head")
+    #: per-slot columns a checkpoint keeps row by row (the paths are kept point by point)
+    _ROWS = ("country", "warned", "has_pending", "member", "dwelled", "entered", "path_len")
 
     def export_state(self) -> tuple[dict[str, np.ndarray], dict]:
-        """The slots as arrays, and the held alerts as plain data (for a checkpoint)."""
-        arrays = {name: getattr(self, name) for name in self._ARRAYS}
-        arrays.update(ids=self._ids, slot_of=self._slot_of, free=np.array(self._free, np.int64))
-        pending = {str(slot): [_alert_data(a) for a in alerts] for slot, alerts in self.pending.items()}
-        return arrays, {"pending": pending}
+        """The known tracks' slots as arrays, and the held alerts as plain data (for a checkpoint).
+
+        Compact: the k-th known track id (sorted) is row k, free slots are left out, and the
+        paths are stored end to end, oldest point first (``path_len`` points each): at
+        10,000 tracks in a table grown to 16,384 slots the whole-table layout was 48 MB a
+        checkpoint, most of it empty rings (``benchmarks/live_scale.py``).
+        """
+        used = self._slot_of
+        lengths = self.path_len[used]
+        slot = np.repeat(used, lengths)
+        age = np.arange(slot.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # 0 = the oldest
+        ring = (np.repeat(self.path_head[used] - lengths, lengths) + age) % MAX_PATH
+        arrays = {name: getattr(self, name)[used] for name in self._ROWS}
+        arrays.update(ids=self._ids, path_xy=self.path_xy[slot, ring], path_t=self.path_t[slot, ring])
+        row_of = {int(s): k for k, s in enumerate(used.tolist())}
+        pending = {str(row_of[slot]): [_alert_data(a) for a in alerts] for slot, alerts in self.pending.items()}
+        return arrays, {"pending": pending, "capacity": int(self.country.size)}
 
     def import_state(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
-        """Take over a state made by :meth:`export_state` (copies the arrays)."""
+        """Take over a state made by :meth:`export_state` (copies the arrays): track k in slot k.
+        A checkpoint of format 1 (the whole table, slot by slot) is read too."""
+        if "slot_of" in arrays:
+            arrays, meta = _compact(arrays, meta)
         if arrays["member"].shape[1] != self.n_zones:
             raise ValueError(f"geofence: {arrays['member'].shape[1]} zones in the checkpoint, {self.n_zones} configured")
-        for name in self._ARRAYS:
-            setattr(self, name, np.array(arrays[name], dtype=getattr(self, name).dtype))
-        self._ids = np.array(arrays["ids"], np.int64)
-        self._slot_of = np.array(arrays["slot_of"], np.int64)
-        self._free = [int(s) for s in arrays["free"]]
-        self.pending = {int(slot): [Alert(**{**a, "recipients": tuple(a["recipients"])}) for a in alerts]
-                        for slot, alerts in meta["pending"].items()}
+        ids = np.array(arrays["ids"], np.int64)
+        n = ids.size
+        self._free = []
+        del self.country  # a fresh table, not grown from this one
+        self._alloc(max(int(meta["capacity"]), n, 1))
+        self._free = self._free[: self.country.size - n]  # slots 0 … n−1 are taken
+        for name in self._ROWS:
+            getattr(self, name)[:n] = arrays[name]
+        lengths = self.path_len[:n]
+        slot = np.repeat(np.arange(n), lengths)
+        age = np.arange(slot.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        self.path_xy[slot, age] = arrays["path_xy"]
+        self.path_t[slot, age] = arrays["path_t"]
+        self.path_head[:n] = lengths % MAX_PATH
+        self._ids, self._slot_of = ids, np.arange(n, dtype=np.int64)
+        self.pending = {int(row): [Alert(**{**a, "recipients": tuple(a["recipients"])}) for a in alerts]
+                        for row, alerts in meta["pending"].items()}
 
     def path(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
         """(xy, t) of one slot's path, oldest first."""
@@ -131,6 +156,19 @@ class Slots:
         self.country[slot] = country
         self.warned[slot] = False
         self.path_len[slot] = 1
+
+
+def _compact(whole: dict[str, np.ndarray], meta: dict) -> tuple[dict[str, np.ndarray], dict]:
+    """A format-1 export (every slot, rings as they lie, pending alerts keyed by slot) in the compact
+    layout of :meth:`Slots.export_state`."""
+    table = Slots(whole["member"].shape[1], capacity=1)
+    for name in (*Slots._ROWS, "path_xy", "path_t", "path_head"):
+        setattr(table, name, np.asarray(whole[name]))
+    table._ids, table._slot_of = np.asarray(whole["ids"], np.int64), np.asarray(whole["slot_of"], np.int64)
+    arrays, compact = table.export_state()
+    row_of = {int(slot): k for k, slot in enumerate(table._slot_of.tolist())}
+    compact["pending"] = {str(row_of[int(slot)]): alerts for slot, alerts in meta["pending"].items()}
+    return arrays, compact
 
 
 def _alert_data(alert: Alert) -> dict:

@@ -475,3 +475,73 @@ def test_crossing_recall_and_precision_on_a_seeded_multi_target_scenario():
                 break
     recall, precision = matched / len(truth), (len(used) / len(raised) if raised else 1.0)
     assert recall >= 0.95 and precision >= 0.95, (recall, precision, len(truth), len(raised))
+
+
+def _slots_with_history(rng: np.random.Generator):
+    """A slot table grown to 64 slots, 20 tracks known (ids not in slot order), rings of every fill
+    (one wrapped), a held alert."""
+    from geo.alerts import Alert
+    from geo.slots import MAX_PATH, Slots
+
+    slots = Slots(n_zones=2, capacity=4)
+    slots.slots(np.arange(100, 160, dtype=np.int64))
+    slots.free(np.arange(100, 160, 3, dtype=np.int64))
+    known = slots._ids
+    for k, slot in enumerate(slots.slots(known).tolist()):
+        n = [0, 1, 5, MAX_PATH, MAX_PATH + 7][k % 5]
+        for i in range(n):
+            head = slots.path_head[slot]
+            slots.path_xy[slot, head] = rng.normal(size=2)
+            slots.path_t[slot, head] = float(i)
+            slots.path_head[slot] = (head + 1) % MAX_PATH
+            slots.path_len[slot] = min(slots.path_len[slot] + 1, MAX_PATH)
+        slots.country[slot] = k % 3 - 1
+        slots.member[slot] = rng.random(2) < 0.5
+        slots.entered[slot] = rng.random(2)
+    slot = int(slots.slots(known[7:8])[0])
+    slots.pending[slot] = [Alert("a", "zone_entry", 1.0, 1.0, "n", f"n-{known[7]}", 0.0, 0.0, "z", ("x",), "low",
+                                 0.9, {"person": 1.0}, 1.0, 0.0)]
+    slots.has_pending[slot] = True
+    return slots
+
+
+def _same_tracks(a, b) -> None:
+    """Every known track has the same state, path and held alerts in both tables."""
+    assert a._ids.tolist() == b._ids.tolist()
+    sa, sb = a.slots(a._ids), b.slots(b._ids)
+    for name in ("country", "warned", "has_pending", "member", "dwelled", "entered", "path_len"):
+        np.testing.assert_array_equal(getattr(a, name)[sa], getattr(b, name)[sb])
+    for x, y in zip(sa.tolist(), sb.tolist()):
+        for u, v in zip(a.path(x), b.path(y)):
+            np.testing.assert_array_equal(u, v)
+        assert [al.alert_id for al in a.pending.get(x, [])] == [al.alert_id for al in b.pending.get(y, [])]
+
+
+def test_slots_checkpoint_keeps_every_known_track_and_only_those():
+    from fusion.live.checkpoint import decode, encode
+    from geo.slots import Slots
+
+    slots = _slots_with_history(np.random.default_rng(3))
+    arrays, meta = decode(encode(*slots.export_state()))
+    assert arrays["country"].shape[0] == len(slots) == 40
+    assert arrays["path_xy"].shape[0] == slots.path_len[slots.slots(slots._ids)].sum()  # no empty ring slots
+    back = Slots(n_zones=2)
+    back.import_state(arrays, meta)
+    _same_tracks(slots, back)
+    new = back.slots(np.array([999], np.int64))  # the next new track takes a free slot
+    assert new[0] not in back.slots(slots._ids).tolist()
+
+
+def test_a_format_1_slots_checkpoint_is_read():
+    """Format 1 kept the whole table slot by slot; a node upgraded over such a checkpoint goes on."""
+    from geo.slots import Slots
+
+    slots = _slots_with_history(np.random.default_rng(4))
+    whole = {name: getattr(slots, name) for name in ("country", "warned", "has_pending", "member", "dwelled",
+                                                    "entered", "path_xy", "path_t", "path_len", "path_head")}
+    whole.update(ids=slots._ids, slot_of=slots._slot_of, free=np.array(slots._free, np.int64))
+    from geo.slots import _alert_data
+    pending = {str(s): [_alert_data(a) for a in alerts] for s, alerts in slots.pending.items()}
+    back = Slots(n_zones=2)
+    back.import_state(whole, {"pending": pending})
+    _same_tracks(slots, back)

@@ -27,7 +27,10 @@ from fusion.config import ConfigError, Site
 
 __all__ = ["FORMAT", "layout", "encode", "decode", "write_atomic", "state_bytes", "save", "load", "checkpoint_file"]
 
-FORMAT = 1
+#: the format written; 2: the geofence's slots compact (known tracks only, paths end to end)
+FORMAT = 2
+#: the formats read (1: the geofence's whole slot table, converted on loading)
+READABLE = (1, 2)
 
 
 def checkpoint_file(site: Site) -> Path:
@@ -126,8 +129,9 @@ def load(site: Site, pipeline, now_rx: float | None = None) -> bool:
         arrays, meta = decode(data)
     except ValueError as error:
         raise ConfigError(f"{path}: {error}; move it away to start with an empty state") from None
-    if meta.get("format") != FORMAT:
-        raise ConfigError(f"{path}: checkpoint format {meta.get('format')!r}, this version reads {FORMAT}; "
+    if meta.get("format") not in READABLE:
+        raise ConfigError(f"{path}: checkpoint format {meta.get('format')!r}, this version reads "
+                          f"{' and '.join(map(str, READABLE))}; "
                           "move it away to start with an empty state")
     want = layout(site)
     for key, value in want.items():
