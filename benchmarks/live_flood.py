@@ -56,7 +56,6 @@ import argparse
 import collections
 import json
 import multiprocessing
-import os
 import re
 import sys
 import tempfile
@@ -74,6 +73,7 @@ sys.path.insert(0, str(ROOT))
 from fusion.config import load_site  # noqa: E402
 from fusion.logio import read_log  # noqa: E402
 from fusion.simulate import simulate  # noqa: E402
+from live_latency import thread_cpu_s  # noqa: E402
 from tests.broker import PREFIX, Broker, Collector, rss_mb, start_node, stop_node, write_site  # noqa: E402
 
 _encode = msgspec.json.Encoder().encode
@@ -109,20 +109,6 @@ def _flood(port: int, rate: float, plots: int, latest_t, done, sent) -> None:
             time.sleep(wait)
     c.disconnect()
     c.loop_stop()
-
-
-def _thread_cpu_s(pid: int) -> tuple[float, float]:
-    """CPU seconds (user + system) of the process's main thread and of all its other threads."""
-    tick = os.sysconf("SC_CLK_TCK")
-    main = other = 0.0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        fields = (task / "stat").read_text().rpartition(")")[2].split()
-        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14, 15)
-        if int(task.name) == pid:
-            main += seconds
-        else:
-            other += seconds
-    return main, other
 
 
 def main() -> int:
@@ -182,13 +168,13 @@ def main() -> int:
         flooder.start()
         good_thread = threading.Thread(target=good, daemon=True)
         good_thread.start()
-        started, cpu_before, sent_before = time.monotonic(), _thread_cpu_s(node.pid), flood_sent.value
+        started, cpu_before, sent_before = time.monotonic(), thread_cpu_s(node.pid), flood_sent.value
         peak = rss_mb(node.pid)
         while not done.is_set():
             time.sleep(0.5)
             peak = max(peak, rss_mb(node.pid))
         flood_s = time.monotonic() - started
-        cpu_main, cpu_other = (after - before for after, before in zip(_thread_cpu_s(node.pid), cpu_before))
+        cpu_main, cpu_other = (after - before for after, before in zip(thread_cpu_s(node.pid), cpu_before))
         flood_count = flood_sent.value - sent_before
         flooder.join(10)
         time.sleep(8.0)  # the reorder window and the last releases

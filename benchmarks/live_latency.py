@@ -31,6 +31,7 @@ import getpass
 import json
 import math
 import multiprocessing as mp
+import os
 import shutil
 import socket
 import subprocess
@@ -158,11 +159,7 @@ def publisher(port: int, n_targets: int, seconds: float, ready, stats, synchroni
     step, sent, late = 0, 0, 0
     while True:  # radar k scans at phase k / n_radars of the period (--sync: all at once)
         tick = start + (step // n_radars if synchronised else step) * PERIOD_S / (1 if synchronised else n_radars)
-        wait = tick - time.time()
-        if wait > 0:
-            time.sleep(wait)
-        else:
-            late += 1
+        late += sleep_until(tick)
         now = time.time()
         if now - start > seconds:
             break
@@ -190,6 +187,32 @@ def percentiles(name: str, ms: np.ndarray) -> dict:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime, in clock ticks of 10 ms
+
+
+def sleep_until(tick: float) -> bool:
+    """Sleep until wall time ``tick``; True when it had already passed (a late tick)."""
+    wait = tick - time.time()
+    if wait > 0:
+        time.sleep(wait)
+        return False
+    return True
+
+
+def thread_cpu_s(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of the process's main thread and of all its other threads."""
+    tick = os.sysconf("SC_CLK_TCK")
+    main = other = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except FileNotFoundError:  # a thread that just ended
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14, 15)
+        if int(task.name) == pid:
+            main += seconds
+        else:
+            other += seconds
+    return main, other
 
 
 def run_rate(rate: int, seconds: float, window_s: float, synchronised: bool = False) -> dict:

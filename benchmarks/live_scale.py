@@ -101,7 +101,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from fusion.simulate import _fits, split_scan  # noqa: E402
 from geo.frame import WGS84, LocalFrame  # noqa: E402
-from live_latency import ORIGIN, PREFIX, mosquitto, percentiles, radar_east, write_site  # noqa: E402
+from live_latency import (ORIGIN, PREFIX, mosquitto, percentiles, radar_east, sleep_until,  # noqa: E402
+                          thread_cpu_s, write_site)
 from sensors.ingest import MAX_PAYLOAD_BYTES  # noqa: E402
 
 GOAL_CPU_PER_S = 0.5
@@ -160,11 +161,7 @@ def publisher(port: int, n_targets: int, per_radar: int, seconds: float, ready, 
     step, seq, sent_plots, messages, late, max_sectors = 0, [0] * n_radars, 0, 0, 0, 0
     while True:
         tick = start + step * PERIOD_S / n_radars
-        wait = tick - time.time()
-        if wait > 0:
-            time.sleep(wait)
-        else:
-            late += 1
+        late += sleep_until(tick)
         now = time.time()
         if now - start > seconds:
             break
@@ -188,23 +185,6 @@ def publisher(port: int, n_targets: int, per_radar: int, seconds: float, ready, 
     client.loop_stop()
     stats.put({"sent_plots": sent_plots, "messages": messages, "elapsed_s": time.time() - start,
                "late_ticks": late, "sectors_per_scan": max_sectors})
-
-
-def thread_cpu_s(pid: int) -> tuple[float, float]:
-    """CPU seconds (user + system) of the process's main thread and of all its other threads."""
-    tick = os.sysconf("SC_CLK_TCK")
-    main = other = 0.0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rpartition(")")[2].split()
-        except FileNotFoundError:  # a thread that just ended
-            continue
-        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14, 15)
-        if int(task.name) == pid:
-            main += seconds
-        else:
-            other += seconds
-    return main, other
 
 
 def peak_rss_mb(pid: int) -> float:
