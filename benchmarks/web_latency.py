@@ -469,6 +469,96 @@ def stall_once(condition: str, n_targets: int, seconds: float, core: int) -> dic
     return out
 
 
+# -- --page-cost: what one page spends per snapshot ------------------------------------------
+def chromium_threads_cpu(root_pid: int) -> dict[str, float]:
+    """CPU seconds of every Chromium thread under ``root_pid``, summed per ``process-type/thread-name``
+    (process type from ``--type=``: renderer, gpu-process, utility; ``browser`` for the main process)."""
+    out: dict[str, float] = {}
+    for pid in process_tree(root_pid):
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            if "chrom" not in cmdline.split("\0")[0].split(" ")[0]:
+                continue
+            kind = cmdline.split("--type=", 1)[1].split()[0].split("\0")[0] if "--type=" in cmdline else "browser"
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    name = (task / "comm").read_text().strip().rstrip("0123456789")
+                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                    key = f"{kind}/{name}"
+                    out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / 100.0
+    return out
+
+
+def page_cost(page: str, n_targets: int, seconds: float, warmup_s: float = 4.0, setup_js: str = "") -> dict:
+    """One headless Chromium on an in-process map server fed ``n_targets`` synthetic tracks at 1 Hz (the
+    2,000-track browser test's): the page's own main-thread ms per snapshot (its ``?profile=1`` hook:
+    JSON.parse, state, building the map's features, setData, MapLibre's frames) and Chromium's CPU per
+    second of the steady state, per process type and thread (``/proc``), after ``warmup_s``."""
+    from playwright.sync_api import sync_playwright
+
+    from fusion.config import WebConfig, load_site
+    from fusion.web import AckStore, WebServer
+    from tests.conftest import DEMO_SITE
+    from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS, offline_page, synthetic_tracks, wait_until
+
+    load = os.getloadavg()[0]
+    rng = np.random.default_rng(0)
+    base = np.column_stack([rng.uniform(-8000, 8000, n_targets), rng.uniform(-7000, 7000, n_targets)])
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
+        server = WebServer(load_site(DEMO_SITE), WebConfig(listen="127.0.0.1:0"),
+                           acks=AckStore(Path(tmp) / "acks.sqlite")).start()
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            tab = offline_page(browser, [])
+            cdp = tab.context.new_cdp_session(tab)
+            cdp.send("Performance.enable")
+            tab.goto(f"{server.url}{page}?profile=1")
+            wait_until(tab, "window.borderfusion.ready" + (" && window.borderfusionMap.loaded" if not page else ""), 60)
+            if setup_js:
+                tab.evaluate(setup_js)
+
+            def sample() -> tuple[float, dict, dict, dict]:
+                metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+                paint = tab.evaluate("window.borderfusionMap ? window.borderfusionMap.paint : null") or {}
+                return time.monotonic(), chromium_threads_cpu(os.getpid()), metrics, paint
+
+            started, first = time.monotonic(), None
+            for second in range(int(seconds)):
+                server.on_snapshot({"node_id": "edge-1", "t": float(second),
+                                    "tracks": synthetic_tracks(n_targets, second, rng, base)})
+                if first is None and second >= warmup_s:
+                    first = sample()
+                time.sleep(max(0.0, started + second + 1 - time.monotonic()))
+            last = sample()
+            costs = [c for c in tab.evaluate("window.borderfusion.costs") if c["t"] >= warmup_s]
+            errors = tab.errors
+        finally:
+            browser.close()
+            server.close()
+    wall = last[0] - first[0]
+    cpu = {k: round((v - first[1].get(k, 0.0)) / wall, 3) for k, v in last[1].items()}
+    taken = len(costs)
+    per_snapshot = {key: round(statistics.median(c.get(key, 0.0) for c in costs), 2)
+                    for key in ("parse_ms", "state_ms", "build_ms", "setdata_ms", "view_ms")} if costs else {}
+    out = {"bench": "web_page_cost", "page": f"/{page}", "targets": n_targets, "seconds": seconds,
+           "load_1min": round(load, 2), "snapshots_taken": taken, "per_snapshot_median_ms": per_snapshot}
+    if last[3]:
+        frames = last[3]["frames"] - first[3]["frames"]
+        out["paint"] = {"frames_per_s": round(frames / wall, 2),
+                        "ms_per_s": round((last[3]["ms"] - first[3]["ms"]) / wall, 1),
+                        "ms_per_frame": round((last[3]["ms"] - first[3]["ms"]) / max(frames, 1), 1)}
+    out["main_thread_ms_per_s"] = {key: round((last[2][key] - first[2][key]) / wall * 1000.0, 1)
+                                   for key in ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")}
+    by_process: dict[str, float] = {}
+    for key, value in cpu.items():
+        by_process[key.split("/")[0]] = by_process.get(key.split("/")[0], 0.0) + value
+    out["cpu_per_s"] = {"total": round(sum(cpu.values()), 3), **{k: round(v, 3) for k, v in sorted(by_process.items())}}
+    out["busiest_threads_cpu_per_s"] = dict(sorted(((k, v) for k, v in cpu.items() if v >= 0.01),
+                                                   key=lambda kv: -kv[1]))
+    out["page_errors"] = errors[:3]
+    return out
+
+
 def stall_summary(results: list[dict], conditions: list[str]) -> dict:
     out: dict = {"bench": "web_stall_summary", "runs_per_condition": sum(r["condition"] == "none" for r in results)}
     for condition in conditions:
@@ -526,6 +616,8 @@ def main() -> None:
                              "node's CPU, as remote workstations would (default: not pinned)")
     parser.add_argument("--stall", action="store_true",
                         help="measure the map's hold on the node's loop thread alone (see the docstring)")
+    parser.add_argument("--page-cost", action="store_true",
+                        help="one page's own cost per snapshot (no node): main-thread ms and Chromium's CPU")
     parser.add_argument("--browsers-child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--readers-child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -533,6 +625,11 @@ def main() -> None:
         return browser_child(args.browsers_child)
     if args.readers_child:
         return reader_child(args.readers_child)
+    if args.page_cost:
+        sys.path.insert(0, str(ROOT))
+        for _ in range(args.pairs):
+            print(json.dumps(page_cost(args.page, args.targets, args.seconds)), flush=True)
+        return
     if args.stall:
         sys.path.insert(0, str(ROOT))
         results = []

@@ -175,6 +175,64 @@ def synthetic_tracks(n: int, t: float, rng: np.random.Generator, base: np.ndarra
              "sensors": ["radar-n1"], "first_seen": 0.0, "last_update": t} for i in range(n)]
 
 
+
+def _symbols_in_place(page, tracks: list[dict], style: dict) -> tuple[int, int]:
+    """(tracks on screen and clear of others, those whose class colour is within 2 px of where MapLibre
+    projects them)."""
+    from PIL import ImageColor
+
+    pixels = _map_pixels(page).astype(int)
+    height, width, _ = pixels.shape
+    where = np.array([page.evaluate(f"window.borderfusionMap.project({t['lon']}, {t['lat']})") for t in tracks])
+    on_screen = in_place = 0
+    for t, (x, y), gaps in zip(tracks, np.round(where).astype(int), np.hypot(*(where[:, None] - where[None]).T)):
+        if not (4 <= x < width - 8 and 4 <= y < height - 4) or t["status"] == "coasting" or np.sort(gaps)[1] < 20:
+            continue
+        on_screen += 1
+        colour = np.array(ImageColor.getrgb(style[next(iter(t["classification"]))]["colour"]))
+        near = pixels[y - 2:y + 3, x - 2:x + 7].reshape(-1, 3)  # a ring's centre is white: look right too
+        in_place += bool(np.any(np.abs(near - colour).max(axis=1) <= 12))
+    return on_screen, in_place
+
+
+def test_the_map_draws_each_track_where_the_map_puts_it_and_its_id_when_zoomed_in(browser, tmp_path, demo_site):
+    """The MapLibre page draws the tracks on a canvas over the map, not as map layers: each class
+    symbol must sit where MapLibre projects the track, at the site's zoom, turned and zoomed in;
+    ids and (small) ellipses only when zoomed in."""
+    server = serve(tmp_path, demo_site, tokens=False)
+    rng = np.random.default_rng(2)
+    base = np.column_stack([rng.uniform(-5000, 5000, 30), rng.uniform(-4000, 4000, 30)])
+    tracks = synthetic_tracks(30, 0.0, rng, base)
+    try:
+        page = offline_page(browser, [])
+        page.goto(server.url)
+        wait_until(page, "window.borderfusion.ready && window.borderfusionMap.loaded", 20)
+        lon, lat = page.evaluate("window.borderfusionMap.center")
+        for t, (d_lon, d_lat) in zip(tracks[:10], rng.uniform(-0.002, 0.002, (10, 2))):  # some near the centre
+            t["lon"], t["lat"] = float(lon + d_lon), float(lat + d_lat)
+        server.on_snapshot({"node_id": "edge-1", "t": 0.0, "tracks": tracks})
+        wait_until(page, "window.borderfusion.tracks.length === 30", 5)
+        page.wait_for_timeout(300)
+        style = page.evaluate("import('/static/symbols.js').then((m) => m.CLASS_STYLE)")
+        drawn = page.evaluate("window.borderfusionMap.overlay")
+        on_screen, in_place = _symbols_in_place(page, tracks, style)
+        assert on_screen >= 12 and in_place == on_screen, (on_screen, in_place)
+        assert drawn["symbols"] >= on_screen and drawn["labels"] == 0 and drawn["ellipses"] == 0, drawn
+        # turned (shift + arrow keys) and zoomed in (+): the symbols follow, ids and ellipses appear
+        page.mouse.click(300, 300)
+        for key in ["Shift+ArrowLeft"] * 3 + ["Equal"] * 4:
+            page.keyboard.press(key)
+            page.wait_for_timeout(400)
+        page.wait_for_timeout(800)
+        assert page.evaluate("window.borderfusionMap.zoom") >= 15 and abs(page.evaluate("window.borderfusionMap.bearing")) > 10
+        drawn = page.evaluate("window.borderfusionMap.overlay")
+        on_screen, in_place = _symbols_in_place(page, tracks, style)
+        assert on_screen >= 4 and in_place == on_screen, (on_screen, in_place)
+        assert drawn["labels"] == drawn["symbols"] >= on_screen and drawn["ellipses"] >= on_screen, drawn
+        assert not page.errors, page.errors
+    finally:
+        server.stop()
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path,process", [("", False), ("lite", False), ("", True)])
 def test_2000_tracks_at_1_hz_are_on_the_page_within_1_s(browser, tmp_path, demo_site, path, process):

@@ -1,0 +1,177 @@
+// The tracks of the MapLibre page, drawn on a 2-D canvas laid over the map.
+//
+// Why not MapLibre layers: each snapshot handed to a GeoJSON source costs the map four frames
+// (one when the worker has parsed the data, one when its tiles are cut, one to place the symbols,
+// one for the second source), and without a GPU each frame costs ~50–100 ms of CPU in the software
+// WebGL renderer however little changed: 2,000 tracks a second then took ~0.7 of a core per browser.
+// Here a snapshot is one pass over plain arrays and one canvas: the map draws no frame at all.
+//
+// Geometry: positions are kept as Web Mercator "world" coordinates (x east, y south, the whole
+// world 0…1); with no pitch the map's screen is an affine image of the world plane,
+//   screen = p₀ + s · R(−β) · (w − c),   s = 512 · 2^zoom px per world unit, β the map's bearing,
+// c the world point at the map's centre and p₀ where MapLibre draws it. A length of L metres at
+// latitude φ spans L / (C · cos φ) world units (C the equator's length), so an uncertainty
+// ellipse stays an ellipse, drawn by the canvas itself (no vertex ring to build).
+import {ahead} from '/static/feed.js';
+import {CLASS_STYLE, drawSymbol} from '/static/symbols.js';
+
+const WORLD_PX = 512;  // MapLibre's tile size: world px at zoom 0
+const EQUATOR_M = 40075016.686;
+const SYMBOL_PX = 18;
+// an ellipse smaller than the symbol says nothing: drawn only when its semi-major axis spans ≥ 6 px
+const ELLIPSE_MIN_PX = 6;
+// ids from this zoom on (as the labels layer was): 2,000 ids at the site's zoom would be a smear
+export const LABEL_MIN_ZOOM = 13.5;
+const CULL_MARGIN_PX = 24;
+
+export function worldX(lon) { return (lon + 180) / 360; }
+export function worldY(lat) {
+  const s = Math.sin(lat * Math.PI / 180);
+  return 0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI);
+}
+
+// A snapshot as the overlay draws it: flat arrays of world coordinates, made once per snapshot.
+export function prepare(tracks, trails, ellipseScale) {
+  const n = tracks.length;
+  const x = new Float64Array(n), y = new Float64Array(n), tipX = new Float64Array(n), tipY = new Float64Array(n);
+  const major = new Float64Array(n), minor = new Float64Array(n), bearing = new Float64Array(n);
+  const trailStart = new Int32Array(n + 1);
+  let points = 0;
+  for (let i = 0; i < n; i++) {
+    const trail = trails.get(tracks[i].track_id);
+    trailStart[i] = points;
+    points += trail && trail.points.length > 1 ? trail.points.length : 0;
+  }
+  trailStart[n] = points;
+  const trailXY = new Float64Array(2 * points);
+  for (let i = 0; i < n; i++) {
+    const t = tracks[i];
+    x[i] = worldX(t.lon); y[i] = worldY(t.lat);
+    const [tipLon, tipLat] = ahead(t, 60);
+    tipX[i] = worldX(tipLon); tipY[i] = worldY(tipLat);
+    const perMetre = ellipseScale / (EQUATOR_M * Math.cos(t.lat * Math.PI / 180));
+    major[i] = t.ellipse_m[0] * perMetre; minor[i] = t.ellipse_m[1] * perMetre;
+    bearing[i] = t.ellipse_m[2] * Math.PI / 180;
+    if (trailStart[i + 1] > trailStart[i]) {
+      let k = 2 * trailStart[i];
+      for (const [lon, lat] of trails.get(t.track_id).points) { trailXY[k++] = worldX(lon); trailXY[k++] = worldY(lat); }
+    }
+  }
+  return {n, tracks, x, y, tipX, tipY, major, minor, bearing, trailStart, trailXY};
+}
+
+// The world → screen map of the map's current view (see the header); MapLibre places the centre.
+export function screenTransform(map) {
+  const center = map.getCenter();
+  const p = map.project(center);
+  const scale = WORLD_PX * 2 ** map.getZoom();
+  const beta = map.getBearing() * Math.PI / 180;
+  return {ox: p.x, oy: p.y, cx: worldX(center.lng), cy: worldY(center.lat), scale, beta, zoom: map.getZoom(),
+          a: scale * Math.cos(beta), b: scale * Math.sin(beta)};
+}
+
+const sprites = new Map();
+function sprite(cls, coasting) {
+  const key = `${CLASS_STYLE[cls] ? cls : 'unknown'}:${coasting}`;
+  if (!sprites.has(key)) {
+    const canvas = document.createElement('canvas');
+    canvas.width = canvas.height = SYMBOL_PX;
+    drawSymbol(canvas.getContext('2d'), cls, SYMBOL_PX / 2, SYMBOL_PX / 2, 7, coasting ? 0.4 : 1);
+    sprites.set(key, canvas);
+  }
+  return sprites.get(key);
+}
+
+// Draw a prepared snapshot; returns what it drew (the page's test hook reports it).
+export function draw(ctx, width, height, snap, view) {
+  ctx.clearRect(0, 0, width, height);
+  const drawn = {symbols: 0, labels: 0, ellipses: 0};
+  if (!snap || snap.n === 0) return drawn;
+  const {a, b, ox, oy, cx, cy} = view;
+  // x' = x cos β + y sin β, y' = −x sin β + y cos β (y points south on the world and the screen)
+  const sx = (wx, wy) => ox + a * (wx - cx) + b * (wy - cy);
+  const sy = (wx, wy) => oy - b * (wx - cx) + a * (wy - cy);
+  const onScreen = (px, py, margin) => px > -margin && py > -margin && px < width + margin && py < height + margin;
+
+  ctx.lineJoin = 'round';
+  ctx.beginPath();  // trails: one path
+  for (let i = 0; i < snap.n; i++) {
+    for (let k = snap.trailStart[i]; k < snap.trailStart[i + 1]; k++) {
+      const px = sx(snap.trailXY[2 * k], snap.trailXY[2 * k + 1]), py = sy(snap.trailXY[2 * k], snap.trailXY[2 * k + 1]);
+      if (k === snap.trailStart[i]) ctx.moveTo(px, py); else ctx.lineTo(px, py);
+    }
+  }
+  ctx.strokeStyle = 'rgba(51, 51, 51, 0.6)'; ctx.lineWidth = 1.2; ctx.stroke();
+
+  const screenX = new Float64Array(snap.n), screenY = new Float64Array(snap.n);
+  ctx.beginPath();  // heading lines: one path
+  for (let i = 0; i < snap.n; i++) {
+    screenX[i] = sx(snap.x[i], snap.y[i]); screenY[i] = sy(snap.x[i], snap.y[i]);
+    ctx.moveTo(screenX[i], screenY[i]); ctx.lineTo(sx(snap.tipX[i], snap.tipY[i]), sy(snap.tipX[i], snap.tipY[i]));
+  }
+  ctx.strokeStyle = '#222'; ctx.lineWidth = 1.5; ctx.stroke();
+
+  for (const coasting of [false, true]) {  // ellipses: one path per line style
+    ctx.beginPath();
+    for (let i = 0; i < snap.n; i++) {
+      const rx = snap.major[i] * view.scale;
+      if ((snap.tracks[i].status === 'coasting') !== coasting || rx < ELLIPSE_MIN_PX) continue;
+      if (!onScreen(screenX[i], screenY[i], rx)) continue;
+      // the major axis on bearing o is, on the screen, o − β clockwise from up: the canvas's x axis turned o − β − 90°
+      const rotation = snap.bearing[i] - view.beta - Math.PI / 2;
+      ctx.moveTo(screenX[i] + rx * Math.cos(rotation), screenY[i] + rx * Math.sin(rotation));
+      ctx.ellipse(screenX[i], screenY[i], rx, Math.max(snap.minor[i] * view.scale, 0.5), rotation, 0, 2 * Math.PI);
+      drawn.ellipses += 1;
+    }
+    ctx.setLineDash(coasting ? [2, 2] : []);
+    ctx.strokeStyle = '#444'; ctx.lineWidth = 1; ctx.stroke();
+  }
+  ctx.setLineDash([]);
+
+  const labels = view.zoom >= LABEL_MIN_ZOOM;
+  if (labels) { ctx.font = '11px sans-serif'; ctx.lineWidth = 3; ctx.strokeStyle = '#fff'; ctx.fillStyle = '#111'; }
+  for (let i = 0; i < snap.n; i++) {
+    if (!onScreen(screenX[i], screenY[i], CULL_MARGIN_PX)) continue;
+    const t = snap.tracks[i];
+    ctx.drawImage(sprite(t.class, t.status === 'coasting'), Math.round(screenX[i]) - SYMBOL_PX / 2, Math.round(screenY[i]) - SYMBOL_PX / 2);
+    drawn.symbols += 1;
+    if (labels) {
+      ctx.strokeText(t.track_id, screenX[i] + 12, screenY[i] + 4); ctx.fillText(t.track_id, screenX[i] + 12, screenY[i] + 4);
+      drawn.labels += 1;
+    }
+  }
+  return drawn;
+}
+
+// A canvas over `map` (under its controls, letting the mouse through) that draws the newest
+// prepared snapshot at once and again whenever the view moves (at most once per frame).
+export function trackOverlay(map) {
+  const canvas = document.createElement('canvas');
+  canvas.className = 'track-overlay';
+  map.getCanvasContainer().append(canvas);
+  const ctx = canvas.getContext('2d');
+  let snap = null, due = false, dirty = false;
+  let drawn = {symbols: 0, labels: 0, ellipses: 0};
+  function resize() {
+    const gl = map.getCanvas(), ratio = window.devicePixelRatio || 1;
+    canvas.style.width = gl.style.width; canvas.style.height = gl.style.height;
+    canvas.width = Math.round(gl.clientWidth * ratio); canvas.height = Math.round(gl.clientHeight * ratio);
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  }
+  function redraw() {
+    due = false;
+    if (document.hidden) { dirty = true; return; }  // a hidden tab draws when it is shown again
+    dirty = false;
+    drawn = draw(ctx, canvas.width / (window.devicePixelRatio || 1), canvas.height / (window.devicePixelRatio || 1),
+                 snap, screenTransform(map));
+  }
+  function soon() { if (!due) { due = true; requestAnimationFrame(redraw); } }
+  resize();
+  map.on('resize', () => { resize(); soon(); });
+  map.on('move', soon);
+  document.addEventListener('visibilitychange', () => { if (!document.hidden && dirty) soon(); });
+  return {
+    show(prepared) { snap = prepared; redraw(); },
+    get drawn() { return {...drawn}; },
+  };
+}
