@@ -539,7 +539,8 @@ def page_cost(page: str, n_targets: int, seconds: float, warmup_s: float = 4.0, 
     cpu = {k: round((v - first[1].get(k, 0.0)) / wall, 3) for k, v in last[1].items()}
     taken = len(costs)
     per_snapshot = {key: round(statistics.median(c.get(key, 0.0) for c in costs), 2)
-                    for key in ("parse_ms", "state_ms", "build_ms", "setdata_ms", "view_ms")} if costs else {}
+                    for key in ("parse_ms", "state_ms", "build_ms", "setdata_ms", "draw_ms", "view_ms")
+                     if any(key in c for c in costs)} if costs else {}
     out = {"bench": "web_page_cost", "page": f"/{page}", "targets": n_targets, "seconds": seconds,
            "load_1min": round(load, 2), "snapshots_taken": taken, "per_snapshot_median_ms": per_snapshot}
     if last[3]:
