@@ -77,6 +77,7 @@ bandwidth, and the other engineers' jobs on the machine (note ``load`` in each l
 
     python benchmarks/web_latency.py [--pairs 3] [--seconds 20] [--targets 2000] [--page ''|lite]
                                      [--conditions none,readers,browsers] [--node-cores 0] [--stall]
+                                     [--page-cost]
 
 ``--node-cores 0`` pins everything but the viewers to core 0 (the viewers keep the last
 core): the browsers then stand for remote workstations exactly, using none of the node's
@@ -97,6 +98,17 @@ sharing the interpreter costs by itself), ``process``
 (:class:`fusion.web.process.MapProcess`, handed the JSON bytes: the node now).
 An item late by more than its own ~0.1 ms waited for the loop (the hand-over), the GIL or
 the CPU: p99/max and the items over 2 ms and 5 ms tell how much the map held the loop up.
+
+``--page-cost``: what one page costs its machine per snapshot, without the node: one headless
+Chromium (as the browser tests run it, not niced) on an in-process map server fed the 2,000-track
+browser test's synthetic tracks at 1 Hz and ``--alerts-per-s`` alerts. One JSON line per run (``--pairs`` runs): the page's own
+main-thread ms per snapshot, median, from its ``window.borderfusion.costs`` hook (``parse_ms``
+JSON.parse, ``state_ms`` tracks and trails, then the view's ``build_ms``/``draw_ms`` — or, for a
+page that hands GeoJSON to MapLibre, ``setdata_ms``); MapLibre's own frames (``paint``: frames
+per second and main-thread ms, timed with ``?profile=1``); the renderer's main thread per second
+(Chrome DevTools ``Performance.getMetrics``: ``TaskDuration`` is all its tasks); and the CPU per
+second of every Chromium process and thread (``/proc``: ``gpu-process`` is where software WebGL
+draws, ``renderer/DedicatedWorker`` MapLibre's tiling), after a few seconds' warm-up.
 """
 
 from __future__ import annotations
@@ -166,10 +178,15 @@ def browser_child(urls: list[str]) -> None:
                                for m, p in zip(most_tracks, pages)]
             time.sleep(POLL_S)
         errors = [e for p in pages for e in p.errors]
+        costs = [c for p in pages for c in p.evaluate("window.borderfusion.costs || []")]
         for browser in browsers:
             browser.close()
+    # the page's own main-thread ms per snapshot (its newest 120 snapshots): JSON.parse + state + the map's share
+    page_ms = [c["parse_ms"] + c["state_ms"] + c["view_ms"] for c in costs]
     print(json.dumps({"snapshots": [list(m.values()) for m in seen], "tracks": most_tracks,
-                      "blocked": blocked, "errors": errors}), flush=True)
+                      "blocked": blocked, "errors": errors,
+                      "page_ms_per_snapshot_p50": round(statistics.median(page_ms), 2) if page_ms else None,
+                      "page_ms_per_snapshot_max": round(max(page_ms), 2) if page_ms else None}), flush=True)
 
 
 def reader_child(urls: list[str]) -> None:
@@ -383,6 +400,8 @@ def run_once(condition: str, n_targets: int, seconds: float, page: str, core: in
                     **percentiles("node_sent_lag", node_part),
                     **percentiles("page_drawn_from_t", from_t),
                     "page_held_within_1s": round(float(np.mean(held <= 1000.0)), 3) if held.size else None,
+                    "page_ms_per_snapshot_p50": seen.get("page_ms_per_snapshot_p50"),
+                    "page_ms_per_snapshot_max": seen.get("page_ms_per_snapshot_max"),
                     "page_errors": seen["errors"][:3], "blocked_requests": len(seen["blocked"])})
     return out
 
@@ -489,7 +508,8 @@ def chromium_threads_cpu(root_pid: int) -> dict[str, float]:
     return out
 
 
-def page_cost(page: str, n_targets: int, seconds: float, warmup_s: float = 4.0, setup_js: str = "") -> dict:
+def page_cost(page: str, n_targets: int, seconds: float, alerts_per_s: int, warmup_s: float = 4.0,
+              setup_js: str = "") -> dict:
     """One headless Chromium on an in-process map server fed ``n_targets`` synthetic tracks at 1 Hz (the
     2,000-track browser test's): the page's own main-thread ms per snapshot (its ``?profile=1`` hook:
     JSON.parse, state, building the map's features, setData, MapLibre's frames) and Chromium's CPU per
@@ -524,8 +544,13 @@ def page_cost(page: str, n_targets: int, seconds: float, warmup_s: float = 4.0, 
 
             started, first = time.monotonic(), None
             for second in range(int(seconds)):
-                server.on_snapshot({"node_id": "edge-1", "t": float(second),
-                                    "tracks": synthetic_tracks(n_targets, second, rng, base)})
+                tracks = synthetic_tracks(n_targets, second, rng, base)
+                server.on_snapshot({"node_id": "edge-1", "t": float(second), "tracks": tracks})
+                server.on_alerts([{"alert_id": f"a-{second}-{k}", "type": "border_crossing",
+                                   "severity": ("high", "medium", "low")[k % 3], "t": second + k / alerts_per_s,
+                                   "time": "2026-01-01T00:00:00Z", "track_id": t["track_id"], "lat": t["lat"],
+                                   "lon": t["lon"], "recipients": ["agency-b"], "jurisdiction": "country-a"}
+                                  for k, t in enumerate(tracks[:alerts_per_s])])
                 if first is None and second >= warmup_s:
                     first = sample()
                 time.sleep(max(0.0, started + second + 1 - time.monotonic()))
@@ -541,7 +566,8 @@ def page_cost(page: str, n_targets: int, seconds: float, warmup_s: float = 4.0, 
     per_snapshot = {key: round(statistics.median(c.get(key, 0.0) for c in costs), 2)
                     for key in ("parse_ms", "state_ms", "build_ms", "setdata_ms", "draw_ms", "view_ms")
                      if any(key in c for c in costs)} if costs else {}
-    out = {"bench": "web_page_cost", "page": f"/{page}", "targets": n_targets, "seconds": seconds,
+    out = {"bench": "web_page_cost", "page": f"/{page}", "targets": n_targets, "alerts_per_s": alerts_per_s,
+           "seconds": seconds,
            "load_1min": round(load, 2), "snapshots_taken": taken, "per_snapshot_median_ms": per_snapshot}
     if last[3]:
         frames = last[3]["frames"] - first[3]["frames"]
@@ -619,6 +645,9 @@ def main() -> None:
                         help="measure the map's hold on the node's loop thread alone (see the docstring)")
     parser.add_argument("--page-cost", action="store_true",
                         help="one page's own cost per snapshot (no node): main-thread ms and Chromium's CPU")
+    parser.add_argument("--alerts-per-s", type=int, default=170,
+                        help="--page-cost: alerts sent to the page per second (default 170, about the node's "
+                             "rate in these runs: ~3,400 border crossings in 20 s)")
     parser.add_argument("--browsers-child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--readers-child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -629,7 +658,7 @@ def main() -> None:
     if args.page_cost:
         sys.path.insert(0, str(ROOT))
         for _ in range(args.pairs):
-            print(json.dumps(page_cost(args.page, args.targets, args.seconds)), flush=True)
+            print(json.dumps(page_cost(args.page, args.targets, args.seconds, args.alerts_per_s)), flush=True)
         return
     if args.stall:
         sys.path.insert(0, str(ROOT))

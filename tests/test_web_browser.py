@@ -218,6 +218,24 @@ def test_the_map_draws_each_track_where_the_map_puts_it_and_its_id_when_zoomed_i
         on_screen, in_place = _symbols_in_place(page, tracks, style)
         assert on_screen >= 12 and in_place == on_screen, (on_screen, in_place)
         assert drawn["symbols"] >= on_screen and drawn["labels"] == 0 and drawn["ellipses"] == 0, drawn
+        # alert markers are drawn on the canvas too: a high alert is a red disc where the map puts it
+        where = np.array([page.evaluate(f"window.borderfusionMap.project({t['lon']}, {t['lat']})") for t in tracks])
+        clear = []
+        for d_lon, d_lat in rng.uniform(-0.03, 0.03, (200, 2)):
+            x, y = page.evaluate(f"window.borderfusionMap.project({lon + d_lon}, {lat + d_lat})")
+            if 20 < x < 880 and 20 < y < 680 and np.hypot(*(where - [x, y]).T).min() > 30 and len(clear) < 3:
+                clear.append((float(lon + d_lon), float(lat + d_lat), round(x), round(y)))
+        server.on_alerts([{"alert_id": f"a-{k}", "type": "zone_entry", "severity": "high", "t": 1.0 + k,
+                           "time": "2026-01-01T00:00:01Z", "track_id": "edge-1-1", "lat": a_lat, "lon": a_lon,
+                           "recipients": ["agency-b"], "jurisdiction": "country-a"}
+                          for k, (a_lon, a_lat, _, _) in enumerate(clear)])
+        wait_until(page, "window.borderfusion.alerts.length === 3", 5)
+        page.wait_for_timeout(1300)  # the page redraws its alerts at most once a second
+        pixels = _map_pixels(page).astype(int)
+        assert len(clear) == 3 and page.evaluate("window.borderfusionMap.overlay")["alerts"] == 3
+        for _, _, x, y in clear:
+            r, g, b = pixels[y, x]
+            assert r - g > 60 and r - b > 60, (x, y, pixels[y, x])
         # turned (shift + arrow keys) and zoomed in (+): the symbols follow, ids and ellipses appear
         page.mouse.click(300, 300)
         for key in ["Shift+ArrowLeft"] * 3 + ["Equal"] * 4:

@@ -1,10 +1,10 @@
 // The full operator map (MapLibre GL JS, vendored ES module; no online tiles, fonts or glyphs).
-// MapLibre draws what changes seldom (basemap, jurisdictions, sensors, alerts); the tracks, which
-// change every second, are drawn on a canvas over it (overlay.js says why).
+// MapLibre draws what changes seldom (basemap, jurisdictions, sensors); the tracks and alert
+// markers, which change every second, are drawn on a canvas over it (overlay.js says why).
 import * as maplibregl from '/static/vendor/maplibre/maplibre-gl.mjs';
 import {connectFeed, circle, severityColour} from '/static/feed.js';
 import {KIND_STYLE, jurisdictionColours, renderLegend} from '/static/symbols.js';
-import {prepare, trackOverlay} from '/static/overlay.js';
+import {prepare, prepareAlerts, trackOverlay} from '/static/overlay.js';
 
 const EMPTY = {type: 'FeatureCollection', features: []};
 const fc = (features) => ({type: 'FeatureCollection', features});
@@ -29,7 +29,7 @@ function createMap() {
   map.addControl(new maplibregl.NavigationControl({showCompass: true}));
   map.addControl(new maplibregl.ScaleControl({unit: 'metric'}));
   map.on('load', () => {
-    for (const id of ['jurisdictions', 'coverage', 'sensors', 'alerts']) {
+    for (const id of ['jurisdictions', 'coverage', 'sensors']) {
       map.addSource(id, {type: 'geojson', data: EMPTY});
     }
     map.addLayer({id: 'jurisdiction-fill', type: 'fill', source: 'jurisdictions',
@@ -39,9 +39,6 @@ function createMap() {
     map.addLayer({id: 'coverage', type: 'line', source: 'coverage', paint: {'line-color': '#555', 'line-dasharray': [1, 2], 'line-width': 1}});
     map.addLayer({id: 'sensors', type: 'circle', source: 'sensors',
                   paint: {'circle-radius': 4, 'circle-color': '#111', 'circle-stroke-color': '#fff', 'circle-stroke-width': 1}});
-    map.addLayer({id: 'alerts', type: 'circle', source: 'alerts',
-                  paint: {'circle-radius': 6, 'circle-color': ['get', 'colour'], 'circle-opacity': 0.8,
-                          'circle-stroke-color': '#000', 'circle-stroke-width': 1}});
     overlay = trackOverlay(map);
     mapReady = true;
     if (pending) { pending(); pending = null; } else if (lastState) view.tracks(lastState);
@@ -87,9 +84,7 @@ const view = {
   },
   alerts(state) {
     if (!map || !mapReady) return;
-    map.getSource('alerts').setData(fc([...state.alerts.values()].map((a) => ({
-      type: 'Feature', properties: {alert_id: a.alert_id, colour: severityColour(a.severity)},
-      geometry: {type: 'Point', coordinates: [a.lon, a.lat]}}))));
+    overlay.showAlerts(prepareAlerts(state.alerts.values(), severityColour));
   },
   flyTo(lonlat) { if (map) map.flyTo({center: lonlat, zoom: Math.max(map.getZoom(), 14)}); },
 };
@@ -115,7 +110,7 @@ window.borderfusionMap = Object.freeze({
   get loaded() { return mapReady; },
   get renders() { return renders; },
   get paint() { return {...paint}; },
-  // what the track overlay drew last: {symbols, labels, ellipses} (symbols and labels on screen only)
+  // what the track overlay drew last: {symbols, labels, ellipses, alerts} (those on screen only)
   get overlay() { return overlay ? overlay.drawn : null; },
   get center() { return map ? [map.getCenter().lng, map.getCenter().lat] : null; },
   get zoom() { return map ? map.getZoom() : null; },

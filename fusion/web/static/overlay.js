@@ -5,6 +5,7 @@
 // one for the second source), and without a GPU each frame costs ~50–100 ms of CPU in the software
 // WebGL renderer however little changed: 2,000 tracks a second then took ~0.7 of a core per browser.
 // Here a snapshot is one pass over plain arrays and one canvas: the map draws no frame at all.
+// The alert markers are drawn here too: in a flood they change every second, as the tracks do.
 //
 // Geometry: positions are kept as Web Mercator "world" coordinates (x east, y south, the whole
 // world 0…1); with no pitch the map's screen is an affine image of the world plane,
@@ -60,6 +61,14 @@ export function prepare(tracks, trails, ellipseScale) {
   return {n, tracks, x, y, tipX, tipY, major, minor, bearing, trailStart, trailXY};
 }
 
+// The alerts the page holds as the overlay draws them: world coordinates and a colour each.
+export function prepareAlerts(alerts, colourOf) {
+  const list = [...alerts], n = list.length;
+  const x = new Float64Array(n), y = new Float64Array(n), colour = new Array(n);
+  list.forEach((a, i) => { x[i] = worldX(a.lon); y[i] = worldY(a.lat); colour[i] = colourOf(a.severity); });
+  return {n, x, y, colour};
+}
+
 // The world → screen map of the map's current view (see the header); MapLibre places the centre.
 export function screenTransform(map) {
   const center = map.getCenter();
@@ -82,76 +91,116 @@ function sprite(cls, coasting) {
   return sprites.get(key);
 }
 
-// Draw a prepared snapshot; returns what it drew (the page's test hook reports it).
-export function draw(ctx, width, height, snap, view) {
-  ctx.clearRect(0, 0, width, height);
-  const drawn = {symbols: 0, labels: 0, ellipses: 0};
-  if (!snap || snap.n === 0) return drawn;
-  const {a, b, ox, oy, cx, cy} = view;
-  // x' = x cos β + y sin β, y' = −x sin β + y cos β (y points south on the world and the screen)
-  const sx = (wx, wy) => ox + a * (wx - cx) + b * (wy - cy);
-  const sy = (wx, wy) => oy - b * (wx - cx) + a * (wy - cy);
-  const onScreen = (px, py, margin) => px > -margin && py > -margin && px < width + margin && py < height + margin;
+// x' = x cos β + y sin β, y' = −x sin β + y cos β (y points south on the world and on the screen)
+function screenOf({a, b, ox, oy, cx, cy}) {
+  return {x: (wx, wy) => ox + a * (wx - cx) + b * (wy - cy), y: (wx, wy) => oy - b * (wx - cx) + a * (wy - cy)};
+}
 
-  ctx.lineJoin = 'round';
-  ctx.beginPath();  // trails: one path
+function strokeTrails(ctx, snap, to) {
+  ctx.beginPath();
   for (let i = 0; i < snap.n; i++) {
     for (let k = snap.trailStart[i]; k < snap.trailStart[i + 1]; k++) {
-      const px = sx(snap.trailXY[2 * k], snap.trailXY[2 * k + 1]), py = sy(snap.trailXY[2 * k], snap.trailXY[2 * k + 1]);
-      if (k === snap.trailStart[i]) ctx.moveTo(px, py); else ctx.lineTo(px, py);
+      const wx = snap.trailXY[2 * k], wy = snap.trailXY[2 * k + 1];
+      if (k === snap.trailStart[i]) ctx.moveTo(to.x(wx, wy), to.y(wx, wy)); else ctx.lineTo(to.x(wx, wy), to.y(wx, wy));
     }
   }
   ctx.strokeStyle = 'rgba(51, 51, 51, 0.6)'; ctx.lineWidth = 1.2; ctx.stroke();
+}
 
-  const screenX = new Float64Array(snap.n), screenY = new Float64Array(snap.n);
-  ctx.beginPath();  // heading lines: one path
+function strokeHeadings(ctx, snap, to, at) {
+  ctx.beginPath();
   for (let i = 0; i < snap.n; i++) {
-    screenX[i] = sx(snap.x[i], snap.y[i]); screenY[i] = sy(snap.x[i], snap.y[i]);
-    ctx.moveTo(screenX[i], screenY[i]); ctx.lineTo(sx(snap.tipX[i], snap.tipY[i]), sy(snap.tipX[i], snap.tipY[i]));
+    ctx.moveTo(at.x[i], at.y[i]); ctx.lineTo(to.x(snap.tipX[i], snap.tipY[i]), to.y(snap.tipX[i], snap.tipY[i]));
   }
   ctx.strokeStyle = '#222'; ctx.lineWidth = 1.5; ctx.stroke();
+}
 
-  for (const coasting of [false, true]) {  // ellipses: one path per line style
+// Solid for tracks with detections, dashed for coasting ones; returns how many it drew.
+function strokeEllipses(ctx, snap, view, at, onScreen) {
+  let count = 0;
+  for (const coasting of [false, true]) {
     ctx.beginPath();
     for (let i = 0; i < snap.n; i++) {
       const rx = snap.major[i] * view.scale;
-      if ((snap.tracks[i].status === 'coasting') !== coasting || rx < ELLIPSE_MIN_PX) continue;
-      if (!onScreen(screenX[i], screenY[i], rx)) continue;
+      if ((snap.tracks[i].status === 'coasting') !== coasting || rx < ELLIPSE_MIN_PX || !onScreen(at.x[i], at.y[i], rx)) continue;
       // the major axis on bearing o is, on the screen, o − β clockwise from up: the canvas's x axis turned o − β − 90°
       const rotation = snap.bearing[i] - view.beta - Math.PI / 2;
-      ctx.moveTo(screenX[i] + rx * Math.cos(rotation), screenY[i] + rx * Math.sin(rotation));
-      ctx.ellipse(screenX[i], screenY[i], rx, Math.max(snap.minor[i] * view.scale, 0.5), rotation, 0, 2 * Math.PI);
-      drawn.ellipses += 1;
+      ctx.moveTo(at.x[i] + rx * Math.cos(rotation), at.y[i] + rx * Math.sin(rotation));
+      ctx.ellipse(at.x[i], at.y[i], rx, Math.max(snap.minor[i] * view.scale, 0.5), rotation, 0, 2 * Math.PI);
+      count += 1;
     }
     ctx.setLineDash(coasting ? [2, 2] : []);
     ctx.strokeStyle = '#444'; ctx.lineWidth = 1; ctx.stroke();
   }
   ctx.setLineDash([]);
+  return count;
+}
 
-  const labels = view.zoom >= LABEL_MIN_ZOOM;
+// As the map's alerts layer was: 6 px circles, 80 % opaque, coloured by severity, black rim; one
+// path per colour. Returns how many it drew.
+function fillAlerts(ctx, alerts, to, onScreen) {
+  const byColour = new Map();
+  for (let i = 0; i < alerts.n; i++) {
+    const px = to.x(alerts.x[i], alerts.y[i]), py = to.y(alerts.x[i], alerts.y[i]);
+    if (!onScreen(px, py, CULL_MARGIN_PX)) continue;
+    if (!byColour.has(alerts.colour[i])) byColour.set(alerts.colour[i], []);
+    byColour.get(alerts.colour[i]).push(px, py);
+  }
+  let count = 0;
+  for (const [colour, points] of byColour) {
+    ctx.beginPath();
+    for (let k = 0; k < points.length; k += 2) { ctx.moveTo(points[k] + 6, points[k + 1]); ctx.arc(points[k], points[k + 1], 6, 0, 2 * Math.PI); }
+    ctx.globalAlpha = 0.8; ctx.fillStyle = colour; ctx.fill();
+    ctx.globalAlpha = 1; ctx.lineWidth = 1; ctx.strokeStyle = '#000'; ctx.stroke();
+    count += points.length / 2;
+  }
+  return count;
+}
+
+// Class symbols (faded when coasting) and, zoomed in, ids; returns how many of each it drew.
+function drawSymbols(ctx, snap, at, labels, onScreen) {
+  const count = {symbols: 0, labels: 0};
   if (labels) { ctx.font = '11px sans-serif'; ctx.lineWidth = 3; ctx.strokeStyle = '#fff'; ctx.fillStyle = '#111'; }
   for (let i = 0; i < snap.n; i++) {
-    if (!onScreen(screenX[i], screenY[i], CULL_MARGIN_PX)) continue;
+    if (!onScreen(at.x[i], at.y[i], CULL_MARGIN_PX)) continue;
     const t = snap.tracks[i];
-    ctx.drawImage(sprite(t.class, t.status === 'coasting'), Math.round(screenX[i]) - SYMBOL_PX / 2, Math.round(screenY[i]) - SYMBOL_PX / 2);
-    drawn.symbols += 1;
+    ctx.drawImage(sprite(t.class, t.status === 'coasting'), Math.round(at.x[i]) - SYMBOL_PX / 2, Math.round(at.y[i]) - SYMBOL_PX / 2);
+    count.symbols += 1;
     if (labels) {
-      ctx.strokeText(t.track_id, screenX[i] + 12, screenY[i] + 4); ctx.fillText(t.track_id, screenX[i] + 12, screenY[i] + 4);
-      drawn.labels += 1;
+      ctx.strokeText(t.track_id, at.x[i] + 12, at.y[i] + 4); ctx.fillText(t.track_id, at.x[i] + 12, at.y[i] + 4);
+      count.labels += 1;
     }
   }
-  return drawn;
+  return count;
+}
+
+// Draw a prepared snapshot and the alerts, bottom to top: trails, headings, ellipses, alert
+// markers, symbols, ids; returns what it drew (the page's test hook reports it).
+export function draw(ctx, width, height, snap, alerts, view) {
+  ctx.clearRect(0, 0, width, height);
+  snap = snap || {n: 0};
+  const to = screenOf(view);
+  const onScreen = (px, py, margin) => px > -margin && py > -margin && px < width + margin && py < height + margin;
+  const at = {x: new Float64Array(snap.n), y: new Float64Array(snap.n)};
+  for (let i = 0; i < snap.n; i++) { at.x[i] = to.x(snap.x[i], snap.y[i]); at.y[i] = to.y(snap.x[i], snap.y[i]); }
+  ctx.lineJoin = 'round';
+  strokeTrails(ctx, snap, to);
+  strokeHeadings(ctx, snap, to, at);
+  const ellipses = strokeEllipses(ctx, snap, view, at, onScreen);
+  const alertCount = alerts ? fillAlerts(ctx, alerts, to, onScreen) : 0;
+  return {...drawSymbols(ctx, snap, at, view.zoom >= LABEL_MIN_ZOOM, onScreen), ellipses, alerts: alertCount};
 }
 
 // A canvas over `map` (under its controls, letting the mouse through) that draws the newest
-// prepared snapshot at once and again whenever the view moves (at most once per frame).
+// prepared snapshot at once, and again in each frame MapLibre draws after the view moved (in the
+// same frame, so symbols never trail the map while it pans).
 export function trackOverlay(map) {
   const canvas = document.createElement('canvas');
   canvas.className = 'track-overlay';
   map.getCanvasContainer().append(canvas);
   const ctx = canvas.getContext('2d');
-  let snap = null, due = false, dirty = false;
-  let drawn = {symbols: 0, labels: 0, ellipses: 0};
+  let snap = null, alerts = null, moved = false, dirty = false;
+  let drawn = {symbols: 0, labels: 0, ellipses: 0, alerts: 0};
   function resize() {
     const gl = map.getCanvas(), ratio = window.devicePixelRatio || 1;
     canvas.style.width = gl.style.width; canvas.style.height = gl.style.height;
@@ -159,19 +208,20 @@ export function trackOverlay(map) {
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   }
   function redraw() {
-    due = false;
+    moved = false;
     if (document.hidden) { dirty = true; return; }  // a hidden tab draws when it is shown again
     dirty = false;
     drawn = draw(ctx, canvas.width / (window.devicePixelRatio || 1), canvas.height / (window.devicePixelRatio || 1),
-                 snap, screenTransform(map));
+                 snap, alerts, screenTransform(map));
   }
-  function soon() { if (!due) { due = true; requestAnimationFrame(redraw); } }
   resize();
-  map.on('resize', () => { resize(); soon(); });
-  map.on('move', soon);
-  document.addEventListener('visibilitychange', () => { if (!document.hidden && dirty) soon(); });
+  map.on('resize', () => { resize(); moved = true; });
+  map.on('move', () => { moved = true; });
+  map.on('render', () => { if (moved) redraw(); });
+  document.addEventListener('visibilitychange', () => { if (!document.hidden && dirty) redraw(); });
   return {
     show(prepared) { snap = prepared; redraw(); },
+    showAlerts(prepared) { alerts = prepared; redraw(); },
     get drawn() { return {...drawn}; },
   };
 }
