@@ -183,10 +183,13 @@ def browser_child(urls: list[str]) -> None:
             browser.close()
     # the page's own main-thread ms per snapshot (its newest 120 snapshots): JSON.parse + state + the map's share
     page_ms = [c["parse_ms"] + c["state_ms"] + c["view_ms"] for c in costs]
+    parts = {key: round(statistics.median(c[key] for c in costs if key in c), 2)
+             for key in ("parse_ms", "state_ms", "build_ms", "draw_ms", "setdata_ms") if any(key in c for c in costs)}
     print(json.dumps({"snapshots": [list(m.values()) for m in seen], "tracks": most_tracks,
                       "blocked": blocked, "errors": errors,
                       "page_ms_per_snapshot_p50": round(statistics.median(page_ms), 2) if page_ms else None,
-                      "page_ms_per_snapshot_max": round(max(page_ms), 2) if page_ms else None}), flush=True)
+                      "page_ms_per_snapshot_max": round(max(page_ms), 2) if page_ms else None,
+                      "page_ms_parts_p50": parts}), flush=True)
 
 
 def reader_child(urls: list[str]) -> None:
@@ -402,6 +405,7 @@ def run_once(condition: str, n_targets: int, seconds: float, page: str, core: in
                     "page_held_within_1s": round(float(np.mean(held <= 1000.0)), 3) if held.size else None,
                     "page_ms_per_snapshot_p50": seen.get("page_ms_per_snapshot_p50"),
                     "page_ms_per_snapshot_max": seen.get("page_ms_per_snapshot_max"),
+                    "page_ms_parts_p50": seen.get("page_ms_parts_p50"),
                     "page_errors": seen["errors"][:3], "blocked_requests": len(seen["blocked"])})
     return out
 
@@ -606,7 +610,8 @@ def summary(results: list[dict], conditions: list[str]) -> dict:
 
     keys = ("latency_p50_ms", "latency_p99_ms", "node_cpu_per_s", "web_cpu_per_s")
     view_keys = ("page_held_lag_p50_ms", "page_held_lag_p99_ms", "node_sent_lag_p50_ms", "node_sent_lag_p99_ms",
-                 "page_drawn_lag_p50_ms", "page_drawn_lag_p99_ms", "page_held_within_1s", "viewers_cpu_per_s")
+                 "page_drawn_lag_p50_ms", "page_drawn_lag_p99_ms", "page_held_within_1s", "viewers_cpu_per_s",
+                 "page_ms_per_snapshot_p50")
     out: dict = {"bench": "web_latency_summary", "runs_per_condition": sum(r["condition"] == "none" for r in results)}
     for condition in conditions:
         out[condition] = {key: median(condition, key) for key in keys + (view_keys if condition != "none" else ())}
