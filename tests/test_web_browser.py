@@ -282,6 +282,10 @@ def test_2000_tracks_at_1_hz_are_on_the_page_within_1_s(browser, tmp_path, demo_
                     delays[s["snapshot_t"]] = s["snapshot_drawn"] - s["snapshot_produced"]
                 time.sleep(0.02)
         assert page.evaluate("window.borderfusion.tracks.length") == 2000
+        # the page's own main-thread ms per snapshot it took (the hook web_latency --page-cost reads)
+        costs = {c["t"]: c for c in page.evaluate("window.borderfusion.costs")}
+        assert set(delays) <= set(costs) and all(costs[t]["tracks"] == 2000 for t in delays), costs.keys()
+        assert all(0 <= c[key] < 1000 for c in costs.values() for key in ("parse_ms", "state_ms", "view_ms")), costs
         s = page.evaluate("window.borderfusion.status")  # the hook splits the delay: node's share, then the page's
         assert s["snapshot_produced"] <= s["snapshot_sent"] <= s["snapshot_received"] + 0.002
         assert s["snapshot_received"] <= s["snapshot_drawn"]

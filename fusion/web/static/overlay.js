@@ -199,7 +199,7 @@ export function trackOverlay(map) {
   canvas.className = 'track-overlay';
   map.getCanvasContainer().append(canvas);
   const ctx = canvas.getContext('2d');
-  let snap = null, alerts = null, moved = false, dirty = false;
+  let snap = null, alerts = null, moved = false;
   let drawn = {symbols: 0, labels: 0, ellipses: 0, alerts: 0};
   function resize() {
     const gl = map.getCanvas(), ratio = window.devicePixelRatio || 1;
@@ -209,8 +209,6 @@ export function trackOverlay(map) {
   }
   function redraw() {
     moved = false;
-    if (document.hidden) { dirty = true; return; }  // a hidden tab draws when it is shown again
-    dirty = false;
     drawn = draw(ctx, canvas.width / (window.devicePixelRatio || 1), canvas.height / (window.devicePixelRatio || 1),
                  snap, alerts, screenTransform(map));
   }
@@ -218,7 +216,6 @@ export function trackOverlay(map) {
   map.on('resize', () => { resize(); moved = true; });
   map.on('move', () => { moved = true; });
   map.on('render', () => { if (moved) redraw(); });
-  document.addEventListener('visibilitychange', () => { if (!document.hidden && dirty) redraw(); });
   return {
     show(prepared) { snap = prepared; redraw(); },
     showAlerts(prepared) { alerts = prepared; redraw(); },
