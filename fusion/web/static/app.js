@@ -109,7 +109,7 @@ if (map && new URLSearchParams(location.search).get('profile')) {
 window.borderfusionMap = Object.freeze({
   get loaded() { return mapReady; },
   get renders() { return renders; },
-  get paint() { return {...paint}; },
+  get paint() { return {...paint}; },  // {ms, frames}: zeros without ?profile=1
   // what the track overlay drew last: {symbols, labels, ellipses, alerts} (those on screen only)
   get overlay() { return overlay ? overlay.drawn : null; },
   get center() { return map ? [map.getCenter().lng, map.getCenter().lat] : null; },

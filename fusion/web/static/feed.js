@@ -10,8 +10,8 @@
 //   .replay   the replay state (null outside replay mode)
 //   .ready    true once the first 'hello' frame has arrived
 //   .costs    the page's main-thread milliseconds for each of the newest COSTS_HELD snapshots:
-//             {t, parse_ms (JSON.parse of the frame), state_ms (tracks and trails), view_ms (the
-//             map's share: building its features and handing them over), ...what the view reports}
+//             {t, tracks, parse_ms (JSON.parse of the frame), state_ms (tracks and trails), view_ms (the
+//             map's share: preparing and drawing them), ...the view's own parts (e.g. build_ms, draw_ms)}
 
 const TRAIL_POINTS = 20;
 const TRAIL_FORGET_S = 120;
@@ -77,7 +77,8 @@ export function connectFeed(view) {
     state.snapshotDrawn = Date.now() / 1000;
     const round = (ms) => Math.round(ms * 100) / 100;
     state.costs.push({t: frame.t, tracks: frame.tracks.length, parse_ms: round(state.parseMs),
-                      state_ms: round(viewStarted - started), view_ms: round(done - viewStarted), ...viewCosts});
+                      state_ms: round(viewStarted - started), view_ms: round(done - viewStarted),
+                      ...Object.fromEntries(Object.entries(viewCosts).map(([key, ms]) => [key, round(ms)]))});
     if (state.costs.length > COSTS_HELD) state.costs.shift();
   }
 
