@@ -173,6 +173,7 @@ def browser_child(urls: list[str]) -> None:
             wait_until(page, "window.borderfusion && window.borderfusion.ready", 60)
         nice_groups(os.getpid())  # and the renderers started since
         print("ready", flush=True)
+        cpu0, started = viewer_cpu(os.getpid()), time.monotonic()
         seen: list[dict[float, dict]] = [{} for _ in pages]
         most_tracks = [0 for _ in pages]
         last_count = time.monotonic()
@@ -188,6 +189,8 @@ def browser_child(urls: list[str]) -> None:
                 most_tracks = [max(m, p.evaluate("window.borderfusion.tracks.length"))
                                for m, p in zip(most_tracks, pages)]
             time.sleep(POLL_S)
+        cpu = {key: round((value - cpu0.get(key, 0.0)) / (time.monotonic() - started), 3)
+               for key, value in viewer_cpu(os.getpid()).items()}
         errors = [e for p in pages for e in p.errors]
         costs = [c for p in pages for c in p.evaluate("window.borderfusion.costs || []")]
         for browser in browsers:
@@ -200,7 +203,9 @@ def browser_child(urls: list[str]) -> None:
                       "blocked": blocked, "errors": errors,
                       "page_ms_per_snapshot_p50": round(statistics.median(page_ms), 2) if page_ms else None,
                       "page_ms_per_snapshot_max": round(max(page_ms), 2) if page_ms else None,
-                      "page_ms_parts_p50": parts}), flush=True)
+                      "page_ms_parts_p50": parts,
+                      "cpu_per_s_by_thread": dict(sorted(((k, v) for k, v in cpu.items() if v >= 0.005),
+                                                         key=lambda kv: -kv[1]))}), flush=True)
 
 
 def reader_child(urls: list[str]) -> None:
@@ -417,6 +422,7 @@ def run_once(condition: str, n_targets: int, seconds: float, page: str, core: in
                     "page_ms_per_snapshot_p50": seen.get("page_ms_per_snapshot_p50"),
                     "page_ms_per_snapshot_max": seen.get("page_ms_per_snapshot_max"),
                     "page_ms_parts_p50": seen.get("page_ms_parts_p50"),
+                    "viewers_cpu_per_s_by_thread": seen.get("cpu_per_s_by_thread"),
                     "page_errors": seen["errors"][:3], "blocked_requests": len(seen["blocked"])})
     return out
 
@@ -520,6 +526,19 @@ def chromium_threads_cpu(root_pid: int) -> dict[str, float]:
                     fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
                     key = f"{kind}/{name}"
                     out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / 100.0
+    return out
+
+
+def viewer_cpu(root_pid: int) -> dict[str, float]:
+    """CPU seconds of the browsers' child: Chromium per process type and thread, plus ``driver`` (Playwright's
+    node process) and ``python`` (the child itself), so a run can tell the pages' cost from the harness's."""
+    out = chromium_threads_cpu(root_pid)
+    for pid in process_tree(root_pid):
+        with contextlib.suppress(OSError):
+            name = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+            if "chrom" not in name:
+                key = "driver" if "node" in Path(name).name else "python"
+                out[key] = out.get(key, 0.0) + cpu_seconds(pid)
     return out
 
 
