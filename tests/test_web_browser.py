@@ -240,8 +240,9 @@ def test_the_map_draws_each_track_where_the_map_puts_it_and_its_id_when_zoomed_i
         page.mouse.click(300, 300)
         for key in ["Shift+ArrowLeft"] * 3 + ["Equal"] * 4:
             page.keyboard.press(key)
-            page.wait_for_timeout(400)
-        page.wait_for_timeout(800)
+            page.wait_for_timeout(100)
+            wait_until(page, "!window.borderfusionMap.moving", 10)
+        page.wait_for_timeout(300)
         assert page.evaluate("window.borderfusionMap.zoom") >= 15 and abs(page.evaluate("window.borderfusionMap.bearing")) > 10
         drawn = page.evaluate("window.borderfusionMap.overlay")
         on_screen, in_place = _symbols_in_place(page, tracks, style)

@@ -115,6 +115,7 @@ window.borderfusionMap = Object.freeze({
   get center() { return map ? [map.getCenter().lng, map.getCenter().lat] : null; },
   get zoom() { return map ? map.getZoom() : null; },
   get bearing() { return map ? map.getBearing() : null; },
+  get moving() { return map ? map.isMoving() : false; },
   // where the map puts [lon, lat] on the screen, in CSS px from the map's top left
   project(lon, lat) { const p = map.project([lon, lat]); return [p.x, p.y]; },
 });
