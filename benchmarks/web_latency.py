@@ -77,6 +77,7 @@ bandwidth, and the other engineers' jobs on the machine (note ``load`` in each l
 
     python benchmarks/web_latency.py [--pairs 3] [--seconds 20] [--targets 2000] [--page ''|lite]
                                      [--conditions none,readers,browsers] [--node-cores 0] [--stall]
+                                     [--page-cost]
 
 ``--node-cores 0`` pins everything but the viewers to core 0 (the viewers keep the last
 core): the browsers then stand for remote workstations exactly, using none of the node's
@@ -97,6 +98,28 @@ sharing the interpreter costs by itself), ``process``
 (:class:`fusion.web.process.MapProcess`, handed the JSON bytes: the node now).
 An item late by more than its own ~0.1 ms waited for the loop (the hand-over), the GIL or
 the CPU: p99/max and the items over 2 ms and 5 ms tell how much the map held the loop up.
+
+``--page-cost``: what one page costs its machine per snapshot, without the node: one headless
+Chromium (as the browser tests run it, not niced) on an in-process map server fed the 2,000-track
+browser test's synthetic tracks at 1 Hz and ``--alerts-per-s`` alerts. One JSON line per run (``--pairs`` runs): the page's own
+main-thread ms per snapshot, median, from its ``window.borderfusion.costs`` hook (``parse_ms``
+JSON.parse, ``state_ms`` tracks and trails, then the view's ``build_ms``/``draw_ms`` — or, for a
+page that hands GeoJSON to MapLibre, ``setdata_ms``); MapLibre's own frames (``paint``: frames
+per second and main-thread ms, timed with ``?profile=1``); the renderer's main thread per second
+(Chrome DevTools ``Performance.getMetrics``: ``TaskDuration`` is all its tasks); and the CPU per
+second of every Chromium process and thread (``/proc``: ``gpu-process`` is where software WebGL
+draws, ``renderer/DedicatedWorker`` MapLibre's tiling), after a few seconds' warm-up.
+
+Measured with it (2,000 tracks, 170 alerts/s, load ~1, this 2-core machine): with the tracks
+and alert markers as MapLibre GeoJSON layers a page cost its machine 0.91 CPU-s per second
+(0.65–0.78 without alerts): JSON.parse ~1.3–2 ms, state ~0.7 ms, building the GeoJSON ~0.5 ms
+and setData ~0.1 ms a snapshot, but each snapshot cost MapLibre four frames (each GeoJSON
+source's data parsed, its tiles cut, the symbols placed again) and each frame ~50–100 ms of
+software WebGL in the GPU process whatever changed (a frame of the background alone: ~48 ms),
+plus ~0.08 s/s of tiling in its worker.  With both drawn on a 2-D canvas over the map
+(``fusion/web/static/overlay.js``): 0.11 CPU-s per second (0.07 without alerts), no MapLibre
+frame per snapshot, ~10 ms of the page's main thread per snapshot (parse ~1.3, state ~0.7,
+arrays ~2, drawing ~4–6).
 """
 
 from __future__ import annotations
@@ -150,6 +173,7 @@ def browser_child(urls: list[str]) -> None:
             wait_until(page, "window.borderfusion && window.borderfusion.ready", 60)
         nice_groups(os.getpid())  # and the renderers started since
         print("ready", flush=True)
+        cpu0, started = viewer_cpu(os.getpid()), time.monotonic()
         seen: list[dict[float, dict]] = [{} for _ in pages]
         most_tracks = [0 for _ in pages]
         last_count = time.monotonic()
@@ -165,11 +189,23 @@ def browser_child(urls: list[str]) -> None:
                 most_tracks = [max(m, p.evaluate("window.borderfusion.tracks.length"))
                                for m, p in zip(most_tracks, pages)]
             time.sleep(POLL_S)
+        cpu = {key: round((value - cpu0.get(key, 0.0)) / (time.monotonic() - started), 3)
+               for key, value in viewer_cpu(os.getpid()).items()}
         errors = [e for p in pages for e in p.errors]
+        costs = [c for p in pages for c in p.evaluate("window.borderfusion.costs || []")]
         for browser in browsers:
             browser.close()
+    # the page's own main-thread ms per snapshot (its newest 120 snapshots): JSON.parse + state + the map's share
+    page_ms = [c["parse_ms"] + c["state_ms"] + c["view_ms"] for c in costs]
+    parts = {key: round(statistics.median(c[key] for c in costs if key in c), 2)
+             for key in ("parse_ms", "state_ms", "build_ms", "draw_ms", "setdata_ms") if any(key in c for c in costs)}
     print(json.dumps({"snapshots": [list(m.values()) for m in seen], "tracks": most_tracks,
-                      "blocked": blocked, "errors": errors}), flush=True)
+                      "blocked": blocked, "errors": errors,
+                      "page_ms_per_snapshot_p50": round(statistics.median(page_ms), 2) if page_ms else None,
+                      "page_ms_per_snapshot_max": round(max(page_ms), 2) if page_ms else None,
+                      "page_ms_parts_p50": parts,
+                      "cpu_per_s_by_thread": dict(sorted(((k, v) for k, v in cpu.items() if v >= 0.005),
+                                                         key=lambda kv: -kv[1]))}), flush=True)
 
 
 def reader_child(urls: list[str]) -> None:
@@ -383,6 +419,10 @@ def run_once(condition: str, n_targets: int, seconds: float, page: str, core: in
                     **percentiles("node_sent_lag", node_part),
                     **percentiles("page_drawn_from_t", from_t),
                     "page_held_within_1s": round(float(np.mean(held <= 1000.0)), 3) if held.size else None,
+                    "page_ms_per_snapshot_p50": seen.get("page_ms_per_snapshot_p50"),
+                    "page_ms_per_snapshot_max": seen.get("page_ms_per_snapshot_max"),
+                    "page_ms_parts_p50": seen.get("page_ms_parts_p50"),
+                    "viewers_cpu_per_s_by_thread": seen.get("cpu_per_s_by_thread"),
                     "page_errors": seen["errors"][:3], "blocked_requests": len(seen["blocked"])})
     return out
 
@@ -469,6 +509,117 @@ def stall_once(condition: str, n_targets: int, seconds: float, core: int) -> dic
     return out
 
 
+# -- --page-cost: what one page spends per snapshot ------------------------------------------
+def chromium_threads_cpu(root_pid: int) -> dict[str, float]:
+    """CPU seconds of every Chromium thread under ``root_pid``, summed per ``process-type/thread-name``
+    (process type from ``--type=``: renderer, gpu-process, utility; ``browser`` for the main process)."""
+    out: dict[str, float] = {}
+    for pid in process_tree(root_pid):
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            if "chrom" not in cmdline.split("\0")[0].split(" ")[0]:
+                continue
+            kind = cmdline.split("--type=", 1)[1].split()[0].split("\0")[0] if "--type=" in cmdline else "browser"
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    name = (task / "comm").read_text().strip().rstrip("0123456789")
+                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                    key = f"{kind}/{name}"
+                    out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / 100.0
+    return out
+
+
+def viewer_cpu(root_pid: int) -> dict[str, float]:
+    """CPU seconds of the browsers' child: Chromium per process type and thread, plus ``driver`` (Playwright's
+    node process) and ``python`` (the child itself), so a run can tell the pages' cost from the harness's."""
+    out = chromium_threads_cpu(root_pid)
+    for pid in process_tree(root_pid):
+        with contextlib.suppress(OSError):
+            name = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+            if "chrom" not in name:
+                key = "driver" if "node" in Path(name).name else "python"
+                out[key] = out.get(key, 0.0) + cpu_seconds(pid)
+    return out
+
+
+def page_cost(page: str, n_targets: int, seconds: float, alerts_per_s: int, warmup_s: float = 4.0,
+              setup_js: str = "") -> dict:
+    """One headless Chromium on an in-process map server fed ``n_targets`` synthetic tracks at 1 Hz (the
+    2,000-track browser test's): the page's own main-thread ms per snapshot (its ``?profile=1`` hook:
+    JSON.parse, state, building the map's features, setData, MapLibre's frames) and Chromium's CPU per
+    second of the steady state, per process type and thread (``/proc``), after ``warmup_s``."""
+    from playwright.sync_api import sync_playwright
+
+    from fusion.config import WebConfig, load_site
+    from fusion.web import AckStore, WebServer
+    from tests.conftest import DEMO_SITE
+    from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS, offline_page, synthetic_tracks, wait_until
+
+    load = os.getloadavg()[0]
+    rng = np.random.default_rng(0)
+    base = np.column_stack([rng.uniform(-8000, 8000, n_targets), rng.uniform(-7000, 7000, n_targets)])
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
+        server = WebServer(load_site(DEMO_SITE), WebConfig(listen="127.0.0.1:0"),
+                           acks=AckStore(Path(tmp) / "acks.sqlite")).start()
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            tab = offline_page(browser, [])
+            cdp = tab.context.new_cdp_session(tab)
+            cdp.send("Performance.enable")
+            tab.goto(f"{server.url}{page}?profile=1")
+            wait_until(tab, "window.borderfusion.ready" + (" && window.borderfusionMap.loaded" if not page else ""), 60)
+            if setup_js:
+                tab.evaluate(setup_js)
+
+            def sample() -> tuple[float, dict, dict, dict]:
+                metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+                paint = tab.evaluate("window.borderfusionMap ? window.borderfusionMap.paint : null") or {}
+                return time.monotonic(), chromium_threads_cpu(os.getpid()), metrics, paint
+
+            started, first = time.monotonic(), None
+            for second in range(int(seconds)):
+                tracks = synthetic_tracks(n_targets, second, rng, base)
+                server.on_snapshot({"node_id": "edge-1", "t": float(second), "tracks": tracks})
+                server.on_alerts([{"alert_id": f"a-{second}-{k}", "type": "border_crossing",
+                                   "severity": ("high", "medium", "low")[k % 3], "t": second + k / alerts_per_s,
+                                   "time": "2026-01-01T00:00:00Z", "track_id": t["track_id"], "lat": t["lat"],
+                                   "lon": t["lon"], "recipients": ["agency-b"], "jurisdiction": "country-a"}
+                                  for k, t in enumerate(tracks[:alerts_per_s])])
+                if first is None and second >= warmup_s:
+                    first = sample()
+                time.sleep(max(0.0, started + second + 1 - time.monotonic()))
+            last = sample()
+            costs = [c for c in tab.evaluate("window.borderfusion.costs") if c["t"] >= warmup_s]
+            errors = tab.errors
+        finally:
+            browser.close()
+            server.close()
+    wall = last[0] - first[0]
+    cpu = {k: round((v - first[1].get(k, 0.0)) / wall, 3) for k, v in last[1].items()}
+    taken = len(costs)
+    per_snapshot = {key: round(statistics.median(c.get(key, 0.0) for c in costs), 2)
+                    for key in ("parse_ms", "state_ms", "build_ms", "setdata_ms", "draw_ms", "view_ms")
+                     if any(key in c for c in costs)} if costs else {}
+    out = {"bench": "web_page_cost", "page": f"/{page}", "targets": n_targets, "alerts_per_s": alerts_per_s,
+           "seconds": seconds,
+           "load_1min": round(load, 2), "snapshots_taken": taken, "per_snapshot_median_ms": per_snapshot}
+    if last[3]:
+        frames = last[3]["frames"] - first[3]["frames"]
+        out["paint"] = {"frames_per_s": round(frames / wall, 2),
+                        "ms_per_s": round((last[3]["ms"] - first[3]["ms"]) / wall, 1),
+                        "ms_per_frame": round((last[3]["ms"] - first[3]["ms"]) / max(frames, 1), 1)}
+    out["main_thread_ms_per_s"] = {key: round((last[2][key] - first[2][key]) / wall * 1000.0, 1)
+                                   for key in ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")}
+    by_process: dict[str, float] = {}
+    for key, value in cpu.items():
+        by_process[key.split("/")[0]] = by_process.get(key.split("/")[0], 0.0) + value
+    out["cpu_per_s"] = {"total": round(sum(cpu.values()), 3), **{k: round(v, 3) for k, v in sorted(by_process.items())}}
+    out["busiest_threads_cpu_per_s"] = dict(sorted(((k, v) for k, v in cpu.items() if v >= 0.01),
+                                                   key=lambda kv: -kv[1]))
+    out["page_errors"] = errors[:3]
+    return out
+
+
 def stall_summary(results: list[dict], conditions: list[str]) -> dict:
     out: dict = {"bench": "web_stall_summary", "runs_per_condition": sum(r["condition"] == "none" for r in results)}
     for condition in conditions:
@@ -489,7 +640,8 @@ def summary(results: list[dict], conditions: list[str]) -> dict:
 
     keys = ("latency_p50_ms", "latency_p99_ms", "node_cpu_per_s", "web_cpu_per_s")
     view_keys = ("page_held_lag_p50_ms", "page_held_lag_p99_ms", "node_sent_lag_p50_ms", "node_sent_lag_p99_ms",
-                 "page_drawn_lag_p50_ms", "page_drawn_lag_p99_ms", "page_held_within_1s", "viewers_cpu_per_s")
+                 "page_drawn_lag_p50_ms", "page_drawn_lag_p99_ms", "page_held_within_1s", "viewers_cpu_per_s",
+                 "page_ms_per_snapshot_p50")
     out: dict = {"bench": "web_latency_summary", "runs_per_condition": sum(r["condition"] == "none" for r in results)}
     for condition in conditions:
         out[condition] = {key: median(condition, key) for key in keys + (view_keys if condition != "none" else ())}
@@ -526,6 +678,11 @@ def main() -> None:
                              "node's CPU, as remote workstations would (default: not pinned)")
     parser.add_argument("--stall", action="store_true",
                         help="measure the map's hold on the node's loop thread alone (see the docstring)")
+    parser.add_argument("--page-cost", action="store_true",
+                        help="one page's own cost per snapshot (no node): main-thread ms and Chromium's CPU")
+    parser.add_argument("--alerts-per-s", type=int, default=170,
+                        help="--page-cost: alerts sent to the page per second (default 170, about the node's "
+                             "rate in these runs: ~3,400 border crossings in 20 s)")
     parser.add_argument("--browsers-child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--readers-child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -533,6 +690,11 @@ def main() -> None:
         return browser_child(args.browsers_child)
     if args.readers_child:
         return reader_child(args.readers_child)
+    if args.page_cost:
+        sys.path.insert(0, str(ROOT))
+        for _ in range(args.pairs):
+            print(json.dumps(page_cost(args.page, args.targets, args.seconds, args.alerts_per_s)), flush=True)
+        return
     if args.stall:
         sys.path.insert(0, str(ROOT))
         results = []

@@ -1,53 +1,35 @@
-// The full operator map (MapLibre GL JS, vendored ES module; no online tiles, fonts or glyphs:
-// text such as track ids is drawn into images on the fly).
+// The full operator map (MapLibre GL JS, vendored ES module; no online tiles, fonts or glyphs).
+// MapLibre draws what changes seldom (basemap, jurisdictions, sensors); the tracks and alert
+// markers, which change every second, are drawn on a canvas over it (overlay.js says why).
 import * as maplibregl from '/static/vendor/maplibre/maplibre-gl.mjs';
-import {connectFeed, circle, ellipse, ahead, severityColour} from '/static/feed.js';
-import {CLASS_STYLE, KIND_STYLE, drawSymbol, jurisdictionColours, renderLegend} from '/static/symbols.js';
+import {connectFeed, circle, severityColour} from '/static/feed.js';
+import {KIND_STYLE, jurisdictionColours, renderLegend} from '/static/symbols.js';
+import {prepare, prepareAlerts, trackOverlay} from '/static/overlay.js';
 
 const EMPTY = {type: 'FeatureCollection', features: []};
 const fc = (features) => ({type: 'FeatureCollection', features});
 let map = null;
 let mapReady = false;
 let pending = null;
-let lastState = {tracks: [], trails: new Map(), ellipseScale: 2.4477};
+let overlay = null;
+let lastState = null;
 
 function hasWebGL() {
   const canvas = document.createElement('canvas');
   return Boolean(canvas.getContext('webgl2') || canvas.getContext('webgl'));
 }
 
-function imageOf(width, height, draw) {
-  const canvas = document.createElement('canvas');
-  canvas.width = width; canvas.height = height;
-  const ctx = canvas.getContext('2d');
-  draw(ctx);
-  return ctx.getImageData(0, 0, width, height);
-}
-
 function createMap() {
   map = new maplibregl.Map({
     container: 'map', attributionControl: false, center: [0, 0], zoom: 1,
-    // no fade-in of symbols: with a fade every snapshot would repaint the map for 300 ms (~18
-    // frames) instead of once, and without a GPU each frame of 2,000 symbols costs tens of ms
-    fadeDuration: 0,
+    // a flat map: the track overlay maps the world to the screen as an affine map (no pitch)
+    maxPitch: 0, fadeDuration: 0,
     style: {version: 8, sources: {}, layers: [{id: 'background', type: 'background', paint: {'background-color': '#e8ece6'}}]},
   });
   map.addControl(new maplibregl.NavigationControl({showCompass: true}));
   map.addControl(new maplibregl.ScaleControl({unit: 'metric'}));
-  // no glyphs offline: a track's id label is an image drawn when the map first needs it
-  map.setMissingStyleImageResolver((id) => {
-    if (!id.startsWith('label:') || map.hasImage(id)) return;
-    const text = id.slice(6);
-    map.addImage(id, imageOf(8 + 7 * text.length, 16, (ctx) => {
-      ctx.font = '11px sans-serif'; ctx.lineWidth = 3; ctx.strokeStyle = '#fff'; ctx.fillStyle = '#111';
-      ctx.strokeText(text, 3, 12); ctx.fillText(text, 3, 12);
-    }));
-  });
   map.on('load', () => {
-    for (const cls of Object.keys(CLASS_STYLE)) {
-      map.addImage(`class-${cls}`, imageOf(18, 18, (ctx) => drawSymbol(ctx, cls, 9, 9, 7)));
-    }
-    for (const id of ['jurisdictions', 'coverage', 'sensors', 'lines', 'tracks', 'alerts']) {
+    for (const id of ['jurisdictions', 'coverage', 'sensors']) {
       map.addSource(id, {type: 'geojson', data: EMPTY});
     }
     map.addLayer({id: 'jurisdiction-fill', type: 'fill', source: 'jurisdictions',
@@ -57,26 +39,9 @@ function createMap() {
     map.addLayer({id: 'coverage', type: 'line', source: 'coverage', paint: {'line-color': '#555', 'line-dasharray': [1, 2], 'line-width': 1}});
     map.addLayer({id: 'sensors', type: 'circle', source: 'sensors',
                   paint: {'circle-radius': 4, 'circle-color': '#111', 'circle-stroke-color': '#fff', 'circle-stroke-width': 1}});
-    // trails, ellipses and heading lines share one source (one transfer to the worker per snapshot)
-    map.addLayer({id: 'trails', type: 'line', source: 'lines', filter: ['==', ['get', 'kind'], 'trail'],
-                  paint: {'line-color': '#333', 'line-width': 1.2, 'line-opacity': 0.6}});
-    map.addLayer({id: 'ellipses', type: 'line', source: 'lines', filter: ['==', ['get', 'kind'], 'ellipse'],
-                  paint: {'line-color': '#444', 'line-width': 1}});
-    map.addLayer({id: 'ellipses-coasting', type: 'line', source: 'lines', filter: ['==', ['get', 'kind'], 'ellipse-coasting'],
-                  paint: {'line-color': '#444', 'line-width': 1, 'line-dasharray': [2, 2]}});
-    map.addLayer({id: 'headings', type: 'line', source: 'lines', filter: ['==', ['get', 'kind'], 'heading'],
-                  paint: {'line-color': '#222', 'line-width': 1.5}});
-    map.addLayer({id: 'alerts', type: 'circle', source: 'alerts',
-                  paint: {'circle-radius': 6, 'circle-color': ['get', 'colour'], 'circle-opacity': 0.8,
-                          'circle-stroke-color': '#000', 'circle-stroke-width': 1}});
-    map.addLayer({id: 'tracks', type: 'symbol', source: 'tracks',
-                  layout: {'icon-image': ['concat', 'class-', ['get', 'class']], 'icon-allow-overlap': true},
-                  paint: {'icon-opacity': ['case', ['get', 'coasting'], 0.4, 1]}});
-    map.addLayer({id: 'track-labels', type: 'symbol', source: 'tracks', minzoom: 13.5,
-                  layout: {'icon-image': ['concat', 'label:', ['get', 'track_id']], 'icon-anchor': 'left', 'icon-offset': [9, 0]}});
-    map.on('zoomend', () => view.tracks(lastState));
+    overlay = trackOverlay(map);
     mapReady = true;
-    if (pending) { pending(); pending = null; }
+    if (pending) { pending(); pending = null; } else if (lastState) view.tracks(lastState);
   });
 }
 
@@ -110,30 +75,16 @@ const view = {
   },
   tracks(state) {
     lastState = state;
-    if (!map || !mapReady) return;
-    const points = [], lines = [];
-    // an ellipse smaller than the symbol says nothing: drawn only when its semi-major axis spans ≥ 6 px
-    const metresPerPixel = 40075016.7 * Math.cos(map.getCenter().lat * Math.PI / 180) / (512 * 2 ** map.getZoom());
-    const line = (kind, coordinates) => ({type: 'Feature', properties: {kind}, geometry: {type: 'LineString', coordinates}});
-    for (const t of state.tracks) {
-      const coasting = t.status === 'coasting';
-      points.push({type: 'Feature', properties: {track_id: t.track_id, class: t.class, coasting},
-                   geometry: {type: 'Point', coordinates: [t.lon, t.lat]}});
-      if (t.ellipse_m[0] * state.ellipseScale >= 6 * metresPerPixel) {
-        lines.push(line(coasting ? 'ellipse-coasting' : 'ellipse', ellipse([t.lon, t.lat], t.ellipse_m, state.ellipseScale)));
-      }
-      lines.push(line('heading', [[t.lon, t.lat], ahead(t, 60)]));
-      const trail = state.trails.get(t.track_id);
-      if (trail && trail.points.length > 1) lines.push(line('trail', trail.points));
-    }
-    map.getSource('tracks').setData(fc(points));
-    map.getSource('lines').setData(fc(lines));
+    if (!map || !mapReady) return undefined;
+    const started = performance.now();
+    const prepared = prepare(state.tracks, state.trails, state.ellipseScale);
+    const built = performance.now();
+    overlay.show(prepared);
+    return {build_ms: built - started, draw_ms: performance.now() - built};
   },
   alerts(state) {
     if (!map || !mapReady) return;
-    map.getSource('alerts').setData(fc([...state.alerts.values()].map((a) => ({
-      type: 'Feature', properties: {alert_id: a.alert_id, colour: severityColour(a.severity)},
-      geometry: {type: 'Point', coordinates: [a.lon, a.lat]}}))));
+    overlay.showAlerts(prepareAlerts(state.alerts.values(), severityColour));
   },
   flyTo(lonlat) { if (map) map.flyTo({center: lonlat, zoom: Math.max(map.getZoom(), 14)}); },
 };
@@ -143,12 +94,29 @@ if (hasWebGL()) {
 } else {
   document.getElementById('nogl').hidden = false;
 }
-// read-only, for tests: whether the map drew its style, where it looks, how many frames it drew
+// read-only, for tests: whether the map drew its style, where it looks, how many frames MapLibre drew
 let renders = 0;
 if (map) map.on('render', () => { renders += 1; });
+// ?profile=1 (benchmarks/web_latency.py --page-cost): the main-thread ms MapLibre spends drawing frames
+const paint = {ms: 0, frames: 0};
+if (map && new URLSearchParams(location.search).get('profile')) {
+  const render = map._render;
+  map._render = function timed(...args) {
+    const started = performance.now();
+    try { return render.apply(this, args); } finally { paint.ms += performance.now() - started; paint.frames += 1; }
+  };
+}
 window.borderfusionMap = Object.freeze({
   get loaded() { return mapReady; },
   get renders() { return renders; },
+  get paint() { return {...paint}; },  // {ms, frames}: zeros without ?profile=1
+  // what the track overlay drew last: {symbols, labels, ellipses, alerts} (those on screen only)
+  get overlay() { return overlay ? overlay.drawn : null; },
   get center() { return map ? [map.getCenter().lng, map.getCenter().lat] : null; },
+  get zoom() { return map ? map.getZoom() : null; },
+  get bearing() { return map ? map.getBearing() : null; },
+  get moving() { return map ? map.isMoving() : false; },
+  // where the map puts [lon, lat] on the screen, in CSS px from the map's top left
+  project(lon, lat) { const p = map.project([lon, lat]); return [p.x, p.y]; },
 });
 connectFeed(view);

@@ -9,6 +9,9 @@
 //             the frame for this view), snapshot_received, snapshot_drawn, frames}
 //   .replay   the replay state (null outside replay mode)
 //   .ready    true once the first 'hello' frame has arrived
+//   .costs    the page's main-thread milliseconds for each of the newest COSTS_HELD snapshots:
+//             {t, tracks, parse_ms (JSON.parse of the frame), state_ms (tracks and trails), view_ms (the
+//             map's share: preparing and drawing them), ...the view's own parts (e.g. build_ms, draw_ms)}
 
 const TRAIL_POINTS = 20;
 const TRAIL_FORGET_S = 120;
@@ -19,6 +22,7 @@ const TRAIL_FORGET_S = 120;
 const ALERTS_HELD = 1000;
 const ALERTS_LISTED = 200;
 const ALERTS_RENDER_MS = 1000;
+const COSTS_HELD = 120;
 const SEVERITY_COLOUR = {high: '#c0392b', medium: '#e67e22', low: '#2e86c1'};
 
 export function severityColour(severity) { return SEVERITY_COLOUR[severity] || '#7f8c8d'; }
@@ -28,6 +32,7 @@ export function connectFeed(view) {
   const state = {
     ready: false, connected: false, view: null, operator: null, site: null, jurisdictions: null, sensors: [],
     tracks: [], alerts: new Map(), acks: new Map(), status: null, replay: null, controls: false,
+    costs: [], parseMs: 0,
     snapshotT: null, snapshotProduced: null, snapshotSent: null, snapshotReceived: null, snapshotDrawn: null, frames: 0, trails: new Map(),
     ellipseScale: 2.4477, error: null, basemap: null,
   };
@@ -43,12 +48,14 @@ export function connectFeed(view) {
               snapshot_drawn: state.snapshotDrawn, frames: state.frames};
     },
     get replay() { return copy(state.replay); },
+    get costs() { return copy(state.costs); },
   });
 
   let socket = null;
   function send(message) { if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message)); }
 
   function takeSnapshot(frame) {
+    const started = performance.now();
     state.tracks = frame.tracks;
     state.snapshotT = frame.t;
     state.snapshotProduced = frame.produced;
@@ -64,8 +71,15 @@ export function connectFeed(view) {
       state.trails.set(track.track_id, trail);
     }
     for (const [id, trail] of state.trails) if (!seen.has(id) && frame.t - trail.last > TRAIL_FORGET_S) state.trails.delete(id);
-    view.tracks(state);
+    const viewStarted = performance.now();
+    const viewCosts = view.tracks(state) || {};
+    const done = performance.now();
     state.snapshotDrawn = Date.now() / 1000;
+    const round = (ms) => Math.round(ms * 100) / 100;
+    state.costs.push({t: frame.t, tracks: frame.tracks.length, parse_ms: round(state.parseMs),
+                      state_ms: round(viewStarted - started), view_ms: round(done - viewStarted),
+                      ...Object.fromEntries(Object.entries(viewCosts).map(([key, ms]) => [key, round(ms)]))});
+    if (state.costs.length > COSTS_HELD) state.costs.shift();
   }
 
   function handle(frame) {
@@ -108,7 +122,12 @@ export function connectFeed(view) {
     if (params.get('operator')) query.set('operator', params.get('operator'));
     socket = new WebSocket(`${scheme}//${location.host}/ws?${query}`);
     socket.onopen = () => { state.connected = true; renderStatus(); };
-    socket.onmessage = (event) => handle(JSON.parse(event.data));
+    socket.onmessage = (event) => {
+      const started = performance.now();
+      const frame = JSON.parse(event.data);
+      state.parseMs = performance.now() - started;
+      handle(frame);
+    };
     socket.onclose = () => { state.connected = false; renderStatus(); setTimeout(connect, 2000); };
   }
 
