@@ -26,15 +26,14 @@ from sensors.normalize import CEP_TO_SIGMA, DronePlacement, SensorModel, place_d
 from sensors.schema import DECODERS, DroneReport, RadarScan
 from sensors.sector import in_sector_deg, sector_problem, sector_span_deg
 
-#: a drone detection may lie this many σ of its geolocation error beyond the camera footprint
-FOOTPRINT_SIGMAS = 4.0
-
 __all__ = ["Rejection", "Ingestor", "IngestLimits", "MAX_PAYLOAD_BYTES", "format_validation_error",
            "undecodable_reason"]
 
 log = logging.getLogger(__name__)
 
 MAX_PAYLOAD_BYTES = 256 * 1024
+#: a drone detection may lie this many σ of its geolocation error beyond the camera footprint
+FOOTPRINT_SIGMAS = 4.0
 _PAYLOAD_ECHO_BYTES = 4096
 _PATH_TOKEN = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 _MSGSPEC_AT = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$", re.S)
@@ -211,9 +210,9 @@ def _footprint_problem(message, sensor: SensorModel, placement: DronePlacement |
     ground position; a detection's own geolocation error is allowed on top, 4 σ of it
     (σ = CEP / 1.1774): a target at the footprint's edge is placed farther out than that
     once in 30,000 detections, whereas CEP alone (1.18 σ) rejected one in eight of those at
-    the edge (two reports in 300 s of the demo's drone at 1,000 targets).  A report without a platform
-    position cannot be checked here.  ``placement``: the report's positions in the local
-    frame (None for other messages).
+    the edge (two reports in 300 s of the demo's drone at 1,000 targets).  A report without
+    a platform position cannot be checked here.  ``placement``: the report's positions in
+    the local frame (None for other messages).
     """
     if placement is None or placement.platform_en is None or not message.detections:
         return None

@@ -114,8 +114,9 @@ class Tracker:
 
     # -- the algorithm ---------------------------------------------------------------
     def step(self, scan: ScanLike) -> StepResult:
-        """predict (:mod:`tracking.imm`) → gate and assign → update, existence, confirm, initiate,
-        delete (:mod:`tracking.manage`) → merge duplicates (:mod:`tracking.merge`)."""
+        """predict (:mod:`tracking.imm`) → gate, drop the pairs likelier clutter, assign → update,
+        existence, confirm, initiate, delete (:mod:`tracking.manage`) → merge duplicates
+        (:mod:`tracking.merge`)."""
         tab, t, h = self.table.cols, float(scan.time), int(self.table.high[0])  # rows from h up are all free
         predict_tracks(tab.x[:h], tab.P[:h], tab.xm[:h], tab.Pm[:h], tab.mu[:h], tab.t_state[:h], tab.alive[:h],
                        tab.q[:h], self._scales, self._sojourn, t, self._quiet_q)
