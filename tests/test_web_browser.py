@@ -175,7 +175,6 @@ def synthetic_tracks(n: int, t: float, rng: np.random.Generator, base: np.ndarra
              "sensors": ["radar-n1"], "first_seen": 0.0, "last_update": t} for i in range(n)]
 
 
-
 def _symbols_in_place(page, tracks: list[dict], style: dict) -> tuple[int, int]:
     """(tracks on screen and clear of others, those whose class colour is within 2 px of where MapLibre
     projects them)."""
@@ -251,6 +250,7 @@ def test_the_map_draws_each_track_where_the_map_puts_it_and_its_id_when_zoomed_i
         assert not page.errors, page.errors
     finally:
         server.stop()
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path,process", [("", False), ("lite", False), ("", True)])
