@@ -158,8 +158,7 @@ class Tracker:
         """
         if not ti.size:
             return ti, dj, loglik
-        e = self.config.existence
-        clutter = float(scan.clutter_density) if scan.clutter_density > 0.0 else e.default_clutter_per_km2 * 1e-6
+        clutter = float(scan.clutter_density) if scan.clutter_density > 0.0 else self._params.default_clutter_density
         pd = float(scan.detection_probability) if scan.detection_probability > 0.0 else UNKNOWN_PD
         keep = loglik + np.log(pd) > np.log((1.0 - pd * self.config.gate_probability) * clutter)
         return ti[keep], dj[keep], loglik[keep]
