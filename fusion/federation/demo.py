@@ -61,7 +61,8 @@ def _bridge(side: str, partner_port: int) -> str:
     me, partner = NODE_ID[side], NODE_ID[OTHER[side]]
     return (f"connection {me}-to-{partner}\naddress 127.0.0.1:{partner_port}\nbridge_protocol_version mqttv311\n"
             f"remote_clientid bridge-{me}\ncleansession false\nlocal_cleansession false\n"
-            f"notifications_local_only true\nrestart_timeout 1\n"
+            # base 1 s, cap 1 s: Mosquitto 2.0 read a single "restart_timeout 1" and kept its 5–30 s back-off
+            f"notifications_local_only true\nrestart_timeout 1 1\n"
             f"topic # out 1 {PREFIX}/release/{partner}/ {PREFIX}/partner/{me}/\n")
 
 
